@@ -1,0 +1,131 @@
+"""Table models: a job, and one row per image of a job."""
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+FINAL_STATES = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
+
+
+class ImageStatus(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED.value, index=True)
+    model: Mapped[str] = mapped_column(String(32))
+    top_k: Mapped[int] = mapped_column(Integer)
+    store_probabilities: Mapped[bool] = mapped_column(Boolean, default=False)
+    precision: Mapped[str] = mapped_column(String(8))
+    total: Mapped[int] = mapped_column(Integer)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Inputs that were not images (e.g. archive members): [{"source": ..., "reason": ...}]
+    skipped: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    # What produced the results: model, weights, their SHA-256, library versions, device...
+    reproducibility: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    running_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("job_id", "idx", name="uq_images_job_idx"),
+        Index("ix_images_job_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    # Where the worker reads the bytes: "blob:<storage key>" for uploads, "file:<absolute
+    # path>" for local paths under an allowed root, or an http(s) URL.
+    location: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default=ImageStatus.PENDING.value)
+    error_category: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[str | None] = mapped_column(String(16))
+    format: Mapped[str | None] = mapped_column(String(16))
+    mean_r: Mapped[float | None] = mapped_column(Float)
+    mean_g: Mapped[float | None] = mapped_column(Float)
+    mean_b: Mapped[float | None] = mapped_column(Float)
+    std_r: Mapped[float | None] = mapped_column(Float)
+    std_g: Mapped[float | None] = mapped_column(Float)
+    std_b: Mapped[float | None] = mapped_column(Float)
+
+    top1_index: Mapped[int | None] = mapped_column(Integer)
+    top1_label: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    top5_mean: Mapped[float | None] = mapped_column(Float)
+    margin: Mapped[float | None] = mapped_column(Float)
+    entropy: Mapped[float | None] = mapped_column(Float)
+    # [{"index": i, "label": s, "probability": p}, ...] best first
+    topk: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    # Little-endian float32 or float16 (Job.reproducibility records which).
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    probabilities: Mapped[bytes | None] = mapped_column(LargeBinary)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LabelSet(Base):
+    """Class labels of a weights enum, written by the worker so the API needs no torchvision."""
+
+    __tablename__ = "label_sets"
+
+    weights: Mapped[str] = mapped_column(String(64), primary_key=True)
+    labels: Mapped[list] = mapped_column(JSON)

@@ -1,0 +1,3 @@
+"""imagebatch: asynchronous bulk image classification."""
+
+__version__ = "0.1.0"
