@@ -1,0 +1,1 @@
+"""HTTP API: accepts jobs, enqueues chunk tasks by name, serves results (never imports torch)."""

@@ -1,0 +1,29 @@
+"""Request dependencies: a database session per request, and job lookup that 404s."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from sqlalchemy.orm import Session
+
+from db.models import Job
+from db.session import new_session
+
+
+def get_db() -> Iterator[Session]:
+    """A session for one request; routes commit explicitly, anything uncommitted rolls back."""
+    session = new_session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_job_or_404(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail="Job not found")
+    return job

@@ -1,0 +1,38 @@
+"""Send a job's chunk tasks to the broker by name; one lazily made Celery app per process."""
+
+import logging
+from functools import lru_cache
+
+from celery import Celery
+
+from db.jobs import chunk_bounds
+from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery, queue_for_model
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def celery_app() -> Celery:
+    """Made on first use so importing the API never touches the broker."""
+    return make_celery()
+
+
+def enqueue_chunks(job_id: str, model: str, total: int, chunk_size: int) -> int:
+    """One process_chunk message per chunk on the model's queue; returns how many were sent."""
+    app = celery_app()
+    queue = queue_for_model(model)
+    bounds = chunk_bounds(total, chunk_size)
+    # One producer (one broker connection) for all of a job's messages.
+    with app.producer_or_acquire() as producer:
+        for start, stop in bounds:
+            app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue, producer=producer)
+    logger.info("job %s: sent %d chunk task(s) to %s", job_id, len(bounds), queue)
+    return len(bounds)
+
+
+def check_broker(timeout: float = 3.0) -> None:
+    """Raise if the broker cannot be reached within about `timeout` seconds."""
+    with celery_app().connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+        # Opening a channel is what actually talks to Redis (it pings) or the broker database.
+        _ = connection.default_channel

@@ -1,0 +1,74 @@
+"""The FastAPI application: routes, error handlers, metrics middleware, migrations at start-up."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+
+import imagebatch
+from api.metrics import HttpMetrics, make_registry
+from api.routes import health, jobs, results
+from api.schemas import describe_validation_error
+from db.migrate import upgrade_to_head
+from imagebatch.config import settings
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    if settings.AUTO_MIGRATE:
+        try:
+            await run_in_threadpool(upgrade_to_head)
+        except OperationalError as exc:
+            # Keep serving: /healthz stays up and /readyz and every query report the outage.
+            logger.error("database unavailable at start-up, migrations not applied: %s", exc)
+    yield
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": describe_validation_error(exc)}, status_code=422)
+
+
+async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    reason = str(exc.orig or exc).strip().splitlines()
+    logger.warning("database unavailable: %s", reason[0] if reason else exc)
+    return JSONResponse({"detail": f"database unavailable: {reason[0] if reason else exc}"}, status_code=503)
+
+
+def create_app() -> FastAPI:
+    """A fresh application with its own metrics registry."""
+    app = FastAPI(
+        title="imagebatch",
+        version=imagebatch.__version__,
+        description="Asynchronous bulk image classification with ResNet: submit, watch, query, export.",
+        lifespan=lifespan,
+    )
+    app.state.metrics_registry = make_registry()
+    app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.include_router(jobs.router)
+    app.include_router(results.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()
+
+
+def run(host: str | None = None, port: int | None = None) -> None:
+    """Serve the API with uvicorn (what `imagebatch serve` calls)."""
+    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "api.main:app",
+        host=host or settings.API_HOST,
+        port=port or settings.API_PORT,
+        log_level=settings.LOG_LEVEL.lower(),
+    )

@@ -1,0 +1,1 @@
+"""Route modules: jobs, results and health/metrics."""

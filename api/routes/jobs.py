@@ -1,0 +1,185 @@
+"""Job routes: submit, list, inspect, cancel and delete jobs."""
+
+import logging
+from datetime import datetime, timezone
+from typing import Annotated
+from uuid import uuid4
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep, get_job_or_404
+from api.enqueue import enqueue_chunks
+from api.schemas import JobOut, JobPage, error_responses
+from api.submission import Submission, SubmissionError, read_submission
+from db import jobs as job_ops
+from db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState
+from db.results import InvalidCursor, as_utc, job_stats, list_jobs
+from db.session import session_scope
+from imagebatch.catalog import MODELS
+from imagebatch.config import PRECISIONS, settings
+from imagebatch.storage import get_store
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+_STATES = tuple(state.value for state in JobState)
+
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                "archive": {"type": "string", "format": "binary",
+                            "description": ".zip, .tar, .tar.gz or .tgz; images at any depth"},
+                "model": {"type": "string", "enum": list(MODELS), "default": "resnet18"},
+                "top_k": {"type": "integer", "default": 5, "minimum": 1},
+                "store_probabilities": {"type": "boolean", "default": False},
+                "precision": {"type": "string", "enum": list(PRECISIONS), "default": "auto"},
+            }}},
+            "application/json": {"schema": {"type": "object", "required": ["uris"], "properties": {
+                "uris": {"type": "array", "items": {"type": "string"},
+                         "description": "absolute paths or file:// URIs under an allowed root, or http(s) URLs"},
+                "model": {"type": "string"}, "top_k": {"type": "integer"},
+                "store_probabilities": {"type": "boolean"}, "precision": {"type": "string"},
+            }}},
+        },
+    }
+}
+
+
+def _rate(done: int, started: datetime | None, until: datetime | None) -> float | None:
+    if started is None or until is None:
+        return None
+    seconds = (until - started).total_seconds()
+    return done / seconds if seconds > 0 else None
+
+
+def job_view(job: Job, counts: dict[str, int], last_processed: datetime | None) -> JobOut:
+    """The job as clients see it: counts, progress, throughput and ETA derived from rows."""
+    final = job.state in FINAL_STATES
+    done = counts["succeeded"] + counts["failed"]
+    total = counts["total"]
+    progress = (done + counts["cancelled"]) / total if total else (1.0 if final else 0.0)
+    # A finished job's rate stops at its last processed image, not at "now".
+    until = last_processed if final else datetime.now(timezone.utc)
+    rate = _rate(done, as_utc(job.running_at), as_utc(until))
+    if final:
+        eta = 0.0
+    else:
+        eta = counts["pending"] / rate if rate else None
+    link = f"/v1/jobs/{job.id}"
+    return JobOut(
+        id=job.id, state=job.state, model=job.model, top_k=job.top_k,
+        store_probabilities=job.store_probabilities, precision=job.precision,
+        counts=counts, progress=progress, images_per_second=rate, eta_seconds=eta,
+        timestamps={name: as_utc(getattr(job, f"{name}_at")) for name in
+                    ("created", "queued", "running", "completed", "failed", "cancelling", "cancelled")},
+        error=job.error, skipped=job.skipped or [], reproducibility=job.reproducibility,
+        links={"self": link, "results": f"{link}/results", "csv": f"{link}/results.csv"},
+    )
+
+
+def load_job_view(session: Session, job_id: str) -> JobOut:
+    job = get_job_or_404(session, job_id)
+    return job_view(job, job_ops.image_counts(session, job_id), job_ops.last_processed_at(session, job_id))
+
+
+def _create(job_id: str, sub: Submission) -> None:
+    with session_scope() as session:
+        job = job_ops.create_job(
+            session=session, job_id=job_id, model=sub.options.model, top_k=sub.options.top_k,
+            store_probabilities=sub.options.store_probabilities, precision=sub.options.precision,
+            chunk_size=settings.CHUNK_SIZE, images=sub.images,
+        )
+        job.skipped = sub.skipped or None
+
+
+def _fail(job_id: str, message: str) -> None:
+    with session_scope() as session:
+        job_ops.fail_job(session, job_id, message)
+
+
+def _view(job_id: str) -> JobOut:
+    with session_scope() as session:
+        return load_job_view(session, job_id)
+
+
+@router.post("", status_code=202, response_model=JobOut, openapi_extra=_SUBMIT_BODY,
+             responses=error_responses(415, 422, 503))
+async def submit_job(request: Request, response: Response) -> JobOut:
+    """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
+    job_id = uuid4().hex
+    try:
+        sub = await read_submission(request, job_id)
+    except SubmissionError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from exc
+    try:
+        await run_in_threadpool(_create, job_id, sub)
+    except Exception:
+        await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
+        raise
+    try:
+        await run_in_threadpool(enqueue_chunks, job_id, sub.options.model, len(sub.images), settings.CHUNK_SIZE)
+    except Exception as exc:
+        logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
+        message = f"broker unavailable, job could not be queued: {exc}"
+        await run_in_threadpool(_fail, job_id, message)
+        raise HTTPException(503, f"{message} (job {job_id} marked failed)") from exc
+    logger.info("job %s: %d image(s) queued for %s (%d input(s) skipped)",
+                job_id, len(sub.images), sub.options.model, len(sub.skipped))
+    response.headers["Location"] = f"/v1/jobs/{job_id}"
+    return await run_in_threadpool(_view, job_id)
+
+
+@router.get("", response_model=JobPage, responses=error_responses(422, 503))
+def list_all_jobs(
+    session: SessionDep,
+    state: Annotated[str | None, Query(description=f"only jobs in this state: {', '.join(_STATES)}")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> JobPage:
+    """List jobs, newest first, with cursor pagination."""
+    if state and state not in _STATES:
+        raise HTTPException(422, f"state: must be one of {', '.join(_STATES)} (got {state!r})")
+    try:
+        page, next_cursor = list_jobs(session, state=state or None, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise HTTPException(422, str(exc)) from exc
+    stats = job_stats(session, [job.id for job in page])
+    items = [job_view(job, stats[job.id].counts, stats[job.id].last_processed_at) for job in page]
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404, 422, 503))
+def get_job(job_id: str, session: SessionDep) -> JobOut:
+    """One job: state, counts, progress, throughput, ETA, timestamps and reproducibility record."""
+    return load_job_view(session, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
+             responses=error_responses(404, 409, 422, 503))
+def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+    """Cancel a job: pending images are cancelled now, chunks already running finish."""
+    job = get_job_or_404(session, job_id)
+    if job.state in FINAL_STATES:
+        raise HTTPException(409, f"Job is already {job.state}; only queued or running jobs can be cancelled")
+    if job.state in ACTIVE_STATES:
+        job_ops.request_cancel(session, job_id)
+        session.commit()
+    session.expire_all()
+    return load_job_view(session, job_id)
+
+
+@router.delete("/{job_id}", status_code=204, responses=error_responses(404, 422, 503))
+def delete_job(job_id: str, session: SessionDep) -> Response:
+    """Delete a job, its result rows and its uploaded images (cancelling it first if active)."""
+    job = get_job_or_404(session, job_id)
+    if job.state in ACTIVE_STATES:
+        job_ops.request_cancel(session, job_id)
+        session.commit()
+    job_ops.delete_job(session, job_id)
+    session.commit()
+    get_store().delete_prefix(f"{job_id}/")
+    return Response(status_code=204)

@@ -1,0 +1,141 @@
+"""Result routes: filtered, cursor-paginated per-image results as JSON, and a streamed CSV export."""
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep, get_job_or_404
+from api.schemas import ResultPage, error_responses
+from db.results import (
+    INCLUDABLE,
+    STATUS_FILTERS,
+    InvalidCursor,
+    ResultFilters,
+    csv_header,
+    csv_row,
+    iter_results,
+    label_set,
+    probability_columns,
+    result_item,
+    result_page,
+)
+from imagebatch.catalog import MODELS
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["results"])
+
+_CSV_PAGE = 500
+_CSV_PAGE_WITH_PROBABILITIES = 200
+
+
+def result_filters(
+    label: Annotated[str | None, Query(description="top-1 label, exact")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_entropy: Annotated[float | None, Query(ge=0, description="nats")] = None,
+    status: Annotated[str | None, Query(
+        description=f"one of {', '.join(STATUS_FILTERS)}; pending = not finished yet (includes running)")] = None,
+    errors_only: bool = False,
+) -> ResultFilters:
+    """The filters shared by the JSON and CSV routes; empty values mean "no filter"."""
+    if status and status not in STATUS_FILTERS:
+        raise HTTPException(422, f"status: must be one of {', '.join(STATUS_FILTERS)} (got {status!r})")
+    return ResultFilters(label or None, min_confidence, max_confidence, max_entropy, status or None, errors_only)
+
+
+FiltersDep = Annotated[ResultFilters, Depends(result_filters)]
+
+
+def _include(include: str | None) -> set[str]:
+    wanted = {part.strip() for part in (include or "").split(",") if part.strip()}
+    unknown = wanted - set(INCLUDABLE)
+    if unknown:
+        raise HTTPException(422, f"include: unknown value(s) {', '.join(sorted(unknown))}; "
+                                 f"allowed: {', '.join(INCLUDABLE)}")
+    return wanted
+
+
+@router.get("/{job_id}/results", response_model=ResultPage, response_model_exclude_unset=True,
+            responses=error_responses(404, 422, 503))
+def get_results(
+    job_id: str,
+    session: SessionDep,
+    filters: FiltersDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    include: Annotated[str | None, Query(description="comma list: embedding, probabilities")] = None,
+) -> dict:
+    """Per-image results in index order, filtered, with an opaque keyset cursor."""
+    job = get_job_or_404(session, job_id)
+    wanted = _include(include)
+    try:
+        images, next_cursor = result_page(
+            session, job_id=job_id, filters=filters, limit=limit, cursor=cursor, include=wanted
+        )
+    except InvalidCursor as exc:
+        raise HTTPException(422, str(exc)) from exc
+    dtype = (job.reproducibility or {}).get("embedding_dtype", "float32")
+    items = [result_item(image, embedding_dtype=dtype, include=wanted) for image in images]
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _csv_lines(job_id: str, filters: ResultFilters, header: list[str], top_k: int, probs: int) -> Iterator[str]:
+    """The header, then rows a page at a time: never the whole job in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(header)
+    yield flush()
+    page = _CSV_PAGE_WITH_PROBABILITIES if probs else _CSV_PAGE
+    include = ("probabilities",) if probs else ()
+    for n, image in enumerate(iter_results(job_id, filters, page_size=page, include=include), 1):
+        writer.writerow(csv_row(image, top_k, probability_count=probs))
+        if n % 50 == 0:
+            yield flush()
+    yield flush()
+
+
+def _probability_names(session: Session, model: str) -> list[str]:
+    labels = label_set(session, MODELS[model].weights_name)
+    if not labels:
+        # No worker has recorded this model's labels yet (nothing processed): index names.
+        logger.warning("no label set stored for %s; CSV probability columns use class indices", model)
+        return [f"p_{i}" for i in range(1000)]
+    return probability_columns(labels)
+
+
+@router.get("/{job_id}/results.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}, **error_responses(404, 409, 422, 503)})
+def export_csv(
+    job_id: str,
+    session: SessionDep,
+    filters: FiltersDep,
+    probabilities: Annotated[bool, Query(description="append all class probabilities")] = False,
+) -> StreamingResponse:
+    """All matching results as CSV, streamed row by row."""
+    job = get_job_or_404(session, job_id)
+    names: list[str] = []
+    if probabilities:
+        if not job.store_probabilities:
+            raise HTTPException(409, "Job did not store probabilities; submit with store_probabilities=true")
+        names = _probability_names(session, job.model)
+    header = csv_header(job.top_k, names)
+    lines = _csv_lines(job_id, filters, header, job.top_k, len(names))
+    # The generator pages with short sessions of its own; end this one before streaming starts.
+    session.close()
+    return StreamingResponse(
+        lines, media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.csv"'},
+    )

@@ -1,0 +1,173 @@
+"""Request options and response models of the HTTP API (separate from the table models)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from imagebatch.catalog import MODELS
+from imagebatch.config import PRECISIONS, settings
+
+
+class JobOptions(BaseModel):
+    """How to run a job; form fields for multipart submissions, JSON keys otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default_factory=lambda: settings.DEFAULT_MODEL)
+    top_k: int = 5
+    store_probabilities: bool = False
+    precision: str = Field(default_factory=lambda: settings.DEFAULT_PRECISION)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"must be one of {', '.join(MODELS)} (got {value!r})")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k_in_range(cls, value: int) -> int:
+        if not 1 <= value <= settings.MAX_TOP_K:
+            raise ValueError(f"must be between 1 and {settings.MAX_TOP_K} (got {value})")
+        return value
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, value: str) -> str:
+        if value not in PRECISIONS:
+            raise ValueError(f"must be one of {', '.join(PRECISIONS)} (got {value!r})")
+        return value
+
+
+def describe_validation_error(exc: ValidationError | Any) -> str:
+    """One readable line per problem, each naming the field ("top_k: must be between ...")."""
+    parts = []
+    for err in exc.errors():
+        # FastAPI prefixes the location with where the value came from (query, path, body).
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown option"
+        parts.append(f"{'.'.join(loc) or 'request'}: {message}")
+    return "; ".join(parts) or "invalid request"
+
+
+class Counts(BaseModel):
+    total: int
+    succeeded: int
+    failed: int
+    pending: int
+    cancelled: int
+
+
+class Timestamps(BaseModel):
+    created: datetime | None
+    queued: datetime | None
+    running: datetime | None
+    completed: datetime | None
+    failed: datetime | None
+    cancelling: datetime | None
+    cancelled: datetime | None
+
+
+class Links(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    # `self` is a reserved-looking name in Python, so the attribute carries an alias.
+    self_: str = Field(alias="self")
+    results: str
+    csv: str
+
+
+class Skipped(BaseModel):
+    source: str
+    reason: str
+
+
+class JobOut(BaseModel):
+    id: str
+    state: str
+    model: str
+    top_k: int
+    store_probabilities: bool
+    precision: str
+    counts: Counts
+    progress: float = Field(description="(succeeded + failed + cancelled) / total")
+    images_per_second: float | None
+    eta_seconds: float | None
+    timestamps: Timestamps
+    error: str | None
+    skipped: list[Skipped]
+    reproducibility: dict[str, Any] | None
+    links: Links
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class TopKEntry(BaseModel):
+    index: int
+    label: str
+    probability: float
+
+
+class ErrorInfo(BaseModel):
+    category: str | None
+    message: str | None
+
+
+class ResultItem(BaseModel):
+    index: int
+    source: str
+    status: str
+    error: ErrorInfo | None
+    width: int | None
+    height: int | None
+    mode: str | None
+    format: str | None
+    channel_mean: list[float] | None
+    channel_std: list[float] | None
+    top_k: list[TopKEntry] | None
+    top1_label: str | None
+    confidence: float | None
+    top5_mean: float | None
+    margin: float | None
+    entropy: float | None
+    processed_at: datetime | None
+    # Present only when asked for with ?include=embedding,probabilities.
+    embedding: list[float] | None = None
+    probabilities: list[float] | None = None
+
+
+class ResultPage(BaseModel):
+    items: list[ResultItem]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    broker: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+_ERROR_TEXT = {
+    404: "Job not found", 409: "Conflict with the job's state", 415: "Unsupported content type",
+    422: "Invalid request (the message names the field)", 503: "Database or broker unavailable",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the {"detail": "..."} errors a route can answer with."""
+    return {code: {"model": ErrorOut, "description": _ERROR_TEXT[code]} for code in codes}

@@ -1,0 +1,257 @@
+"""Turn a POST /v1/jobs body (files, an archive or a URI list) into options and stored image sources."""
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlparse
+
+from fastapi import Request
+from pydantic import ValidationError
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from api.schemas import JobOptions, describe_validation_error
+from api.uploads import ArchiveError, ImageSink, extract_archive
+from db.jobs import ImageSource
+from imagebatch.config import settings
+from imagebatch.storage import get_store
+
+OPTION_FIELDS = ("model", "top_k", "store_probabilities", "precision")
+_MAX_FIELD_BYTES = 64 * 1024
+# A file part stays in memory up to this size, then rolls over to disk; only one is open at once.
+_SPOOL_BYTES = 1024 * 1024
+
+
+class SubmissionError(Exception):
+    """A request the client must fix; becomes {"detail": message} with this status."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+@dataclass
+class Submission:
+    options: JobOptions
+    images: list[ImageSource]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def _text(raw: bytes) -> str:
+    # Browsers send UTF-8 names; anything else still yields a usable (if odd) name.
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.replace("\x00", "")
+
+
+def parse_options(raw: dict[str, Any]) -> JobOptions:
+    try:
+        return JobOptions.model_validate(raw)
+    except ValidationError as exc:
+        raise SubmissionError(422, describe_validation_error(exc)) from exc
+
+
+class _FormReader:
+    """python-multipart callbacks: each `files` part goes to the blob store as soon as it ends."""
+
+    def __init__(self, images: ImageSink) -> None:
+        self.images = images
+        self.fields: dict[str, str] = {}
+        self.archive: IO[bytes] | None = None
+        self.archive_name = ""
+        self._header = [b"", b""]
+        self._disposition = b""
+        self._name, self._filename = "", None
+        self._sink: IO[bytes] | None = None
+        self._size = 0
+        self._value = bytearray()
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        names = ("on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+                 "on_headers_finished", "on_part_data", "on_part_end")
+        return {name: getattr(self, name) for name in names}
+
+    def on_part_begin(self) -> None:
+        self._disposition, self._name, self._filename = b"", "", None
+        self._size, self._value = 0, bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header[0] += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header[1] += data[start:end]
+
+    def on_header_end(self) -> None:
+        if self._header[0].strip().lower() == b"content-disposition":
+            self._disposition = self._header[1]
+        self._header = [b"", b""]
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._disposition)
+        if b"name" not in params:
+            raise SubmissionError(400, "a multipart part has no name in its Content-Disposition")
+        self._name = _text(params[b"name"])
+        self._filename = _text(params[b"filename"]) if b"filename" in params else None
+        if self._name in ("files", "archive"):
+            if self._name == "archive" and self.archive is not None:
+                raise SubmissionError(422, "archive: send one archive per job")
+            # An archive must be seekable as a whole, so it always goes to a real temp file.
+            if self._filename is not None:
+                self._sink = (tempfile.TemporaryFile() if self._name == "archive"
+                              else tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES))
+        elif self._name in OPTION_FIELDS:
+            if self._name in self.fields:
+                raise SubmissionError(422, f"{self._name}: given more than once")
+        else:
+            expected = ", ".join(("files", "archive") + OPTION_FIELDS)
+            raise SubmissionError(422, f"unknown form field {self._name!r}; expected one of {expected}")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._sink is not None:
+            self._sink.write(data[start:end])
+            self._size += end - start
+            return
+        self._value += data[start:end]
+        if len(self._value) > _MAX_FIELD_BYTES:
+            raise SubmissionError(422, f"{self._name}: value too long")
+
+    def on_part_end(self) -> None:
+        sink, self._sink = self._sink, None
+        if self._name in OPTION_FIELDS:
+            self.fields[self._name] = _text(bytes(self._value))
+        elif sink is None:
+            # Some clients send an unchosen file input as an empty text field: ignore only that.
+            if self._value.strip():
+                raise SubmissionError(422, f"{self._name}: must be a file upload, not a text field")
+        elif not self._filename and not self._size:
+            sink.close()  # a browser form with no file chosen still sends an empty, unnamed part
+        elif self._name == "archive":
+            self.archive, self.archive_name = sink, self._filename or "archive"
+        else:
+            try:
+                sink.seek(0)
+                self.images.add(self._filename or f"upload-{len(self.images.images)}", sink)
+            finally:
+                sink.close()
+
+    def finish(self) -> Submission:
+        options = parse_options(self.fields)
+        if self.archive is not None:
+            if self.images.images:
+                raise SubmissionError(422, "send either `files` parts or one `archive`, not both")
+            try:
+                extract_archive(self.archive, self.archive_name, self.images)
+            except ArchiveError as exc:
+                raise SubmissionError(422, str(exc)) from exc
+            if not self.images.images:
+                raise SubmissionError(
+                    422, f"archive {self.archive_name!r} contains no images "
+                    f"({len(self.images.skipped)} member(s) skipped: not images or unsafe paths)")
+        if not self.images.images:
+            raise SubmissionError(422, "no images: send `files` parts, one `archive`, or JSON {\"uris\": [...]}")
+        return Submission(options, self.images.images, self.images.skipped)
+
+    def close(self) -> None:
+        for handle in (self._sink, self.archive):
+            if handle is not None:
+                handle.close()
+
+
+async def _read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
+    reader = _FormReader(images)
+    parser = MultipartParser(boundary, reader.callbacks())
+    try:
+        async for chunk in request.stream():
+            # The callbacks write temp files and blobs: blocking work, kept off the event loop.
+            await run_in_threadpool(parser.write, chunk)
+        await run_in_threadpool(parser.finalize)
+        return await run_in_threadpool(reader.finish)
+    except FormParserError as exc:
+        raise SubmissionError(400, f"malformed multipart body: {exc}") from exc
+    finally:
+        reader.close()
+
+
+def _allowed_path(where: str, entry: str, path: str, roots: list[Path]) -> str:
+    if not roots:
+        raise SubmissionError(
+            422, f"{where}: local paths are disabled (no allowed roots configured; set IMAGEBATCH_ALLOWED_ROOTS)")
+    if not os.path.isabs(path):
+        raise SubmissionError(422, f"{where}: local paths must be absolute (got {entry!r})")
+    # realpath, so neither symlinks nor '..' can lead outside an allowed root.
+    real = Path(os.path.realpath(path))
+    if not any(real.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(root) for root in roots)
+        raise SubmissionError(422, f"{where}: {entry!r} is outside the allowed roots ({allowed})")
+    return str(real)
+
+
+def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
+    """One manifest entry -> where the worker reads it; 422 naming the entry if not allowed."""
+    where = f"uris[{i}]"
+    if not isinstance(entry, str) or not entry.strip() or "\x00" in entry:
+        raise SubmissionError(422, f"{where}: must be a non-empty path or URL string")
+    parsed = urlparse(entry)
+    scheme = parsed.scheme.lower()
+    if scheme in ("http", "https"):
+        if not parsed.netloc:
+            raise SubmissionError(422, f"{where}: URL {entry!r} has no host")
+        return ImageSource(source=entry, location=entry)
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise SubmissionError(422, f"{where}: file URI {entry!r} names another host")
+        path = unquote(parsed.path)
+    elif scheme == "":
+        path = entry
+    else:
+        raise SubmissionError(
+            422, f"{where}: unsupported scheme {scheme!r} in {entry!r}; use an absolute path, file://, http:// or https://")
+    return ImageSource(source=entry, location=f"file:{_allowed_path(where, entry, path, roots)}")
+
+
+async def _read_json(request: Request) -> Submission:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SubmissionError(400, f"invalid JSON body: {exc}") from exc
+    if not isinstance(body, dict) or "uris" not in body:
+        raise SubmissionError(422, 'uris: the JSON body must be an object with a "uris" list')
+    uris = body.pop("uris")
+    options = parse_options(body)
+    if not isinstance(uris, list):
+        raise SubmissionError(422, "uris: must be a list of paths or URLs")
+    if not uris:
+        raise SubmissionError(422, "no images: uris is empty")
+    roots = settings.allowed_roots
+    images = await run_in_threadpool(lambda: [resolve_uri(i, u, roots) for i, u in enumerate(uris)])
+    return Submission(options, images)
+
+
+async def read_submission(request: Request, job_id: str) -> Submission:
+    """Parse and validate the body; uploads land under '<job_id>/' and are removed on any error."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"application/json":
+        return await _read_json(request)
+    if content_type != b"multipart/form-data":
+        raise SubmissionError(
+            415, 'send multipart/form-data (`files` or `archive`) or application/json {"uris": [...]}')
+    if not params.get(b"boundary"):
+        raise SubmissionError(400, "multipart body without a boundary in its Content-Type")
+    store = get_store()
+    try:
+        return await _read_multipart(request, ImageSink(job_id, store), params[b"boundary"])
+    except Exception:
+        await run_in_threadpool(store.delete_prefix, f"{job_id}/")
+        raise
+    except BaseException:
+        # Cancelled (client went away): nothing can be awaited any more, so clean up inline.
+        store.delete_prefix(f"{job_id}/")
+        raise
