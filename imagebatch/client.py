@@ -1,0 +1,329 @@
+"""Python client for the imagebatch HTTP API: submit jobs, watch them, fetch and export results."""
+
+import logging
+import mimetypes
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from imagebatch.config import settings
+from imagebatch.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files, collect_uris, suffix_of
+
+if TYPE_CHECKING:  # pandas is imported on first use so the CLI starts quickly
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+_PAGE_SIZE = 500
+
+ProgressCallback = Callable[[int, int], None]  # (bytes sent, total bytes)
+
+
+class ImagebatchError(Exception):
+    """Base of every error the client raises; str() is one line meant for people."""
+
+
+class ApiUnreachable(ImagebatchError):
+    """No HTTP answer: nothing listens at the URL, DNS failed, or the connection timed out."""
+
+
+class ApiError(ImagebatchError):
+    """The API answered with an error status; `detail` is its {"detail": ...} message."""
+
+    def __init__(self, status: int, detail: str, url: str = "") -> None:
+        self.status, self.detail, self.url = status, detail, url
+        super().__init__(f"API error {status}: {detail}")
+
+
+class NotFound(ApiError):
+    """404: no such job (or it was deleted)."""
+
+
+class WaitTimeout(ImagebatchError):
+    """Job.wait() gave up before the job reached a final state."""
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text.strip() or response.reason_phrase
+    if not isinstance(detail, str):  # FastAPI validation errors are a list of dicts
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" if isinstance(d, dict) else str(d)
+            for d in (detail if isinstance(detail, list) else [detail])
+        )
+    return " ".join(detail.split())[:500]
+
+
+class Job:
+    """A job as last seen by the client; refresh() or wait() fetch it again.
+
+    `data` is the API's JSON for the job; the common fields are properties.
+    """
+
+    def __init__(self, client: "Client", data: dict[str, Any]) -> None:
+        self.client, self.data = client, data
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, state={self.state!r}, counts={self.counts})"
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    @property
+    def state(self) -> str:
+        return self.data["state"]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.data.get("counts") or {}
+
+    @property
+    def reproducibility(self) -> dict[str, Any] | None:
+        return self.data.get("reproducibility")
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def refresh(self) -> "Job":
+        self.data = self.client.get_job(self.id).data
+        return self
+
+    def wait(
+        self,
+        poll: float = 0.5,
+        timeout: float | None = None,
+        progress: bool = False,
+        check: Callable[[], None] | None = None,
+    ) -> "Job":
+        """Poll until completed/failed/cancelled; progress=True draws a live bar on stderr.
+
+        `check()` runs before every poll and may raise to give up early (e.g. a dead worker).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if progress:
+            from imagebatch.console import JobProgress
+
+        view = JobProgress(self.id) if progress else None
+        try:
+            while True:
+                if check:
+                    check()
+                self.refresh()
+                if view:
+                    view.update(self.data, self.done)
+                if self.done:
+                    return self
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeout(f"job {self.id} still {self.state} after {timeout:g}s")
+                time.sleep(poll)
+        finally:
+            if view:
+                view.stop()
+
+    def results(self, **filters: Any) -> "pd.DataFrame":
+        return self.client.results(self.id, **filters)
+
+    def export(self, path: str | Path, format: str = "csv", probabilities: bool = False, **filters: Any) -> Path:
+        """Write the results to `path` as CSV (streamed from the API) or Parquet."""
+        if format == "csv":
+            return self.client.export_csv(self.id, path, probabilities=probabilities, **filters)
+        if format != "parquet":
+            raise ValueError(f"unknown export format {format!r}: use csv or parquet")
+        frame = self.client.results(self.id, include="probabilities" if probabilities else None, **filters)
+        path = Path(path)
+        frame.to_parquet(path, index=False)
+        return path
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _query(filters: dict[str, Any]) -> dict[str, str]:
+    return {k: _encode(v) for k, v in filters.items() if v is not None and v is not False}
+
+
+class Client:
+    """Talks to one imagebatch API; use as a context manager or call close()."""
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 30.0) -> None:
+        self.url = (url or settings.API_URL).rstrip("/")
+        key = api_key or os.environ.get("IMAGEBATCH_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        )
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> ApiUnreachable:
+        reason = "no answer in time" if isinstance(exc, httpx.TimeoutException) else (str(exc) or type(exc).__name__)
+        return ApiUnreachable(
+            f"cannot reach the imagebatch API at {self.url} ({reason}); "
+            "is `imagebatch serve` running? Set --url or IMAGEBATCH_API_URL."
+        )
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code < 400:
+            return response
+        detail = _detail(response)
+        if response.status_code == 404:
+            raise NotFound(404, detail, str(response.url))
+        if response.status_code in (401, 403):
+            detail += " (check the API key: --api-key or IMAGEBATCH_API_KEY)"
+        raise ApiError(response.status_code, detail, str(response.url))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        return self._check(response)
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/healthz").json()
+
+    def ready(self) -> dict[str, Any]:
+        return self._request("GET", "/readyz").json()
+
+    def submit(
+        self,
+        paths_or_uris: str | Path | Iterable[str | Path],
+        *,
+        model: str | None = None,
+        top_k: int | None = None,
+        store_probabilities: bool | None = None,
+        precision: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Job:
+        """Create a job from image files/folders, one archive, http(s) URLs or a URI manifest.
+
+        Options left as None take the API's defaults. `on_progress(sent, total)` follows the
+        upload in bytes.
+        """
+        items = [paths_or_uris] if isinstance(paths_or_uris, (str, Path)) else list(paths_or_uris)
+        if not items:
+            raise ValueError("nothing to submit: give image files, folders, an archive, URLs or a manifest")
+        options = {"model": model, "top_k": top_k, "store_probabilities": store_probabilities, "precision": precision}
+        options = {k: v for k, v in options.items() if v is not None}
+        uris = collect_uris(items)
+        if uris is not None:
+            return Job(self, self._request("POST", "/v1/jobs", json={"uris": uris, **options}).json())
+        files = collect_files(items)
+        total = sum(size for _, _, size in files)
+        sent = 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if on_progress:
+                on_progress(sent, total)
+
+        field = "archive" if len(files) == 1 and suffix_of(files[0][1]) in ARCHIVE_SUFFIXES else "files"
+        parts = [
+            (field, (name, LazyFile(path, size, count), mimetypes.guess_type(name)[0] or "application/octet-stream"))
+            for name, path, size in files
+        ]
+        form = {k: _encode(v) for k, v in options.items()}
+        # The API answers only after storing every upload; give it longer than a normal call.
+        timeout = httpx.Timeout(max(self.timeout, 600.0), connect=min(self.timeout, 5.0))
+        response = self._request("POST", "/v1/jobs", data=form, files=parts, timeout=timeout)
+        return Job(self, response.json())
+
+    def get_job(self, job_id: str) -> Job:
+        return Job(self, self._request("GET", f"/v1/jobs/{job_id}").json())
+
+    def list_jobs(self, *, state: str | None = None, limit: int = 50) -> list[Job]:
+        """Newest jobs first (the API's order), following cursors up to `limit` jobs."""
+        jobs: list[Job] = []
+        cursor = None
+        while len(jobs) < limit:
+            params = _query({"state": state, "limit": min(limit - len(jobs), 200), "cursor": cursor})
+            page = self._request("GET", "/v1/jobs", params=params).json()
+            jobs.extend(Job(self, item) for item in page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor or not page["items"]:
+                break
+        return jobs
+
+    def cancel(self, job_id: str) -> Job:
+        return Job(self, self._request("POST", f"/v1/jobs/{job_id}/cancel").json())
+
+    def delete(self, job_id: str) -> None:
+        self._request("DELETE", f"/v1/jobs/{job_id}")
+
+    def iter_results(self, job_id: str, *, page_size: int = _PAGE_SIZE, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every result row matching the filters, fetching page after page.
+
+        Filters: label, min_confidence, max_confidence, max_entropy, status, errors_only,
+        include ("embedding", "probabilities" or both as a list).
+        """
+        cursor = None
+        while True:
+            params = _query({**filters, "limit": page_size, "cursor": cursor})
+            page = self._request("GET", f"/v1/jobs/{job_id}/results", params=params).json()
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor or not page["items"]:
+                return
+
+    def results(self, job_id: str, *, limit: int | None = None, **filters: Any) -> "pd.DataFrame":
+        """Result rows as a DataFrame (one row per image); error split into two columns."""
+        import pandas as pd
+
+        rows = []
+        for item in self.iter_results(job_id, page_size=min(limit or _PAGE_SIZE, _PAGE_SIZE), **filters):
+            rows.append(_flatten(item))
+            if limit is not None and len(rows) >= limit:
+                break
+        return pd.DataFrame.from_records(rows)
+
+    def export_csv(self, job_id: str, path: str | Path, probabilities: bool = False, **filters: Any) -> Path:
+        """Stream GET /results.csv to `path` (written beside it, then renamed into place)."""
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        params = _query({**filters, "probabilities": probabilities})
+        try:
+            with self._http.stream("GET", f"/v1/jobs/{job_id}/results.csv", params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response)
+                with open(partial, "wb") as out:
+                    for block in response.iter_bytes():
+                        out.write(block)
+        except httpx.TransportError as exc:
+            partial.unlink(missing_ok=True)
+            raise self._unreachable(exc) from None
+        partial.replace(path)
+        return path
+
+
+def _flatten(item: dict[str, Any]) -> dict[str, Any]:
+    row = dict(item)
+    error = row.pop("error", None) or {}
+    row["error_category"] = error.get("category")
+    row["error_message"] = error.get("message")
+    return row
+
+
