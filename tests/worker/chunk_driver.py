@@ -1,0 +1,64 @@
+"""Test helper run in a fresh process (settings come from its environment): set up a job, run it.
+
+Usage: python chunk_driver.py SPEC.json; prints one JSON line. Spec keys:
+  job_id, images [[source, location]...], model, top_k, store_probabilities, precision,
+  chunk_size, action: "process" (run every chunk via worker.runner), "enqueue" (send the
+  chunk tasks by name, as the API does), "fail_chunk" (claim chunk 0, then give up on it as
+  the task's last retry would), "none" (only create the job); cancel_first: cancel the job
+  before acting.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    from db.jobs import ImageSource, chunk_bounds, claim_chunk, create_job
+    from db.migrate import upgrade_to_head
+    from db.session import session_scope
+
+    upgrade_to_head()
+    with session_scope() as session:
+        create_job(
+            session=session, job_id=spec["job_id"], model=spec.get("model", "resnet18"),
+            top_k=spec.get("top_k", 5), store_probabilities=spec.get("store_probabilities", False),
+            precision=spec.get("precision", "fp32"), chunk_size=spec["chunk_size"],
+            images=[ImageSource(source, location) for source, location in spec["images"]],
+        )
+    if spec.get("cancel_first"):
+        from db.jobs import request_cancel
+
+        with session_scope() as session:
+            request_cancel(session, spec["job_id"])
+    bounds = chunk_bounds(len(spec["images"]), spec["chunk_size"])
+    action = spec.get("action", "process")
+    out: dict = {"chunks": bounds}
+    if action == "process":
+        from worker import runner
+
+        reports = [runner.process_chunk(spec["job_id"], start, stop) for start, stop in bounds]
+        out["reports"] = [r and r.__dict__ for r in reports]
+    elif action == "enqueue":
+        from imagebatch.config import settings
+        from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery, queue_for_model
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded broker's file lives there
+        app = make_celery()
+        for start, stop in bounds:
+            app.send_task(PROCESS_CHUNK_TASK, args=[spec["job_id"], start, stop],
+                          queue=queue_for_model(spec.get("model", "resnet18")))
+    elif action == "fail_chunk":
+        from worker.celery_app import process_chunk
+
+        start, stop = bounds[0]
+        with session_scope() as session:
+            claim_chunk(session, spec["job_id"], start, stop)
+        error = RuntimeError("database went away")
+        process_chunk.on_failure(error, "task-id", (spec["job_id"], start, stop), {}, None)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,7 @@
+"""`python -m worker`: run a worker process."""
+
+import sys
+
+from worker.main import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""The worker's Celery app: imagebatch's shared configuration plus the chunk task, by name."""
+
+from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery
+from worker import runner
+from worker.tasks import RETRY_POLICY, ChunkTask
+
+app = make_celery()
+
+
+@app.task(name=PROCESS_CHUNK_TASK, base=ChunkTask, **RETRY_POLICY)
+def process_chunk(job_id: str, start: int, stop: int) -> None:
+    """Classify images [start, stop) of a job; the work lives in worker.runner."""
+    runner.process_chunk(job_id, start, stop)

@@ -1,0 +1,124 @@
+"""Start a worker process: check weights, load the default model, then consume model queues."""
+
+import argparse
+import logging
+import os
+import socket
+
+import torch
+from celery import Celery, bootsteps
+from celery.worker import state
+from celery.worker.consumer import Consumer
+
+from imagebatch.config import settings
+from imagebatch.queueing import queue_for_model
+from worker.celery_app import app
+from worker.devices import resolve_device
+from worker.models import ModelUnavailable, capabilities, ensure_weights, get_model, get_spec
+from worker.writer import EMBEDDING_DTYPES
+
+logger = logging.getLogger(__name__)
+
+_BURST_CHECK_SECONDS = 1.0
+
+
+class BurstStep(bootsteps.StartStopStep):
+    """Stop the worker (warm) once its queues are empty and it holds no task: rq's burst mode."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent: Consumer, **kwargs: object) -> None:
+        super().__init__(parent, **kwargs)
+        self.idle_checks = 0
+        self.timer_entry = None
+
+    def start(self, c: Consumer) -> None:
+        self.timer_entry = c.timer.call_repeatedly(_BURST_CHECK_SECONDS, self.check, (c,), priority=10)
+
+    def stop(self, c: Consumer) -> None:
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+
+    def check(self, c: Consumer) -> None:
+        busy = state.active_requests or state.reserved_requests or state.scheduled_requests
+        waiting = 0 if busy else _queued_messages(c.app, [q.name for q in c.task_consumer.queues])
+        # Two idle checks in a row: a message fetched but not yet registered cannot slip through.
+        self.idle_checks = 0 if busy or waiting else self.idle_checks + 1
+        if self.idle_checks >= 2:
+            logger.info("burst mode: queues empty, stopping")
+            state.should_stop = 0  # EX_OK; the consumer loop turns this into a warm shutdown
+
+
+def _queued_messages(app: Celery, queues: list[str]) -> int:
+    waiting = 0
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            try:
+                waiting += channel.queue_declare(queue=queue, passive=True).message_count
+            except connection.channel_errors:
+                pass  # Redis drops an empty list, so kombu reports an empty queue as missing
+    return waiting
+
+
+def prepare(models: list[str]) -> str:
+    """Everything that must hold before consuming; raises ModelUnavailable/ValueError with a fix."""
+    if settings.EMBEDDING_DTYPE not in EMBEDDING_DTYPES:
+        raise ValueError(
+            f"IMAGEBATCH_EMBEDDING_DTYPE must be float32 or float16, not {settings.EMBEDDING_DTYPE!r}"
+        )
+    for name in models:
+        ensure_weights(get_spec(name))
+    if settings.TORCH_THREADS > 0:
+        torch.set_num_threads(settings.TORCH_THREADS)
+    device = resolve_device(settings.DEVICE, capabilities())
+    default = settings.DEFAULT_MODEL if settings.DEFAULT_MODEL in models else models[0]
+    get_model(default)  # eagerly, so the first chunk does not pay for it; others load on first use
+    return device
+
+
+def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: bool = False) -> int:
+    """Consume the queues of `models` (default settings.worker_models) until stopped; the exit code.
+
+    Exits at once (SystemExit with one line) when a served model cannot run here.
+    pool=solo: one process, tasks run in its main thread, never forked after CUDA is touched;
+    run one worker process per GPU.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = list(models or settings.worker_models)
+    if not models:
+        raise SystemExit("imagebatch worker: no models to serve (set IMAGEBATCH_WORKER_MODELS)")
+    try:
+        device = prepare(models)
+    except (ModelUnavailable, ValueError) as exc:
+        raise SystemExit(f"imagebatch worker: {exc}") from None
+    if burst:
+        app.steps["consumer"].add(BurstStep)
+    if settings.is_embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
+    queues = [queue_for_model(m) for m in models]
+    logger.info("worker serving %s on %s, consuming %s", ", ".join(models), device, ", ".join(queues))
+    worker = app.Worker(
+        hostname=f"imagebatch-{os.getpid()}@{socket.gethostname()}",
+        pool_cls="solo",
+        concurrency=1,
+        queues=queues,
+        loglevel=loglevel.upper(),
+        quiet=True,
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
+    )
+    worker.start()
+    return worker.exitcode or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description="Run an imagebatch worker.")
+    parser.add_argument("--models", help="comma-separated models to serve (default IMAGEBATCH_WORKER_MODELS)")
+    parser.add_argument("--loglevel", default=settings.LOG_LEVEL)
+    parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    return run_worker(models, loglevel=args.loglevel, burst=args.burst)

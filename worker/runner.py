@@ -1,0 +1,131 @@
+"""A chunk's pipeline: claim rows -> read (threads) -> infer (one forward) -> write -> finalize."""
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+
+import PIL
+import torch
+import torchvision
+
+from db.jobs import ClaimedImage, claim_chunk, fail_job
+from db.models import Job, utcnow
+from db.session import session_scope
+from imagebatch.config import settings
+from worker import writer
+from worker.devices import Precision, resolve_precision
+from worker.inference import ImageResult, infer
+from worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
+from worker.reader import DecodedImage, ImageFailure, read_many
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    model: str
+    top_k: int
+    store_probabilities: bool
+    precision: str
+    chunk_size: int
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    succeeded: int
+    failed: int
+    read_seconds: float
+    forward_seconds: float
+    write_seconds: float
+
+
+def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOptions] | None:
+    """The chunk's open images, now marked running, and the job's options; None if nothing to do."""
+    with session_scope() as session:
+        claimed = claim_chunk(session, job_id, start, stop)
+        if not claimed:
+            return None
+        job = session.get(Job, job_id)
+        options = JobOptions(job.model, job.top_k, job.store_probabilities, job.precision, job.chunk_size)
+    return claimed, options
+
+
+def reproducibility_record(model: LoadedModel, precision: Precision, options: JobOptions) -> dict:
+    """Everything needed to tell whether two jobs' numbers are comparable."""
+    if precision.device_type == "cuda":
+        device_name = torch.cuda.get_device_name(model.device)
+    else:
+        device_name = platform.processor() or platform.machine()
+    return {
+        "model": model.spec.name,
+        "weights": model.weights_name,
+        "weights_file": model.spec.weights_file,
+        "weights_sha256": model.weights_sha256,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "pillow": PIL.__version__,
+        "transforms": repr(model.transform),
+        "precision": precision.resolved,
+        "precision_requested": precision.requested,
+        "precision_note": precision.note,
+        "device": model.device,
+        "device_name": device_name,
+        "embedding_dtype": settings.EMBEDDING_DTYPE,
+        "batch_size": options.chunk_size,
+        "chunk_size": options.chunk_size,
+    }
+
+
+def build_rows(
+    claimed: list[ClaimedImage], decoded: list[DecodedImage | ImageFailure], results: list[ImageResult]
+) -> list[dict]:
+    """One update dict per claimed image; results are in the order of the decoded successes."""
+    now = utcnow()
+    good = iter(results)
+    rows = []
+    for image, outcome in zip(claimed, decoded):
+        if isinstance(outcome, ImageFailure):
+            rows.append(writer.failure_row(image.id, outcome, now))
+        else:
+            rows.append(writer.ok_row(image.id, outcome, next(good), settings.EMBEDDING_DTYPE, now))
+    return rows
+
+
+def _fail(job_id: str, message: str) -> None:
+    logger.error("job %s cannot run: %s", job_id, message)
+    with session_scope() as session:
+        fail_job(session, job_id, message)
+
+
+def process_chunk(job_id: str, start: int, stop: int) -> ChunkReport | None:
+    """Run one chunk task to completion; known fatal problems fail the job instead of raising."""
+    claimed_and_options = claim(job_id, start, stop)
+    if claimed_and_options is None:
+        logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
+        writer.finalize(job_id)
+        return None
+    claimed, options = claimed_and_options
+    try:
+        model = get_model(options.model)
+        precision = resolve_precision(options.precision, model.device, capabilities())
+    except (ModelUnavailable, ValueError) as exc:
+        _fail(job_id, str(exc))
+        return None
+    t0 = time.perf_counter()
+    decoded = read_many([image.location for image in claimed], model.transform)
+    t1 = time.perf_counter()
+    tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
+    results = infer(model, tensors, precision, options.top_k, options.store_probabilities)
+    t2 = time.perf_counter()
+    writer.commit_chunk(
+        job_id, build_rows(claimed, decoded, results), weights_name=model.weights_name,
+        labels=model.labels, reproducibility=reproducibility_record(model, precision, options),
+    )
+    report = ChunkReport(len(results), len(claimed) - len(results), t1 - t0, t2 - t1, time.perf_counter() - t2)
+    logger.info(
+        "job %s chunk [%d, %d): %d ok, %d failed; read %.3fs, forward %.3fs (%s), write %.3fs",
+        job_id, start, stop, report.succeeded, report.failed, report.read_seconds,
+        report.forward_seconds, precision.resolved, report.write_seconds,
+    )
+    return report

@@ -1,0 +1,128 @@
+"""Write a chunk's outcome: one transaction of bulk row updates, then the job's finalization."""
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.jobs import finalize_job, record_reproducibility
+from db.models import Image, ImageStatus, LabelSet, utcnow
+from db.session import session_scope
+from imagebatch import errors
+from worker.inference import ImageResult
+from worker.reader import DecodedImage, ImageFailure
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_DTYPES = {"float32": "<f4", "float16": "<f2"}
+
+# Every row carries every column so the whole chunk is a single executemany.
+_RESULT_COLUMNS = (
+    "width", "height", "mode", "format", "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",
+    "top1_index", "top1_label", "confidence", "top5_mean", "margin", "entropy", "topk",
+    "embedding", "probabilities",
+)
+
+
+def embedding_bytes(embedding: np.ndarray, dtype: str) -> bytes:
+    if dtype not in EMBEDDING_DTYPES:
+        raise ValueError(f"IMAGEBATCH_EMBEDDING_DTYPE must be float32 or float16, not {dtype!r}")
+    return np.asarray(embedding).astype(EMBEDDING_DTYPES[dtype]).tobytes()
+
+
+def ok_row(
+    image_id: int, decoded: DecodedImage, result: ImageResult, embedding_dtype: str, now: datetime
+) -> dict:
+    best = result.topk[0]
+    probabilities = None
+    if result.probabilities is not None:
+        probabilities = np.asarray(result.probabilities, dtype="<f4").tobytes()
+    return {
+        "id": image_id, "status": ImageStatus.OK.value, "error_category": None, "error_message": None,
+        "width": decoded.width, "height": decoded.height, "mode": decoded.mode, "format": decoded.format,
+        "mean_r": decoded.mean[0], "mean_g": decoded.mean[1], "mean_b": decoded.mean[2],
+        "std_r": decoded.std[0], "std_g": decoded.std[1], "std_b": decoded.std[2],
+        "top1_index": best["index"], "top1_label": best["label"], "confidence": result.confidence,
+        "top5_mean": result.top5_mean, "margin": result.margin, "entropy": result.entropy,
+        "topk": result.topk, "embedding": embedding_bytes(result.embedding, embedding_dtype),
+        "probabilities": probabilities, "processed_at": now,
+    }
+
+
+def error_row(image_id: int, category: str, message: str, now: datetime) -> dict:
+    row: dict = dict.fromkeys(_RESULT_COLUMNS)
+    row.update(id=image_id, status=ImageStatus.ERROR.value, error_category=category,
+               error_message=message[:2000], processed_at=now)
+    return row
+
+
+def failure_row(image_id: int, failure: ImageFailure, now: datetime) -> dict:
+    return error_row(image_id, failure.category, failure.message, now)
+
+
+def ensure_label_set(session: Session, weights_name: str, labels: Sequence[str]) -> None:
+    """Insert the labels once; concurrent workers racing on the first chunk both succeed."""
+    if session.scalar(select(LabelSet.weights).where(LabelSet.weights == weights_name)):
+        return
+    dialect = session.get_bind().dialect.name
+    values = {"weights": weights_name, "labels": list(labels)}
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(insert(LabelSet).values(values).on_conflict_do_nothing())
+    else:
+        session.add(LabelSet(**values))
+
+
+def write_chunk(
+    session: Session,
+    *,
+    job_id: str,
+    rows: Sequence[dict],
+    weights_name: str | None = None,
+    labels: Sequence[str] = (),
+    reproducibility: dict | None = None,
+) -> None:
+    """Bulk UPDATE of the chunk's rows by primary key (one executemany, no ORM object per row)."""
+    if weights_name:
+        ensure_label_set(session, weights_name, labels)
+    if rows:
+        session.execute(update(Image), list(rows))
+    if reproducibility is not None:
+        record_reproducibility(session, job_id, reproducibility)
+
+
+def commit_chunk(
+    job_id: str, rows: Sequence[dict], *, weights_name: str, labels: Sequence[str], reproducibility: dict
+) -> None:
+    """The chunk's transaction, then finalization in its own short one (it must see this commit)."""
+    with session_scope() as session:
+        write_chunk(session, job_id=job_id, rows=rows, weights_name=weights_name, labels=labels,
+                    reproducibility=reproducibility)
+    finalize(job_id)
+
+
+def finalize(job_id: str) -> None:
+    with session_scope() as session:
+        finalize_job(session, job_id)
+
+
+def fail_open_images(job_id: str, start: int, stop: int, message: str) -> int:
+    """Give up on a chunk: its images still open become `internal` errors; then finalize.
+
+    Pending ones are included because a chunk whose claim itself kept failing never made them
+    running, and the job could otherwise never finish.
+    """
+    open_states = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
+    with session_scope() as session:
+        result = session.execute(
+            update(Image)
+            .where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop, Image.status.in_(open_states))
+            .values(status=ImageStatus.ERROR.value, error_category=errors.INTERNAL,
+                    error_message=message[:2000], processed_at=utcnow())
+        )
+    finalize(job_id)
+    return result.rowcount
