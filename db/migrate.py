@@ -13,4 +13,4 @@ def alembic_config() -> Config:
 
 
 def upgrade_to_head() -> None:
-    command.upgrade(alembic_config(), "head")
+    command.upgrade(alembic_config(), "heads")

@@ -27,10 +27,10 @@ def make_celery(config: Settings = settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
+        # kombu's SQLAlchemy transport passes every transport option on to create_engine(),
+        # which rejects these keys, so the embedded broker keeps kombu's defaults (1 s polling).
+        broker_transport_options={} if config.is_embedded else {
             "visibility_timeout": config.VISIBILITY_TIMEOUT,
-            # kombu's SQLAlchemy transport polls; keep the embedded default responsive.
-            "polling_interval": 0.2,
         },
         worker_hijack_root_logger=False,
         task_default_queue=queue_for_model(config.DEFAULT_MODEL),
