@@ -1,30 +1,16 @@
 """Fixtures that bring up real stacks: PostgreSQL + Redis, and the embedded SQLite default."""
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-import redis
 
-from tests.e2e.stack import Stack, base_env
+from tests.support.services import clean_env, private_redis, scratch_database
+from tests.support.stack import Stack
 
-ADMIN_PG_URL = os.environ.get(
-    "IMAGEBATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_TEST_URL = os.environ.get("IMAGEBATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-E2E_DATABASE = "imagebatch_e2e"
-
-
-def _libpq_url(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def _database_url(name: str) -> str:
-    return ADMIN_PG_URL.rsplit("/", 1)[0] + f"/{name}"
+REDIS_DB = 14  # this test area's own Redis database
 
 
 @pytest.fixture(scope="session")
@@ -46,21 +32,14 @@ def checkpoint_sha256(torch_home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """A scratch PostgreSQL database, dropped afterwards."""
-    with psycopg.connect(_libpq_url(ADMIN_PG_URL), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {E2E_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {E2E_DATABASE}")
-    yield _database_url(E2E_DATABASE)
-    with psycopg.connect(_libpq_url(ADMIN_PG_URL), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {E2E_DATABASE} WITH (FORCE)")
+    with scratch_database("imagebatch_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_TEST_URL)
-    client.flushdb()
-    yield REDIS_TEST_URL
-    client.flushdb()
+    with private_redis(REDIS_DB) as url:
+        yield url
 
 
 def _start(env: dict[str, str], log_dir: Path, workers: int = 1) -> Stack:
@@ -84,7 +63,7 @@ def uri_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_stack(tmp_path_factory, torch_home, pg_database, redis_url, uri_root) -> Iterator[Stack]:
     """API + one worker on PostgreSQL and Redis."""
     data_dir = tmp_path_factory.mktemp("pg_stack")
-    env = base_env(
+    env = clean_env(
         TORCH_HOME=str(torch_home),
         DATABASE_URL=pg_database,
         REDIS_URL=redis_url,
@@ -102,7 +81,7 @@ def pg_stack(tmp_path_factory, torch_home, pg_database, redis_url, uri_root) -> 
 def embedded_stack(tmp_path_factory, torch_home) -> Iterator[Stack]:
     """API + one worker on the embedded defaults: SQLite database and SQLite broker."""
     data_dir = tmp_path_factory.mktemp("embedded_stack")
-    env = base_env(TORCH_HOME=str(torch_home), IMAGEBATCH_DATA_DIR=str(data_dir))
+    env = clean_env(TORCH_HOME=str(torch_home), IMAGEBATCH_DATA_DIR=str(data_dir))
     stack = _start(env, data_dir / "logs")
     yield stack
     stack.stop()
@@ -112,8 +91,9 @@ def embedded_stack(tmp_path_factory, torch_home) -> Iterator[Stack]:
 def pg_client(pg_stack: Stack, request) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=pg_stack.url, timeout=60) as client:
         yield client
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        print(pg_stack.all_logs())
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(pg_stack.all_logs())  # shown by pytest with the failure
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.images import write_broken, write_photos
-from tests.e2e.stack import wait_for_job
+from tests.support.images import write_broken, write_photos
+from tests.support.stack import wait_for_job
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.images import write_broken, write_photos
-from tests.e2e.reference import reference_labels, reference_probabilities
-from tests.e2e.stack import wait_for_job
+from tests.support.images import write_broken, write_photos
+from tests.support.reference import reference_labels, reference_probabilities
+from tests.support.stack import wait_for_job
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,5 @@
 """Start and stop a real imagebatch API process and real worker processes for end-to-end tests."""
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,13 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.services import free_port
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -94,12 +88,3 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dic
             return job
         time.sleep(0.3)
     raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s: {job['counts']}")
-
-
-def base_env(**overrides: str) -> dict[str, str]:
-    """The test process's environment without imagebatch settings, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBATCH_")}
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    env.update(overrides)
-    return env

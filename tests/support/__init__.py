@@ -1,0 +1,1 @@
+"""Shared test support: real service URLs, scratch databases, processes, images, references."""
