@@ -2,8 +2,6 @@
 
 import base64
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,27 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 import redis
 from sqlalchemy import Engine, inspect, text
 
 from db.session import make_engine
+from tests.support.services import clean_env, free_port, private_redis, scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DB = "imagebatch_api_test"
-REDIS_URL = "redis://127.0.0.1:6379/11"  # this test area's own Redis database
+REDIS_DB = 11  # this test area's own Redis database
 CHUNK_SIZE = 4
 # A port nothing listens on: "the database / broker is down".
 DEAD_PG = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -91,10 +82,7 @@ def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roo
     port = free_port()
     data_dir, root_dir = tmp / "data", tmp / "roots"
     root_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBATCH_")}
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    env.update(PYTHONPATH=str(REPO), IMAGEBATCH_DATA_DIR=str(data_dir), IMAGEBATCH_CHUNK_SIZE=str(CHUNK_SIZE))
+    env = clean_env(PYTHONPATH=str(REPO), IMAGEBATCH_DATA_DIR=str(data_dir), IMAGEBATCH_CHUNK_SIZE=str(CHUNK_SIZE))
     if roots:
         env["IMAGEBATCH_ALLOWED_ROOTS"] = str(root_dir)
     if database_url:
@@ -124,21 +112,14 @@ def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roo
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A scratch PostgreSQL database of this test area, dropped afterwards."""
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+    with scratch_database(PG_DB) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    with private_redis(REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

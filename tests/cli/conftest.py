@@ -1,7 +1,7 @@
 """Real API processes for client and CLI tests: embedded (SQLite) and PostgreSQL + Redis."""
 
+import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,32 +10,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-import redis
 
 from imagebatch.samples import write_sample_photos
+from tests.support import services
+from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_PG_URL = os.environ.get("IMAGEBATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-# A Redis database number of our own, flushed before and after.
-REDIS_URL = os.environ.get("IMAGEBATCH_TEST_CLI_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_DB = 13  # a Redis database number of our own, flushed before and after
 PG_DATABASE = "imagebatch_cli_test"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without imagebatch settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("IMAGEBATCH_") and k not in ("DATABASE_URL", "REDIS_URL")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env.update(extra)
-    return env
+    """This process's environment without imagebatch settings, with the repo importable."""
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return services.clean_env(PYTHONPATH=pythonpath, **extra)
 
 
 @dataclass
@@ -86,18 +75,10 @@ def start_api(env: dict[str, str], log_dir: Path) -> tuple[Service, str]:
         time.sleep(0.2)
 
 
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
-    with psycopg.connect(_libpq(ADMIN_PG_URL), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DATABASE}")
-    yield ADMIN_PG_URL.rsplit("/", 1)[0] + f"/{PG_DATABASE}"
-    with psycopg.connect(_libpq(ADMIN_PG_URL), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+    with services.scratch_database(PG_DATABASE) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["embedded", "postgres+redis"])
@@ -105,17 +86,13 @@ def api_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """A real API with no worker: jobs stay queued, which is all submit/list/cancel/delete need."""
     data_dir = tmp_path_factory.mktemp(f"api-{request.param.replace('+', '-')}")
     env = clean_env(IMAGEBATCH_DATA_DIR=str(data_dir))
-    broker = None
-    if request.param == "postgres+redis":
-        broker = redis.Redis.from_url(REDIS_URL)
-        broker.flushdb()
-        env.update(DATABASE_URL=request.getfixturevalue("pg_database_url"), REDIS_URL=REDIS_URL)
-    api, url = start_api(env, data_dir)
-    yield url
-    api.stop()
-    if broker is not None:
-        broker.flushdb()
-        broker.close()
+    with contextlib.ExitStack() as cleanup:
+        if request.param == "postgres+redis":
+            redis_url = cleanup.enter_context(services.private_redis(REDIS_DB))
+            env.update(DATABASE_URL=request.getfixturevalue("pg_database_url"), REDIS_URL=redis_url)
+        api, url = start_api(env, data_dir)
+        yield url
+        api.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,22 +10,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 import torch
 import torchvision
 from PIL import Image
 from skimage import data as skdata
 
 from imagebatch.catalog import MODELS
+from tests.support.services import clean_env, private_redis, scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("chunk_driver.py")
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_SCRATCH_DB = "imagebatch_worker_test"
-# This test area's own Redis database (api uses 11, cli 13, e2e 14).
-REDIS_URL = os.environ.get("IMAGEBATCH_TEST_WORKER_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_DB = 12  # this test area's own Redis database
 
 ORIENTATION = 0x0112
 
@@ -106,28 +103,19 @@ def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A freshly created scratch PostgreSQL database, dropped afterwards."""
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {PG_SCRATCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {PG_SCRATCH_DB}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_SCRATCH_DB}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {PG_SCRATCH_DB} WITH (FORCE)")
+    with scratch_database(PG_SCRATCH_DB) as url:
+        yield url
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
+    with private_redis(REDIS_DB) as url:
+        yield url
 
 
 def worker_env(tmp_path: Path, torch_home: Path, database_url: str, **extra: str) -> dict[str, str]:
     """Environment of a worker-side subprocess: its own data dir, database, blobs and weights."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBATCH_")}
-    env.pop("REDIS_URL", None)
-    env.pop("DATABASE_URL", None)
-    env.update(
+    env = clean_env(
         PYTHONPATH=str(REPO),
         TORCH_HOME=str(torch_home),
         IMAGEBATCH_DATA_DIR=str(tmp_path / "data"),
