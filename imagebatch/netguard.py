@@ -1,0 +1,79 @@
+"""Which network addresses and local paths imagebatch may read from (shared by API and worker)."""
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud metadata services; most are link-local or private already, listed so the intent is explicit.
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254",
+))
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+
+class BlockedAddress(ValueError):
+    """A URL or path that policy forbids (private address, outside the allowed roots...)."""
+
+
+def forbidden_reason(address: IPAddress, *, allow_private: bool = False) -> str | None:
+    """Why `address` must not be contacted, or None; metadata addresses are refused even when
+    private ones are allowed (no image lives there, credentials do)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback in disguise
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if allow_private:
+        return None
+    for reason, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
+                         ("private", address.is_private), ("multicast", address.is_multicast),
+                         ("unspecified", address.is_unspecified), ("reserved", address.is_reserved)):
+        if flag:
+            return f"a {reason} address"
+    if not address.is_global:
+        return "not a public address"
+    return None
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The IP address a URL host spells directly ('[::1]' and '127.0.0.1' included), else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def check_host_name(host: str, *, allow_private: bool = False) -> None:
+    """Reject, without DNS, hosts that are private by their spelling alone."""
+    name = host.strip("[]").rstrip(".").lower()
+    if not allow_private and (name in LOCAL_NAMES or name.endswith(".localhost")):
+        raise BlockedAddress(f"{host} is a loopback name")
+    address = literal_address(name)
+    reason = forbidden_reason(address, allow_private=allow_private) if address is not None else None
+    if reason:
+        raise BlockedAddress(f"{host} is {reason}")
+
+
+def resolve_public(host: str, port: int, *, allow_private: bool = False) -> list[str]:
+    """Resolve `host` and return its addresses; BlockedAddress if ANY of them is not public."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OSError(f"cannot resolve {host}: {exc}") from exc
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    for text in addresses:
+        reason = forbidden_reason(ipaddress.ip_address(text.split("%", 1)[0]), allow_private=allow_private)
+        if reason:
+            hint = "" if allow_private else " (IMAGEBATCH_ALLOW_PRIVATE_URLS=true allows private addresses)"
+            raise BlockedAddress(f"{host} resolves to {text}, {reason}{hint}")
+    return addresses
+
+
+def within_roots(path: str, roots: list[Path]) -> Path:
+    """The real path of `path` if it lies under one of `roots` after resolving symlinks and '..'."""
+    real = Path(os.path.realpath(path))
+    if not any(real.is_relative_to(root) for root in roots):
+        raise BlockedAddress(f"{path} is outside the allowed roots ({', '.join(map(str, roots)) or 'none'})")
+    return real
