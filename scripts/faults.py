@@ -1,0 +1,94 @@
+"""Loop the fault scenarios N times and publish: runs, faults injected, images expected, stored, duplicates.
+
+Needs the test PostgreSQL server (for scratch databases). Starts its own API and worker
+processes, a private append-only redis-server per run, and a private PostgreSQL cluster for
+the PostgreSQL restart. Example: python scripts/faults.py --runs 3 --json faults.json
+"""
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.faults import scenarios  # noqa: E402
+from tests.faults.conftest import PG_DATABASE, private_redis_server  # noqa: E402
+from tests.support.images import write_photos  # noqa: E402
+from tests.support.services import scratch_database  # noqa: E402
+
+logger = logging.getLogger("faults")
+
+SCENARIOS = {
+    "worker_sigkill": lambda setup, pg, redis: scenarios.worker_sigkill(setup, pg, redis),
+    "redis_restart": lambda setup, pg, redis: scenarios.redis_restart(setup, pg),
+    "postgres_restart": lambda setup, pg, redis: scenarios.postgres_restart(setup, redis),
+    "worker_hang": lambda setup, pg, redis: scenarios.worker_hang(setup, pg, redis),
+}
+
+
+def make_setup(work: Path) -> scenarios.Setup:
+    from worker.random_weights import write_random_checkpoint
+
+    torch_home = work / "torch_home"
+    write_random_checkpoint("resnet18", torch_home, seed=0)
+    write_photos(work / "images", 40)
+    return scenarios.Setup(torch_home=torch_home, image_root=work / "images", work_dir=work / "runs")
+
+
+def run_once(name: str, setup: scenarios.Setup) -> dict:
+    with scratch_database(PG_DATABASE) as pg, private_redis_server() as redis:
+        try:
+            return SCENARIOS[name](setup, pg, redis).as_dict()
+        except Exception as exc:  # a failed run is a figure too, not a crash of the loop
+            logger.exception("%s failed", name)
+            return {"scenario": name, "faults": 1, "expected": 0, "stored": 0, "duplicates": 0,
+                    "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    rows = []
+    for name in dict.fromkeys(r["scenario"] for r in runs):
+        mine = [r for r in runs if r["scenario"] == name]
+        rows.append({
+            "scenario": name, "runs": len(mine), "faults_injected": sum(r["faults"] for r in mine),
+            "images_expected": sum(r["expected"] for r in mine), "images_stored": sum(r["stored"] for r in mine),
+            "duplicates": sum(r["duplicates"] for r in mine), "runs_ok": sum(bool(r["ok"]) for r in mine),
+            "mean_seconds": round(sum(r.get("seconds", 0) for r in mine) / len(mine), 1),
+        })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each scenario")
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="default: all")
+    parser.add_argument("--json", type=Path, help="also write every run and the summary here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    names = args.scenario or list(SCENARIOS)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="imagebatch-faults-") as work:
+        setup = make_setup(Path(work))
+        for i in range(args.runs):
+            for name in names:
+                began = time.monotonic()
+                runs.append(run_once(name, setup))
+                logger.info("run %d %s: %s (%.0fs)", i + 1, name, runs[-1], time.monotonic() - began)
+    summary = summarize(runs)
+    header = ("scenario", "runs", "faults_injected", "images_expected", "images_stored", "duplicates", "runs_ok")
+    print(" | ".join(header))
+    for row in summary:
+        print(" | ".join(str(row[h]) for h in header))
+    document = {"summary": summary, "runs": runs}
+    print(json.dumps(summary))
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=2, default=str))
+    return 0 if all(r["runs_ok"] == r["runs"] for r in summary) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""Fault scenarios with real processes: each injects one fault mid-job and counts what was stored.
+
+Used by tests/faults and by scripts/faults.py, which loops them and publishes the figures.
+"""
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from tests.faults.services import PostgresCluster, RedisServer
+from tests.support.images import write_photos
+from tests.support.services import clean_env
+from tests.support.stack import Stack
+
+
+@dataclass
+class Outcome:
+    """What one scenario run did and what ended up in the database."""
+
+    scenario: str
+    faults: int
+    expected: int
+    stored: int = 0
+    duplicates: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    state: str = ""
+    api_counts_match: bool = False
+    seconds: float = 0.0
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (self.state == "completed" and self.stored == self.expected and self.duplicates == 0
+                and self.api_counts_match)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"ok": self.ok}
+
+
+@dataclass
+class Setup:
+    """Inputs shared by every scenario: random weights, a folder of photos, where to log."""
+
+    torch_home: Path
+    image_root: Path
+    work_dir: Path
+
+    def photos(self, count: int) -> list[Path]:
+        found = sorted(self.image_root.glob("photo_*"))
+        if len(found) < count:
+            found = write_photos(self.image_root, count)
+        return found[:count]
+
+    def env(self, database_url: str, redis_url: str, name: str, **overrides: str) -> dict[str, str]:
+        settings = {
+            "TORCH_HOME": str(self.torch_home),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "IMAGEBATCH_DATA_DIR": str(self.work_dir / name),
+            "IMAGEBATCH_ALLOWED_ROOTS": str(self.image_root),
+            "IMAGEBATCH_AUTH_ENABLED": "false",
+            "IMAGEBATCH_CHUNK_SIZE": "4",
+            "IMAGEBATCH_TORCH_THREADS": "1",
+            "IMAGEBATCH_DECODE_THREADS": "1",
+            "IMAGEBATCH_WORKER_MODELS": "resnet18",
+            "IMAGEBATCH_VISIBILITY_TIMEOUT": "10",
+            "IMAGEBATCH_SWEEP_INTERVAL": "1",
+        }
+        settings.update({f"IMAGEBATCH_{k}": v for k, v in overrides.items()})
+        return clean_env(**settings)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"condition not met within {timeout}s")
+
+
+def status_counts(database_url: str, job_id: str) -> dict[str, int]:
+    """Rows per status plus rows and distinct indexes, read straight from the database."""
+    engine = create_engine(database_url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT status, count(*) FROM images WHERE job_id = :j GROUP BY status"),
+                                {"j": job_id}).all()
+            total, distinct = conn.execute(
+                text("SELECT count(*), count(DISTINCT idx) FROM images WHERE job_id = :j"), {"j": job_id}
+            ).one()
+    finally:
+        engine.dispose()
+    return {**{status: count for status, count in rows}, "_rows": total, "_distinct": distinct}
+
+
+def submit(client: httpx.Client, paths: list[Path], key: str | None = None) -> dict:
+    headers = {"Idempotency-Key": key} if key else {}
+    response = client.post("/v1/jobs", json={"uris": [str(p) for p in paths]}, headers=headers)
+    assert response.status_code in (200, 202), response.text
+    return response.json()
+
+
+def wait_final(client: httpx.Client, job_id: str, timeout: float, notes: dict) -> dict:
+    """Poll until the job ends; answers other than 200 (e.g. 503 while a service is away) are
+    tallied in notes["poll_status"] rather than treated as the job's document."""
+    deadline, seen = time.monotonic() + timeout, notes.setdefault("poll_status", {})
+    while time.monotonic() < deadline:
+        try:
+            response = client.get(f"/v1/jobs/{job_id}")
+        except httpx.HTTPError as exc:
+            seen[type(exc).__name__] = seen.get(type(exc).__name__, 0) + 1
+            time.sleep(0.3)
+            continue
+        if response.status_code != 200:
+            seen[str(response.status_code)] = seen.get(str(response.status_code), 0) + 1
+        elif response.json()["state"] in ("completed", "failed", "cancelled"):
+            return response.json()
+        time.sleep(0.3)
+    raise TimeoutError(f"job {job_id} not finished after {timeout}s")
+
+
+def finish(outcome: Outcome, client: httpx.Client, database_url: str, job_id: str, timeout: float) -> Outcome:
+    """Wait for the job, then fill the outcome from the rows and compare with the API's counts."""
+    final = wait_final(client, job_id, timeout, outcome.notes)
+    counts = status_counts(database_url, job_id)
+    outcome.state = final["state"]
+    outcome.succeeded, outcome.failed = counts.get("ok", 0), counts.get("error", 0)
+    outcome.stored = outcome.succeeded + outcome.failed
+    outcome.duplicates = counts["_rows"] - counts["_distinct"]
+    api = final["counts"]
+    outcome.api_counts_match = (api["succeeded"], api["failed"], api["total"]) == (
+        outcome.succeeded, outcome.failed, counts["_rows"])
+    return outcome
+
+
+def _running(database_url: str, job_id: str) -> bool:
+    return status_counts(database_url, job_id).get("running", 0) > 0
+
+
+def _progressed(database_url: str, job_id: str) -> bool:
+    counts = status_counts(database_url, job_id)
+    return counts.get("ok", 0) > 0 and counts.get("pending", 0) > 0
+
+
+def _stack(setup: Setup, env: dict[str, str], name: str) -> Stack:
+    stack = Stack(env=env, log_dir=setup.work_dir / name / "logs")
+    stack.start_api()
+    return stack
+
+
+def worker_sigkill(setup: Setup, database_url: str, redis_url: str, images: int = 24) -> Outcome:
+    """SIGKILL the only worker while its chunk's rows are running; a second worker finishes."""
+    outcome, began = Outcome("worker_sigkill", faults=1, expected=images), time.monotonic()
+    # Sweeper deadline far away: the redelivery under test is the broker's (visibility timeout).
+    env = setup.env(database_url, redis_url, "sigkill", CHUNK_DEADLINE="600")
+    stack = _stack(setup, env, "sigkill")
+    try:
+        victim = stack.start_worker("resnet18")
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            job_id = submit(client, setup.photos(images))["id"]
+            wait_until(lambda: _running(database_url, job_id), timeout=120, step=0.02)
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait()
+            outcome.notes["running_at_kill"] = status_counts(database_url, job_id).get("running", 0)
+            stack.start_worker("resnet18")
+            finish(outcome, client, database_url, job_id, timeout=180)
+    finally:
+        stack.stop()
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def redis_restart(setup: Setup, database_url: str, images: int = 32) -> Outcome:
+    """Restart a private append-only Redis mid-job (workers and API reconnect)."""
+    outcome, began = Outcome("redis_restart", faults=1, expected=images), time.monotonic()
+    server = RedisServer()
+    server.start()
+    stack = _stack(setup, setup.env(database_url, server.url, "redis"), "redis")
+    try:
+        stack.start_worker("resnet18")
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            job_id = submit(client, setup.photos(images))["id"]
+            wait_until(lambda: _progressed(database_url, job_id), timeout=120)
+            server.restart(down_seconds=2)
+            finish(outcome, client, database_url, job_id, timeout=180)
+    finally:
+        stack.stop()
+        server.close()
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def _probe_while_down(client: httpx.Client, job_id: str, uri: Path) -> dict:
+    """What clients see while the database is away: status codes and the slowest answer."""
+    seen, slowest, detail = set(), 0.0, ""
+    probes = [("GET", f"/v1/jobs/{job_id}", None), ("GET", "/v1/jobs", None), ("GET", "/readyz", None),
+              ("POST", "/v1/jobs", {"uris": [str(uri)]})]
+    for method, path, body in probes:
+        t0 = time.monotonic()
+        response = client.request(method, path, json=body)
+        slowest = max(slowest, time.monotonic() - t0)
+        seen.add(response.status_code)
+        detail = detail or response.json().get("detail", "")
+    return {"status_codes": sorted(seen), "slowest_seconds": round(slowest, 3), "detail": str(detail)[:200]}
+
+
+def postgres_restart(setup: Setup, redis_url: str, images: int = 32, down_seconds: float = 4) -> Outcome:
+    """Stop a private PostgreSQL mid-job, probe the API, start it again; the job completes."""
+    outcome, began = Outcome("postgres_restart", faults=1, expected=images), time.monotonic()
+    cluster = PostgresCluster()
+    cluster.start()
+    stack = _stack(setup, setup.env(cluster.url, redis_url, "postgres"), "postgres")
+    try:
+        stack.start_worker("resnet18")
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            job_id = submit(client, setup.photos(images))["id"]
+            wait_until(lambda: _progressed(cluster.url, job_id), timeout=120)
+            cluster.stop()
+            down_at = time.monotonic()
+            outcome.notes["while_down"] = _probe_while_down(client, job_id, setup.photos(1)[0])
+            time.sleep(max(0.0, down_seconds - (time.monotonic() - down_at)))
+            cluster.start()
+            finish(outcome, client, cluster.url, job_id, timeout=240)
+    finally:
+        stack.stop()
+        cluster.close()
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def worker_hang(setup: Setup, database_url: str, redis_url: str, images: int = 24, attempts: int = 3) -> Outcome:
+    """SIGSTOP the only worker mid-chunk (hung, connection open): the sweeper requeues its chunk."""
+    outcome, began = Outcome("worker_hang", faults=1, expected=images), time.monotonic()
+    env = setup.env(database_url, redis_url, "hang", CHUNK_DEADLINE="4", CHUNK_MAX_ATTEMPTS=str(attempts),
+                    VISIBILITY_TIMEOUT="3600", WORKER_CONCURRENCY="1")
+    stack = _stack(setup, env, "hang")
+    hung = None
+    try:
+        hung = stack.start_worker("resnet18")
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            job_id = submit(client, setup.photos(images))["id"]
+            wait_until(lambda: _running(database_url, job_id), timeout=120, step=0.02)
+            os.kill(hung.pid, signal.SIGSTOP)
+            outcome.notes["running_at_hang"] = status_counts(database_url, job_id).get("running", 0)
+            stack.start_worker("resnet18")
+            finish(outcome, client, database_url, job_id, timeout=180)
+            outcome.notes["timed_out"] = timed_out_rows(database_url, job_id)
+    finally:
+        if hung is not None and hung.poll() is None:
+            os.kill(hung.pid, signal.SIGKILL)
+            hung.wait()
+        stack.stop()
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def timed_out_rows(database_url: str, job_id: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM images WHERE job_id = :j AND error_category = "
+                                     "'timed_out'"), {"j": job_id}).scalar_one()
+    finally:
+        engine.dispose()

@@ -1,0 +1,74 @@
+"""The stuck-work sweeper: a daemon thread in every worker process running db.chunks.sweep()."""
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+
+from celery import Celery
+
+from db.chunks import ChunkSender, SweepReport, sweep
+from db.session import session_scope
+from imagebatch import webhooks
+from imagebatch.config import settings
+from imagebatch.queueing import PROCESS_CHUNK_TASK, chunk_priority, queue_for_model
+
+logger = logging.getLogger(__name__)
+
+
+def chunk_sender(app: Celery) -> ChunkSender:
+    """Send one chunk message by name, exactly as the API does."""
+
+    def send(job_id: str, model: str, start: int, stop: int, chunk_index: int) -> None:
+        app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue_for_model(model),
+                      priority=chunk_priority(chunk_index))
+
+    return send
+
+
+def queue_checker(app: Celery) -> Callable[[str], bool]:
+    """Whether a model's queue holds no waiting message (embedded broker: never claimed empty)."""
+
+    def queue_empty(model: str) -> bool:
+        if settings.is_embedded:
+            return False  # kombu's SQL transport counts are not worth trusting for this
+        from worker.main import _queued_messages  # worker.main imports this module
+
+        return _queued_messages(app, [queue_for_model(model)]) == 0
+
+    return queue_empty
+
+
+def sweep_once(app: Celery) -> SweepReport:
+    """One sweep in one transaction (conditional updates make concurrent sweepers safe)."""
+    with session_scope() as session:
+        report = sweep(session, chunk_sender(app), deadline=settings.CHUNK_DEADLINE,
+                       max_attempts=settings.CHUNK_MAX_ATTEMPTS, grace=settings.SUBMIT_GRACE,
+                       queue_empty=queue_checker(app))
+    if report.requeued or report.timed_out or report.enqueued_jobs:
+        logger.warning("sweep: %d chunk(s) requeued, %d image(s) timed out, %d job(s) enqueued",
+                       len(report.requeued), report.timed_out, len(report.enqueued_jobs))
+    return report
+
+
+def _loop(app: Celery, stop: threading.Event) -> None:
+    interval = settings.SWEEP_INTERVAL
+    # Jitter so the sweeps of workers started together do not line up.
+    while not stop.wait(interval * random.uniform(0.8, 1.2)):
+        try:
+            sweep_once(app)
+            webhooks.deliver_due()  # jobs the sweep (or any other path) finished get their webhook
+        except Exception as exc:  # the database or broker may be away; the next sweep retries
+            logger.warning("sweep failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+
+
+def start_sweeper(app: Celery) -> threading.Event | None:
+    """Start the sweeper thread unless SWEEP_INTERVAL is 0; set the returned event to stop it."""
+    if settings.SWEEP_INTERVAL <= 0:
+        return None
+    stop = threading.Event()
+    threading.Thread(target=_loop, args=(app, stop), name="sweeper", daemon=True).start()
+    logger.info("sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs",
+                settings.SWEEP_INTERVAL, settings.CHUNK_DEADLINE, settings.CHUNK_MAX_ATTEMPTS,
+                settings.SUBMIT_GRACE)
+    return stop
