@@ -22,8 +22,9 @@ def get_db() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
-def get_job_or_404(session: Session, job_id: str) -> Job:
+def get_job_or_404(session: Session, job_id: str, tenant: str | None = None) -> Job:
+    """The job, or 404; with auth on, another tenant's job is "not found" too (never 403)."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or (tenant is not None and job.tenant != tenant):
         raise HTTPException(status_code=404, detail="Job not found")
     return job

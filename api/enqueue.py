@@ -6,7 +6,7 @@ from functools import lru_cache
 from celery import Celery
 
 from db.jobs import chunk_bounds
-from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery, queue_for_model
+from imagebatch.queueing import PROCESS_CHUNK_TASK, chunk_priority, make_celery, queue_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +24,9 @@ def enqueue_chunks(job_id: str, model: str, total: int, chunk_size: int) -> int:
     bounds = chunk_bounds(total, chunk_size)
     # One producer (one broker connection) for all of a job's messages.
     with app.producer_or_acquire() as producer:
-        for start, stop in bounds:
-            app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue, producer=producer)
+        for index, (start, stop) in enumerate(bounds):
+            app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue, producer=producer,
+                          priority=chunk_priority(index))
     logger.info("job %s: sent %d chunk task(s) to %s", job_id, len(bounds), queue)
     return len(bounds)
 

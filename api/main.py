@@ -5,18 +5,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 import imagebatch
+from api.auth import require_tenant
 from api.metrics import HttpMetrics, make_registry
-from api.routes import health, jobs, results
-from api.schemas import describe_validation_error
+from api.routes import health, images, jobs, parquet, results, similar
+from api.routes.ui import mount_dashboard
+from api.schemas import describe_validation_error, error_responses
 from db.migrate import upgrade_to_head
 from imagebatch.config import settings
+from imagebatch.logging import JobLogContext, configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +55,18 @@ def create_app() -> FastAPI:
     )
     app.state.metrics_registry = make_registry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
+    app.add_middleware(JobLogContext)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)
-    app.include_router(jobs.router)
-    app.include_router(results.router)
+    # Every /v1 route needs an API key (unless auth is off); health and metrics stay open.
+    v1 = {"dependencies": [Depends(require_tenant)], "responses": error_responses(401)}
+    app.include_router(jobs.router, **v1)
+    app.include_router(results.router, **v1)
     app.include_router(health.router)
+    app.include_router(images.router, **v1)
+    app.include_router(similar.router, **v1)
+    app.include_router(parquet.router, **v1)
+    mount_dashboard(app)
     return app
 
 
@@ -65,10 +75,12 @@ app = create_app()
 
 def run(host: str | None = None, port: int | None = None) -> None:
     """Serve the API with uvicorn (what `imagebatch serve` calls)."""
-    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.LOG_LEVEL)
     uvicorn.run(
         "api.main:app",
         host=host or settings.API_HOST,
         port=port or settings.API_PORT,
         log_level=settings.LOG_LEVEL.lower(),
+        # With JSON logs, uvicorn's own loggers propagate to our root handler instead of theirs.
+        **({"log_config": None} if settings.LOG_JSON else {}),
     )

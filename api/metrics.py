@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.queue_metrics import QueueCollector
 from db.models import Image, ImageStatus, Job, JobState
 from db.session import session_scope
 
@@ -82,4 +83,5 @@ def make_registry() -> CollectorRegistry:
     """A registry per app (not the global one), so several apps can live in one process."""
     registry = CollectorRegistry()
     registry.register(DatabaseCollector())
+    registry.register(QueueCollector())
     return registry

@@ -18,6 +18,20 @@ class JobOptions(BaseModel):
     top_k: int = 5
     store_probabilities: bool = False
     precision: str = Field(default_factory=lambda: settings.DEFAULT_PRECISION)
+    # POSTed once (HMAC-signed) when the job reaches a final state.
+    callback_url: str | None = None
+
+    @field_validator("callback_url")
+    @classmethod
+    def _safe_callback(cls, value: str | None) -> str | None:
+        from imagebatch.webhooks import UnsafeUrl, check_callback_url
+
+        if not value:
+            return None
+        try:
+            return check_callback_url(value)
+        except UnsafeUrl as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("model")
     @classmethod
@@ -102,6 +116,8 @@ class JobOut(BaseModel):
     skipped: list[Skipped]
     reproducibility: dict[str, Any] | None
     links: Links
+    # {"url", "state", "attempts", "error", "delivered_at"} when the job has a callback URL.
+    webhook: dict[str, Any] | None = None
 
 
 class JobPage(BaseModel):
@@ -163,6 +179,8 @@ class ErrorOut(BaseModel):
 
 
 _ERROR_TEXT = {
+    401: "Missing, invalid or revoked API key", 413: "Request or job over a size limit (named)",
+    429: "Tenant limit reached (named); retry after Retry-After seconds",
     404: "Job not found", 409: "Conflict with the job's state", 415: "Unsupported content type",
     422: "Invalid request (the message names the field)", 503: "Database or broker unavailable",
 }

@@ -16,12 +16,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from api.schemas import JobOptions, describe_validation_error
-from api.uploads import ArchiveError, ImageSink, extract_archive
+from api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
 from db.jobs import ImageSource
 from imagebatch.config import settings
+from imagebatch.netguard import BlockedAddress, check_host_name, within_roots
 from imagebatch.storage import get_store
 
-OPTION_FIELDS = ("model", "top_k", "store_probabilities", "precision")
+OPTION_FIELDS = ("model", "top_k", "store_probabilities", "precision", "callback_url")
 _MAX_FIELD_BYTES = 64 * 1024
 # A file part stays in memory up to this size, then rolls over to disk; only one is open at once.
 _SPOOL_BYTES = 1024 * 1024
@@ -151,6 +152,8 @@ class _FormReader:
                 extract_archive(self.archive, self.archive_name, self.images)
             except ArchiveError as exc:
                 raise SubmissionError(422, str(exc)) from exc
+            except UploadLimit as exc:
+                raise SubmissionError(413, f"archive {self.archive_name!r}: {exc}") from exc
             if not self.images.images:
                 raise SubmissionError(
                     422, f"archive {self.archive_name!r} contains no images "
@@ -168,14 +171,20 @@ class _FormReader:
 async def _read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
     reader = _FormReader(images)
     parser = MultipartParser(boundary, reader.callbacks())
+    received, limit = 0, settings.MAX_UPLOAD_BYTES
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise SubmissionError(413, _too_big(limit))
             # The callbacks write temp files and blobs: blocking work, kept off the event loop.
             await run_in_threadpool(parser.write, chunk)
         await run_in_threadpool(parser.finalize)
         return await run_in_threadpool(reader.finish)
     except FormParserError as exc:
         raise SubmissionError(400, f"malformed multipart body: {exc}") from exc
+    except UploadLimit as exc:
+        raise SubmissionError(413, str(exc)) from exc
     finally:
         reader.close()
 
@@ -187,11 +196,11 @@ def _allowed_path(where: str, entry: str, path: str, roots: list[Path]) -> str:
     if not os.path.isabs(path):
         raise SubmissionError(422, f"{where}: local paths must be absolute (got {entry!r})")
     # realpath, so neither symlinks nor '..' can lead outside an allowed root.
-    real = Path(os.path.realpath(path))
-    if not any(real.is_relative_to(root) for root in roots):
+    try:
+        return str(within_roots(path, roots))
+    except BlockedAddress:
         allowed = ", ".join(str(root) for root in roots)
-        raise SubmissionError(422, f"{where}: {entry!r} is outside the allowed roots ({allowed})")
-    return str(real)
+        raise SubmissionError(422, f"{where}: {entry!r} is outside the allowed roots ({allowed})") from None
 
 
 def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
@@ -202,8 +211,9 @@ def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
     parsed = urlparse(entry)
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
-        if not parsed.netloc:
+        if not parsed.hostname:
             raise SubmissionError(422, f"{where}: URL {entry!r} has no host")
+        _check_url_host(where, entry, parsed.hostname)
         return ImageSource(source=entry, location=entry)
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -217,11 +227,33 @@ def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
     return ImageSource(source=entry, location=f"file:{_allowed_path(where, entry, path, roots)}")
 
 
+def _too_big(limit: int) -> str:
+    return f"request body is larger than {limit} bytes (MAX_UPLOAD_BYTES)"
+
+
+def _check_url_host(where: str, entry: str, host: str) -> None:
+    # Only what the spelling gives away; the worker checks resolved addresses on every hop.
+    try:
+        check_host_name(host, allow_private=settings.ALLOW_PRIVATE_URLS)
+    except BlockedAddress as exc:
+        raise SubmissionError(422, f"{where}: {entry!r} is not allowed: {exc} "
+                                   "(IMAGEBATCH_ALLOW_PRIVATE_URLS)") from exc
+
+
+async def _body_within_limit(request: Request) -> bytes:
+    body, limit = bytearray(), settings.MAX_UPLOAD_BYTES
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise SubmissionError(413, _too_big(limit))
+    return bytes(body)
+
+
 async def _read_json(request: Request) -> Submission:
     try:
-        body = json.loads(await request.body())
+        body = json.loads(await _body_within_limit(request))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SubmissionError(400, f"invalid JSON body: {exc}") from exc
+        raise SubmissionError(422, f"body: invalid JSON: {exc}") from exc
     if not isinstance(body, dict) or "uris" not in body:
         raise SubmissionError(422, 'uris: the JSON body must be an object with a "uris" list')
     uris = body.pop("uris")
@@ -230,6 +262,9 @@ async def _read_json(request: Request) -> Submission:
         raise SubmissionError(422, "uris: must be a list of paths or URLs")
     if not uris:
         raise SubmissionError(422, "no images: uris is empty")
+    if len(uris) > settings.MAX_IMAGES_PER_JOB:
+        raise SubmissionError(
+            413, f"uris: {len(uris)} images in one job is over the limit of {settings.MAX_IMAGES_PER_JOB} (MAX_IMAGES_PER_JOB)")
     roots = settings.allowed_roots
     images = await run_in_threadpool(lambda: [resolve_uri(i, u, roots) for i, u in enumerate(uris)])
     return Submission(options, images)
@@ -238,6 +273,9 @@ async def _read_json(request: Request) -> Submission:
 async def read_submission(request: Request, job_id: str) -> Submission:
     """Parse and validate the body; uploads land under '<job_id>/' and are removed on any error."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.MAX_UPLOAD_BYTES:
+        raise SubmissionError(413, _too_big(settings.MAX_UPLOAD_BYTES))
     if content_type == b"application/json":
         return await _read_json(request)
     if content_type != b"multipart/form-data":
@@ -247,7 +285,8 @@ async def read_submission(request: Request, job_id: str) -> Submission:
         raise SubmissionError(400, "multipart body without a boundary in its Content-Type")
     store = get_store()
     try:
-        return await _read_multipart(request, ImageSink(job_id, store), params[b"boundary"])
+        sink = ImageSink(job_id, store, max_images=settings.MAX_IMAGES_PER_JOB)
+        return await _read_multipart(request, sink, params[b"boundary"])
     except Exception:
         await run_in_threadpool(store.delete_prefix, f"{job_id}/")
         raise

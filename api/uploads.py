@@ -8,9 +8,11 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import IO
 
 from db.jobs import ImageSource
+from imagebatch.config import settings
 from imagebatch.storage import BlobStore
 
 IMAGE_EXTENSIONS = frozenset({
@@ -26,6 +28,26 @@ class ArchiveError(ValueError):
     """The archive as a whole cannot be read (not an archive, corrupt, truncated)."""
 
 
+class UploadLimit(ValueError):
+    """The submission is over a configured size limit (answered with 413, naming the limit)."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    members: int  # entries of any kind, skipped ones included
+    uncompressed_bytes: int  # total declared size of the members we would extract
+    ratio: float  # uncompressed / archive bytes: a zip bomb has thousands
+
+    @classmethod
+    def from_settings(cls) -> "ArchiveLimits":
+        return cls(settings.MAX_ARCHIVE_MEMBERS, settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES, settings.MAX_ARCHIVE_RATIO)
+
+
+# Below this many expanded bytes the ratio does not matter (a zipped blank BMP compresses 200:1).
+_RATIO_FLOOR_BYTES = 16 * 1024 * 1024
+ARCHIVE_EXTENSIONS = frozenset({".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".tbz", ".txz", ".7z", ".rar", ".zst"})
+
+
 def extension(name: str) -> str:
     match = re.search(r"\.[A-Za-z0-9]{1,10}$", re.split(r"[\\/]", name)[-1])
     return match.group(0).lower() if match else ""
@@ -34,22 +56,28 @@ def extension(name: str) -> str:
 class ImageSink:
     """Numbers images in arrival order and streams each one to '<job_id>/<idx:06d><ext>'."""
 
-    def __init__(self, job_id: str, store: BlobStore) -> None:
+    def __init__(self, job_id: str, store: BlobStore, max_images: int | None = None) -> None:
         self.job_id, self.store = job_id, store
+        self.max_images = max_images
         self.images: list[ImageSource] = []
         self.skipped: list[dict[str, str]] = []
+
+    def _next_key(self, source: str) -> str:
+        if self.max_images is not None and len(self.images) >= self.max_images:
+            raise UploadLimit(f"more than {self.max_images} images in one job (MAX_IMAGES_PER_JOB)")
+        return f"{self.job_id}/{len(self.images):06d}{extension(source)}"
 
     def skip(self, source: str, reason: str) -> None:
         self.skipped.append({"source": source, "reason": reason})
 
     def add(self, source: str, stream: IO[bytes]) -> None:
-        key = f"{self.job_id}/{len(self.images):06d}{extension(source)}"
+        key = self._next_key(source)
         self.store.write_stream(key, stream)
         self.images.append(ImageSource(source=source, location=f"blob:{key}"))
 
     def add_member(self, source: str, open_member: Callable[[], AbstractContextManager[IO[bytes]]]) -> None:
         """Like add, but an unreadable archive member is skipped rather than fatal."""
-        key = f"{self.job_id}/{len(self.images):06d}{extension(source)}"
+        key = self._next_key(source)
         try:
             with open_member() as stream:
                 self.store.write_stream(key, stream)
@@ -73,14 +101,42 @@ def member_problem(name: str, *, is_dir: bool, is_file: bool) -> str | None:
         return "not a regular file"
     if "__MACOSX" in parts or (parts and parts[-1].startswith("._")):
         return "macOS metadata, not an image"
+    if extension(name) in ARCHIVE_EXTENSIONS:
+        return "nested archive: not extracted (send its images in the outer archive)"
     if extension(name) not in IMAGE_EXTENSIONS:
         return "not an image (by extension)"
     return None
 
 
-def _extract_zip(fileobj: IO[bytes], images: ImageSink) -> None:
+class _Budget:
+    """Counts members and declared expanded bytes; UploadLimit the moment either is over."""
+
+    def __init__(self, limits: ArchiveLimits, archive_bytes: int) -> None:
+        self.limits, self.archive_bytes = limits, max(archive_bytes, 1)
+        self.members = self.expanded = 0
+
+    def member(self, size: int, count: int = 1) -> None:
+        self.members += count
+        if self.members > self.limits.members:
+            raise UploadLimit(f"archive has more than {self.limits.members} members (MAX_ARCHIVE_MEMBERS)")
+        self.expanded += max(size, 0)
+        if self.expanded > self.limits.uncompressed_bytes:
+            raise UploadLimit(f"archive expands to more than {self.limits.uncompressed_bytes} bytes "
+                              "(MAX_ARCHIVE_UNCOMPRESSED_BYTES)")
+        ratio = self.expanded / self.archive_bytes
+        if self.expanded > _RATIO_FLOOR_BYTES and ratio > self.limits.ratio:
+            raise UploadLimit(f"archive expands {ratio:.0f}x, over the limit of {self.limits.ratio:g}x "
+                              "(MAX_ARCHIVE_RATIO): a zip bomb?")
+
+
+def _extract_zip(fileobj: IO[bytes], images: ImageSink, budget: _Budget) -> None:
     with zipfile.ZipFile(fileobj) as archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        if len(infos) > budget.limits.members:  # the central directory tells before anything expands
+            budget.member(0, count=len(infos))
+        for info in infos:
+            # Declared sizes are binding: zipfile never returns more than file_size bytes.
+            budget.member(info.file_size)
             name = info.filename.replace("\x00", "")
             is_link = stat.S_ISLNK(info.external_attr >> 16)
             reason = member_problem(name, is_dir=info.is_dir(), is_file=not is_link)
@@ -90,9 +146,11 @@ def _extract_zip(fileobj: IO[bytes], images: ImageSink) -> None:
                 images.add_member(name, lambda info=info: archive.open(info))
 
 
-def _extract_tar(fileobj: IO[bytes], images: ImageSink) -> None:
+def _extract_tar(fileobj: IO[bytes], images: ImageSink, budget: _Budget) -> None:
     with tarfile.open(fileobj=fileobj, mode="r:*") as archive:
         for member in archive:
+            # Every member counts, skipped ones too: reaching the next header decompresses them.
+            budget.member(member.size if member.isfile() else 0)
             name = member.name.replace("\x00", "")
             reason = member_problem(name, is_dir=member.isdir(), is_file=member.isfile())
             if reason:
@@ -101,16 +159,17 @@ def _extract_tar(fileobj: IO[bytes], images: ImageSink) -> None:
                 images.add_member(name, lambda member=member: archive.extractfile(member))
 
 
-def extract_archive(fileobj: IO[bytes], name: str, images: ImageSink) -> None:
-    """Stream every image member of a zip or tar(.gz) to storage, one at a time."""
+def extract_archive(fileobj: IO[bytes], name: str, images: ImageSink, limits: ArchiveLimits | None = None) -> None:
+    """Stream every image member of a zip or tar(.gz) to storage, one at a time, within `limits`."""
+    budget = _Budget(limits or ArchiveLimits.from_settings(), fileobj.seek(0, 2))
     fileobj.seek(0)
     is_zip = zipfile.is_zipfile(fileobj)
     fileobj.seek(0)
     try:
         if is_zip:
-            _extract_zip(fileobj, images)
+            _extract_zip(fileobj, images, budget)
         else:
-            _extract_tar(fileobj, images)
+            _extract_tar(fileobj, images, budget)
     except tarfile.ReadError as exc:
         if images.images or images.skipped:
             raise ArchiveError(f"archive: {name!r} is corrupt or truncated ({exc})") from exc

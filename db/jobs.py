@@ -114,10 +114,11 @@ def claim_chunk(session: Session, job_id: str, start: int, stop: int) -> list[Cl
             .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
             .values(state=JobState.RUNNING.value, running_at=utcnow())
         )
+    # claimed_at and attempts let the sweeper (db/chunks.py) find chunks nobody finishes.
     session.execute(
         update(Image)
         .where(in_chunk & Image.status.in_(_OPEN_IMAGE_STATES))
-        .values(status=ImageStatus.RUNNING.value)
+        .values(status=ImageStatus.RUNNING.value, claimed_at=utcnow(), attempts=Image.attempts + 1)
     )
     rows = session.execute(
         select(Image.id, Image.idx, Image.source, Image.location)

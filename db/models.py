@@ -69,6 +69,8 @@ class Job(Base):
     skipped: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     # What produced the results: model, weights, their SHA-256, library versions, device...
     reproducibility: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # The API key's tenant that submitted the job; None when it was created with auth off.
+    tenant: Mapped[str | None] = mapped_column(String(64), index=True)
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -77,6 +79,20 @@ class Job(Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Migration 0003_faults. SHA-256 of (tenant, the client's Idempotency-Key header): a retried
+    # submission finds this job instead of creating another; unique, hence per tenant.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Set once every chunk message is in the broker; a queued job without it after a grace
+    # period is one whose API died mid-submission, and the sweeper enqueues it.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Completion webhook (migration 0004_ui): POSTed once when the job reaches a final state.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    # None (no callback), pending, sending, delivered or failed.
+    webhook_state: Mapped[str | None] = mapped_column(String(16))
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    webhook_error: Mapped[str | None] = mapped_column(Text)
+    webhook_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Image(Base):
@@ -120,6 +136,10 @@ class Image(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     probabilities: Mapped[bytes | None] = mapped_column(LargeBinary)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Migration 0003_faults: when a worker last claimed the row and how many times it was
+    # claimed, so the sweeper can requeue chunks nobody finished and give up after a few.
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LabelSet(Base):
@@ -129,3 +149,16 @@ class LabelSet(Base):
 
     weights: Mapped[str] = mapped_column(String(64), primary_key=True)
     labels: Mapped[list] = mapped_column(JSON)
+
+
+class ApiKey(Base):
+    """An API key of a tenant; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

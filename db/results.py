@@ -97,10 +97,12 @@ def counts_from_statuses(by_status: dict[str, int]) -> dict[str, int]:
 
 
 def list_jobs(
-    session: Session, *, state: str | None, limit: int, cursor: str | None
+    session: Session, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
 ) -> tuple[list[Job], str | None]:
     """Newest first, keyset-paginated on (created_at, id) so new jobs never shift a page."""
     query = select(Job).options(defer(Job.reproducibility), defer(Job.skipped))
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
     if state:
         query = query.where(Job.state == state)
     if cursor:

@@ -10,27 +10,32 @@ from typing import Any
 import typer
 from rich.table import Column, Table
 
-from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound
+from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound, Unauthorized
 from imagebatch.config import MODEL_NAMES, PRECISIONS, settings
-from imagebatch.console import err, out, render_job, render_results, upload_progress
+from imagebatch.console import err, out, render_job, render_results, row_progress, upload_progress
+from imagebatch.keys_cli import keys_app
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 the job ended failed or cancelled (--wait), or the demo could not finish; "
-    "2 bad arguments or input files; 3 API unreachable; 4 no such job; 5 any other API error; 130 interrupted."
+    "2 bad arguments or input files; 3 API unreachable; 4 no such job; 5 any other API error; "
+    "6 API key missing, wrong or revoked; 130 interrupted."
 )
-EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_API_ERROR = 1, 2, 3, 4, 5
+EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_API_ERROR, EXIT_AUTH = 1, 2, 3, 4, 5, 6
 
 ModelName = enum.Enum("ModelName", {m: m for m in MODEL_NAMES}, type=str)
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
-ExportFormat = enum.Enum("ExportFormat", {"csv": "csv", "parquet": "parquet"}, type=str)
+ExportFormat = enum.Enum("ExportFormat", {"csv": "csv", "parquet": "parquet", "npy": "npy"}, type=str)
+Scope = enum.Enum("Scope", {"job": "job", "model": "model"}, type=str)
 
 app = typer.Typer(
     help=f"imagebatch: bulk image classification with ResNet.\n\n{EXIT_CODES}",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
 )
 weights_app = typer.Typer(help="Model weights helpers.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
+app.add_typer(keys_app, name="keys")
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -49,6 +54,8 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise _fail(str(exc), EXIT_UNREACHABLE) from None
         except NotFound as exc:
             raise _fail(f"not found: {exc.detail}", EXIT_NOT_FOUND) from None
+        except Unauthorized as exc:
+            raise _fail(f"not authorised: {exc.detail}", EXIT_AUTH) from None
         except ApiError as exc:
             raise _fail(str(exc), EXIT_API_ERROR) from None
         except (ValueError, FileNotFoundError) as exc:
@@ -131,6 +138,8 @@ def submit(
     store_probabilities: bool = typer.Option(False, "--store-probabilities", help="Keep all 1000 probabilities."),
     precision: Precision | None = typer.Option(None, help=f"Default: {settings.DEFAULT_PRECISION}."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until the job ends."),
+    callback_url: str | None = typer.Option(None, "--callback-url", help="POSTed (HMAC-signed) when the job ends."),
+    as_json: bool = typer.Option(False, "--json", help="Print the job document instead of its id."),
 ) -> None:
     """Submit a job and print its id (alone on stdout, for scripts)."""
     with _client(ctx) as client:
@@ -140,9 +149,10 @@ def submit(
             top_k=top_k,
             store_probabilities=store_probabilities or None,
             precision=precision.value if precision else None,
+            callback_url=callback_url,
             on_progress=upload_progress(),
         )
-        typer.echo(job.id)
+        typer.echo(json.dumps(job.data, indent=2) if as_json else job.id)
         if wait:
             raise typer.Exit(finish(job))
 
@@ -233,13 +243,39 @@ def export(
     job_id: str,
     out_path: Path = typer.Option(..., "--out", help="File to write."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Add all 1000 probabilities (if stored)."),
-    fmt: ExportFormat | None = typer.Option(None, "--format", help="Default: .parquet/.pq suffix, else csv."),
+    fmt: ExportFormat | None = typer.Option(
+        None, "--format", help="Default from the suffix: .parquet/.pq, .npy (embeddings, row i = image i), else csv."),
 ) -> None:
-    """Write a job's results to CSV (streamed) or Parquet."""
-    chosen = fmt.value if fmt else ("parquet" if out_path.suffix.lower() in (".parquet", ".pq") else "csv")
+    """Write a job's results to CSV (streamed), Parquet, or its embeddings to .npy."""
     with _client(ctx) as client:
-        path = client.get_job(job_id).export(out_path, format=chosen, probabilities=probabilities)
+        job = client.get_job(job_id)
+        with row_progress(f"exporting {job_id[:12]}") as on_progress:
+            path = job.export(out_path, format=fmt.value if fmt else None, probabilities=probabilities,
+                              on_progress=on_progress)
     err.print(f"wrote {path}", highlight=False)
+
+
+@app.command(epilog=EXIT_CODES)
+@friendly_errors
+def similar(
+    ctx: typer.Context,
+    job_id: str,
+    index: int,
+    k: int = typer.Option(10, "-k", min=1, max=100, help="How many neighbours."),
+    scope: Scope = typer.Option(Scope.job, help="Search this job, or every job of the same model."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Images whose embeddings are nearest (cosine) to image INDEX of a job."""
+    with _client(ctx) as client:
+        frame = client.similar(job_id, index, k=k, scope=scope.value)
+    if as_json:
+        typer.echo(frame.to_json(orient="records", indent=2))
+        return
+    table = Table(Column("job", no_wrap=True), "#", "cosine", "top-1", "confidence", "source")
+    for row in frame.itertuples(index=False):
+        table.add_row(row.job_id, str(row.index), f"{row.similarity:.4f}", str(row.top1_label),
+                      f"{row.confidence:.3f}" if row.confidence is not None else "-", str(row.source))
+    out.print(table)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -274,6 +310,14 @@ def demo(
     from imagebatch.demo import run_demo
 
     raise typer.Exit(run_demo(images=images, random_weights=random_weights, keep=keep))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def bench(ctx: typer.Context) -> None:
+    """Throughput benchmark: seed loop, offline script, model bound, decode, service e2e (see `bench --help`)."""
+    from imagebatch.bench.cli import main as bench_main
+
+    raise typer.Exit(bench_main(list(ctx.args)))
 
 
 @weights_app.command("random")

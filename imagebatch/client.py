@@ -16,6 +16,8 @@ from imagebatch.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files, collec
 if TYPE_CHECKING:  # pandas is imported on first use so the CLI starts quickly
     import pandas as pd
 
+    from imagebatch.exports import RowProgress
+
 logger = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
@@ -42,6 +44,10 @@ class ApiError(ImagebatchError):
 
 class NotFound(ApiError):
     """404: no such job (or it was deleted)."""
+
+
+class Unauthorized(ApiError):
+    """401/403: the API key is missing, wrong or revoked."""
 
 
 class WaitTimeout(ImagebatchError):
@@ -132,16 +138,32 @@ class Job:
     def results(self, **filters: Any) -> "pd.DataFrame":
         return self.client.results(self.id, **filters)
 
-    def export(self, path: str | Path, format: str = "csv", probabilities: bool = False, **filters: Any) -> Path:
-        """Write the results to `path` as CSV (streamed from the API) or Parquet."""
-        if format == "csv":
-            return self.client.export_csv(self.id, path, probabilities=probabilities, **filters)
-        if format != "parquet":
-            raise ValueError(f"unknown export format {format!r}: use csv or parquet")
-        frame = self.client.results(self.id, include="probabilities" if probabilities else None, **filters)
+    def export(
+        self, path: str | Path, format: str | None = None, probabilities: bool = False,
+        on_progress: "RowProgress | None" = None, **filters: Any,
+    ) -> Path:
+        """Write the results to `path`: "csv" (streamed from the API), "parquet", or "npy"
+        (embeddings, row i = image i, NaN where none); default from the suffix, else CSV.
+
+        `on_progress(rows, expected)` follows the export; filters apply to csv and parquet.
+        """
+        from imagebatch import exports
+
         path = Path(path)
-        frame.to_parquet(path, index=False)
-        return path
+        chosen = exports.format_for(path, format)
+        expected = self.counts.get("total", 0)
+        if chosen == "csv":
+            return self.client.export_csv(self.id, path, probabilities=probabilities, on_progress=on_progress,
+                                          expected=expected, **filters)
+        if chosen == "parquet":
+            return exports.write_parquet(self.client, self.id, path, probabilities=probabilities,
+                                         expected=expected, on_progress=on_progress, **filters)
+        if filters or probabilities:
+            raise ValueError("embeddings (.npy) export takes every image: no filters or probabilities")
+        return exports.write_embeddings(self.client, self.id, path, total=expected, on_progress=on_progress)
+
+    def similar(self, index: int, k: int = 10, scope: str = "job") -> "pd.DataFrame":
+        return self.client.similar(self.id, index, k=k, scope=scope)
 
 
 def _encode(value: Any) -> str:
@@ -192,6 +214,7 @@ class Client:
             raise NotFound(404, detail, str(response.url))
         if response.status_code in (401, 403):
             detail += " (check the API key: --api-key or IMAGEBATCH_API_KEY)"
+            raise Unauthorized(response.status_code, detail, str(response.url))
         raise ApiError(response.status_code, detail, str(response.url))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -215,17 +238,19 @@ class Client:
         top_k: int | None = None,
         store_probabilities: bool | None = None,
         precision: str | None = None,
+        callback_url: str | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Job:
         """Create a job from image files/folders, one archive, http(s) URLs or a URI manifest.
 
-        Options left as None take the API's defaults. `on_progress(sent, total)` follows the
-        upload in bytes.
+        Options left as None take the API's defaults. `callback_url` receives a signed POST when
+        the job ends. `on_progress(sent, total)` follows the upload in bytes.
         """
         items = [paths_or_uris] if isinstance(paths_or_uris, (str, Path)) else list(paths_or_uris)
         if not items:
             raise ValueError("nothing to submit: give image files, folders, an archive, URLs or a manifest")
-        options = {"model": model, "top_k": top_k, "store_probabilities": store_probabilities, "precision": precision}
+        options = {"model": model, "top_k": top_k, "store_probabilities": store_probabilities, "precision": precision,
+                   "callback_url": callback_url}
         options = {k: v for k, v in options.items() if v is not None}
         uris = collect_uris(items)
         if uris is not None:
@@ -299,7 +324,30 @@ class Client:
                 break
         return pd.DataFrame.from_records(rows)
 
-    def export_csv(self, job_id: str, path: str | Path, probabilities: bool = False, **filters: Any) -> Path:
+    def image(self, job_id: str, index: int) -> dict[str, Any]:
+        """One image's full result with its embedding and links to its bytes and thumbnail."""
+        return self._request("GET", f"/v1/jobs/{job_id}/images/{index}").json()
+
+    def similar(
+        self, image: str | tuple[str, int], index: int | None = None, *, k: int = 10, scope: str = "job"
+    ) -> "pd.DataFrame":
+        """The k images nearest (cosine on embeddings) to one image, best first.
+
+        The image is `(job_id, index)`, `"job_id/index"`, or `job_id` with `index`. scope "job"
+        searches that job; "model" every job of the same model the key can see.
+        """
+        import pandas as pd
+
+        job_id, index = _image_ref(image, index)
+        params = {"k": k, "scope": scope}
+        found = self._request("GET", f"/v1/jobs/{job_id}/images/{index}/similar", params=params).json()
+        columns = ["job_id", "index", "similarity", "source", "top1_label", "confidence"]
+        return pd.DataFrame.from_records(found["items"], columns=columns)
+
+    def export_csv(
+        self, job_id: str, path: str | Path, probabilities: bool = False,
+        on_progress: "RowProgress | None" = None, expected: int = 0, **filters: Any,
+    ) -> Path:
         """Stream GET /results.csv to `path` (written beside it, then renamed into place)."""
         path = Path(path)
         partial = path.with_name(path.name + ".partial")
@@ -309,14 +357,29 @@ class Client:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response)
+                lines = 0
                 with open(partial, "wb") as out:
                     for block in response.iter_bytes():
                         out.write(block)
+                        lines += block.count(b"\n")
+                        if on_progress:  # rows so far, the header line excluded
+                            on_progress(max(lines - 1, 0), max(expected, lines - 1))
         except httpx.TransportError as exc:
             partial.unlink(missing_ok=True)
             raise self._unreachable(exc) from None
         partial.replace(path)
         return path
+
+
+def _image_ref(image: str | tuple[str, int], index: int | None) -> tuple[str, int]:
+    if isinstance(image, tuple):
+        return image[0], int(image[1])
+    if index is not None:
+        return image, int(index)
+    job_id, sep, idx = image.partition("/")
+    if not sep or not idx.isdigit():
+        raise ValueError(f"image {image!r}: give (job_id, index), 'job_id/index', or job_id and index")
+    return job_id, int(idx)
 
 
 def _flatten(item: dict[str, Any]) -> dict[str, Any]:

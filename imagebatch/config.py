@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     VISIBILITY_TIMEOUT: int = 3600
     FETCH_TIMEOUT: float = 20.0
     FETCH_MAX_BYTES: int = 50 * 1024 * 1024
+    # Throughput: chunk tasks in flight per worker process (threads; forward passes take turns),
+    # so the next chunk decodes while the current one runs forward.
+    WORKER_CONCURRENCY: int = Field(default=2, ge=1, le=16)
+    # fast: JPEGs much larger than the resize target decode at reduced scale (draft mode);
+    # exact: full decode, exactly torchvision's reference preprocessing.
+    DECODE_MODE: str = "fast"
+    # CUDA only: torch.compile the model; decode JPEGs on the GPU (torchvision.io.decode_jpeg).
+    COMPILE: bool = False
+    GPU_DECODE: bool = False
 
     API_HOST: str = "127.0.0.1"
     API_PORT: int = 8000
@@ -54,6 +63,47 @@ class Settings(BaseSettings):
     # Apply database migrations when the API starts (docker-compose runs a separate step).
     AUTO_MIGRATE: bool = True
     LOG_LEVEL: str = "INFO"
+    # One JSON object per log line (with job_id/chunk fields) instead of plain text.
+    LOG_JSON: bool = False
+    # Port of each worker process's Prometheus /metrics endpoint; 0 turns it off.
+    WORKER_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
+    # Send Celery task events and heartbeats so Flower can show workers and tasks (Redis only).
+    WORKER_EVENTS: bool = False
+    # Key for the HMAC-SHA256 signature of completion webhooks (X-Imagebatch-Signature).
+    WEBHOOK_SECRET: str = ""
+    WEBHOOK_TIMEOUT: float = 10.0
+    # Delivery attempts per webhook, with exponential backoff between them.
+    WEBHOOK_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
+    # Longest side, in pixels, of the dashboard's thumbnails.
+    THUMBNAIL_SIZE: int = Field(default=256, ge=16, le=1024)
+
+    # Security (issue 4): API keys, per-tenant limits, request and archive limits, URL policy.
+    # Every /v1 route needs an API key; only the embedded demo and tests turn this off.
+    AUTH_ENABLED: bool = True
+    MAX_ACTIVE_JOBS_PER_TENANT: int = Field(default=20, ge=0, description="0 = unlimited")
+    MAX_IMAGES_IN_FLIGHT_PER_TENANT: int = Field(default=200_000, ge=0, description="0 = unlimited")
+    MAX_IMAGES_PER_JOB: int = Field(default=100_000, ge=1)
+    MAX_UPLOAD_BYTES: int = Field(default=10 * 1024**3, ge=1)
+    MAX_ARCHIVE_MEMBERS: int = Field(default=200_000, ge=1)
+    MAX_ARCHIVE_UNCOMPRESSED_BYTES: int = Field(default=20 * 1024**3, ge=1)
+    MAX_ARCHIVE_RATIO: float = Field(default=100.0, gt=1)
+    # Let http(s) URLs reach loopback, private, link-local and metadata addresses.
+    ALLOW_PRIVATE_URLS: bool = False
+    FETCH_MAX_REDIRECTS: int = Field(default=5, ge=0)
+
+    # Faults (issue 4): stuck chunks, un-enqueued jobs, database outages, fair scheduling.
+    # A claimed chunk not finished this long after its claim is requeued by the sweeper.
+    CHUNK_DEADLINE: float = Field(default=900.0, gt=0)
+    # Claims per image before it is given up as `timed_out`.
+    CHUNK_MAX_ATTEMPTS: int = Field(default=3, ge=1)
+    # Seconds between sweeps in each worker process; 0 turns the sweeper off.
+    SWEEP_INTERVAL: float = Field(default=30.0, ge=0)
+    # A queued job whose chunks were never all sent this long after creation gets enqueued again.
+    SUBMIT_GRACE: float = Field(default=120.0, gt=0)
+    # How long a worker keeps retrying a chunk's database work while the database is away.
+    DB_RETRY_SECONDS: float = Field(default=300.0, ge=0)
+    # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.
+    DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
 
     @cached_property
     def database_url(self) -> str:

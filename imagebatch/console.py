@@ -1,6 +1,7 @@
 """Rich rendering shared by the CLI, the demo and Job.wait(progress=True); output goes to stderr/stdout."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -59,6 +60,23 @@ def upload_progress() -> Callable[[int, int], None] | None:
             bar.stop()
 
     return update
+
+
+@contextmanager
+def row_progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient rows-written bar for exports on interactive terminals; scripts get None."""
+    if not err.is_terminal:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=True)
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, expected: int) -> None:
+        bar.update(task, completed=done, total=expected or None)
+
+    with bar:
+        yield update
 
 
 def render_job(data: dict[str, Any]) -> Table:

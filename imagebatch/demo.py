@@ -114,6 +114,8 @@ def _child_env(data_dir: Path, torch_home: Path | None = None) -> dict[str, str]
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env["IMAGEBATCH_DATA_DIR"] = str(data_dir)
     env["IMAGEBATCH_WORKER_MODELS"] = DEMO_MODEL
+    # The demo's API listens on 127.0.0.1 only and lives for one run: no API keys to set up.
+    env["IMAGEBATCH_AUTH_ENABLED"] = "false"
     # The children run inside the data folder (no stray .env), yet must import this checkout.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     if torch_home is not None:
@@ -224,6 +226,8 @@ def run_demo(images: int = 16, random_weights: bool | None = None, keep: bool = 
     data_dir.mkdir(parents=True, exist_ok=True)
     csv_path = data_dir.parent / f"demo-{stamp}-results.csv"
     console.print(f"Demo data folder: {data_dir}", highlight=False)
+    console.print("[yellow]Authentication is OFF for the demo (IMAGEBATCH_AUTH_ENABLED=false); "
+                  "never run a shared API like that.[/yellow]", highlight=False)
     torch_home, is_random = prepare_weights(data_dir, random_weights)
     if torch_home is None:
         shutil.rmtree(data_dir, ignore_errors=True)

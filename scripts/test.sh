@@ -66,9 +66,19 @@ ensure_postgres_login() {
   pg_login_works || { echo "test: still cannot log in to PostgreSQL as postgres over TCP" >&2; exit 1; }
 }
 
+ensure_chromium() {
+  # The dashboard tests drive Debian's Chromium with Playwright (no browser download needed).
+  if [ -x /usr/bin/chromium ]; then return; fi
+  echo "test: installing chromium with apt-get (dashboard tests)"
+  if ! { as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; then
+    echo "test: could not install chromium; the dashboard browser tests will be skipped" >&2
+  fi
+}
+
 ensure_redis
 ensure_postgres_running
 ensure_postgres_login
+ensure_chromium
 
 echo "test: python -m pytest -q $*"
 status=0

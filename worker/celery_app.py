@@ -1,7 +1,10 @@
 """The worker's Celery app: imagebatch's shared configuration plus the chunk task, by name."""
 
+from imagebatch import webhooks
+from imagebatch.logging import log_context
 from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery
 from worker import runner
+from worker.metrics import metrics
 from worker.tasks import RETRY_POLICY, ChunkTask
 
 app = make_celery()
@@ -10,4 +13,7 @@ app = make_celery()
 @app.task(name=PROCESS_CHUNK_TASK, base=ChunkTask, **RETRY_POLICY)
 def process_chunk(job_id: str, start: int, stop: int) -> None:
     """Classify images [start, stop) of a job; the work lives in worker.runner."""
-    runner.process_chunk(job_id, start, stop)
+    with log_context(job_id=job_id, chunk=f"{start}-{stop}"):
+        metrics.observe_chunk(runner.process_chunk(job_id, start, stop))
+    # The chunk that finished the job (there is exactly one claim) sends its webhook.
+    webhooks.deliver_in_background(job_id)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from worker.devices import Precision
+from worker.gpu import current_plan, to_model_input
 from worker.models import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def forward(
     model: LoadedModel, tensors: Sequence[torch.Tensor], precision: Precision
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(float32 probabilities, float32 embeddings) on the CPU, from one forward over the batch."""
-    batch = torch.stack(list(tensors)).to(model.device, memory_format=torch.channels_last, non_blocking=True)
+    batch = to_model_input(tensors, model.transform, current_plan(model.device))
     with torch.inference_mode(), precision.autocast():
         logits, embedding = model.net(batch)
     with torch.inference_mode():

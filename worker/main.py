@@ -11,10 +11,14 @@ from celery.worker import state
 from celery.worker.consumer import Consumer
 
 from imagebatch.config import settings
+from imagebatch.logging import configure_logging
 from imagebatch.queueing import queue_for_model
 from worker.celery_app import app
+from worker.sweeper import start_sweeper
 from worker.devices import resolve_device
+from worker.metrics import start_metrics_server
 from worker.models import ModelUnavailable, capabilities, ensure_weights, get_model, get_spec
+from worker.runner import decode_fast
 from worker.writer import EMBEDDING_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ def prepare(models: list[str]) -> str:
         raise ValueError(
             f"IMAGEBATCH_EMBEDDING_DTYPE must be float32 or float16, not {settings.EMBEDDING_DTYPE!r}"
         )
+    decode_fast()  # raises on a bad IMAGEBATCH_DECODE_MODE now rather than on every chunk
     for name in models:
         ensure_weights(get_spec(name))
     if settings.TORCH_THREADS > 0:
@@ -81,14 +86,15 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
     """Consume the queues of `models` (default settings.worker_models) until stopped; the exit code.
 
     Exits at once (SystemExit with one line) when a served model cannot run here.
-    pool=solo: one process, tasks run in its main thread, never forked after CUDA is touched;
-    run one worker process per GPU.
+    Threads (or solo) pool: one process, never forked after CUDA is touched; run one worker
+    process per GPU (CUDA_VISIBLE_DEVICES=<n>).
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(loglevel)
     models = list(models or settings.worker_models)
     if not models:
         raise SystemExit("imagebatch worker: no models to serve (set IMAGEBATCH_WORKER_MODELS)")
+    # Before loading models, so a scrape tells "starting" from "down".
+    start_metrics_server(settings.WORKER_METRICS_PORT)
     try:
         device = prepare(models)
     except (ModelUnavailable, ValueError) as exc:
@@ -99,17 +105,24 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
     queues = [queue_for_model(m) for m in models]
     logger.info("worker serving %s on %s, consuming %s", ", ".join(models), device, ", ".join(queues))
+    # Several chunks in flight (threads pool) let the next chunk decode while one runs forward;
+    # worker.prefetch serializes the forwards. One in flight keeps the plain solo pool.
+    concurrency = settings.WORKER_CONCURRENCY
     worker = app.Worker(
         hostname=f"imagebatch-{os.getpid()}@{socket.gethostname()}",
-        pool_cls="solo",
-        concurrency=1,
+        pool_cls="threads" if concurrency > 1 else "solo",
+        concurrency=concurrency,
         queues=queues,
         loglevel=loglevel.upper(),
         quiet=True,
         without_gossip=True,
         without_mingle=True,
-        without_heartbeat=True,
+        # Flower needs heartbeats (worker online) and task events; off by default (the
+        # embedded SQLite broker has no fanout exchange for them).
+        without_heartbeat=not settings.WORKER_EVENTS,
+        task_events=settings.WORKER_EVENTS,
     )
+    start_sweeper(app)
     worker.start()
     return worker.exitcode or 0
 

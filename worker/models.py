@@ -16,6 +16,7 @@ from torchvision.models import WeightsEnum
 from imagebatch.catalog import MODELS, ModelSpec
 from imagebatch.config import settings
 from worker.devices import Capabilities, detect_capabilities, resolve_device
+from worker.gpu import current_plan, maybe_compile
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ def load_model(name: str, device: str | None = None) -> LoadedModel:
     net = ResNetWithEmbedding(resnet).eval().requires_grad_(False)
     # channels_last lets oneDNN/cuDNN pick their fastest convolution kernels.
     net = net.to(device=device, memory_format=torch.channels_last)
+    net = maybe_compile(net, current_plan(device))
     loaded = LoadedModel(
         spec=spec,
         weights=weights,

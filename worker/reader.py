@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import httpx
 import torch
-from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from imagebatch import errors
 from imagebatch.config import settings
+from imagebatch.netguard import BlockedAddress, within_roots
 from imagebatch.storage import get_store
+from worker import gpu
+from worker.fetch import FetchError, fetch_url
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +47,15 @@ class _Failed(Exception):
         self.failure = ImageFailure(category, message)
 
 
-@lru_cache(maxsize=1)
-def _http_client() -> httpx.Client:
-    # One pooled client per process; httpx.Client is safe to share between threads.
-    return httpx.Client(timeout=settings.FETCH_TIMEOUT, follow_redirects=True)
-
-
-def _fetch_http(url: str) -> bytes:
-    limit = settings.FETCH_MAX_BYTES
-    too_big = f"download is larger than {limit} bytes (IMAGEBATCH_FETCH_MAX_BYTES)"
-    try:
-        with _http_client().stream("GET", url) as response:
-            if response.status_code >= 400:
-                raise _Failed(errors.FETCH_FAILED, f"HTTP {response.status_code} from {url}")
-            if int(response.headers.get("content-length") or 0) > limit:
-                raise _Failed(errors.TOO_LARGE, too_big)
-            body = bytearray()
-            for block in response.iter_bytes():
-                body += block
-                if len(body) > limit:
-                    raise _Failed(errors.TOO_LARGE, too_big)
-            return bytes(body)
-    except httpx.HTTPError as exc:
-        raise _Failed(errors.FETCH_FAILED, f"{type(exc).__name__} fetching {url}: {exc}") from exc
+def _read_local(path: str) -> bytes:
+    roots = settings.allowed_roots
+    if roots:
+        # Checked again here: a symlink swapped in after submission must not lead outside the roots.
+        try:
+            path = str(within_roots(path, roots))
+        except BlockedAddress as exc:
+            raise _Failed(errors.NOT_FOUND, str(exc)) from exc
+    return Path(path).read_bytes()
 
 
 def fetch_bytes(location: str) -> bytes:
@@ -77,17 +65,30 @@ def fetch_bytes(location: str) -> bytes:
         if scheme == "blob":
             return get_store().read_bytes(rest)
         if scheme == "file":
-            return Path(rest).read_bytes()
+            return _read_local(rest)
     except FileNotFoundError as exc:
         raise _Failed(errors.NOT_FOUND, f"{location} does not exist") from exc
     except OSError as exc:
         raise _Failed(errors.NOT_FOUND, f"{location} cannot be read: {exc.strerror or exc}") from exc
     if scheme in ("http", "https"):
-        return _fetch_http(location)
+        try:
+            return fetch_url(location)
+        except FetchError as exc:
+            raise _Failed(exc.category, str(exc)) from exc
     raise _Failed(errors.NOT_FOUND, f"unsupported location {location!r}")
 
 
-def _open_checked(data: bytes) -> Image.Image:
+def draft_target(transform: Transform) -> int | None:
+    """The smallest side a draft decode may keep: the transform's resize size, so resize still shrinks."""
+    size = getattr(transform, "resize_size", None)
+    return int(size[0]) if size else None
+
+
+_LIBTIFF_MISSING = ("webp", "lerc", "jpeg2000")
+
+
+def _open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """The loaded image and its full size from the header (a draft decode may load it smaller)."""
     if not data:
         raise _Failed(errors.EMPTY_FILE, "the file is empty (0 bytes)")
     try:
@@ -101,24 +102,68 @@ def _open_checked(data: bytes) -> Image.Image:
     limit = Image.MAX_IMAGE_PIXELS
     if limit and image.width * image.height > limit:
         raise _Failed(errors.TOO_LARGE, f"{image.width}x{image.height} pixels is over the limit of {limit}")
+    full_size = image.size
+    if draft and image.format == "JPEG" and min(full_size) >= 2 * draft:
+        # libjpeg scales by 1/2..1/8 inside the IDCT: a phone photo decodes ~10x faster.
+        image.draft(None, (draft, draft))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if _undecodable(image, exc):
+            raise _Failed(errors.UNSUPPORTED_FORMAT, f"{image.format} image this build cannot decode: {exc}") from exc
         raise _Failed(errors.TRUNCATED, f"image data is truncated or corrupt: {exc}") from exc
-    return image
+    return image, full_size
 
 
-def decode(data: bytes, transform: Transform) -> DecodedImage:
-    """Decode like torchvision's reference: exif_transpose, .convert("RGB"), weights.transforms()."""
-    image = _open_checked(data)
+def _undecodable(image: Image.Image, exc: Exception) -> bool:
+    """Pillow knows the format but has no decoder for this variant (vs. corrupt data)."""
+    text = str(exc).lower()
+    if "not available" in text or "not supported" in text or "unsupported" in text:
+        return True
+    # libtiff names WEBP/LERC compression but is not built with them; the error says only "-2".
+    return image.format == "TIFF" and image.info.get("compression") in _LIBTIFF_MISSING
+
+
+def _oriented(size: tuple[int, int], image: Image.Image) -> tuple[int, int]:
+    """A header size as it reads after exif_transpose (orientations 5-8 swap the sides)."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _decode_jpeg_on_device(data: bytes, transform: Transform, device: str) -> DecodedImage:
+    """nvJPEG decode (IMAGEBATCH_GPU_DECODE); Pillow still reads the header: mode, size, orientation."""
+    with Image.open(io.BytesIO(data)) as header:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and header.width * header.height > limit:
+            raise _Failed(errors.TOO_LARGE, f"{header.width}x{header.height} pixels is over the limit of {limit}")
+        mode, (width, height) = header.mode, _oriented(header.size, header)
+    full = gpu.decode_jpeg_on_device(data, device)
+    pixels = full.flatten(1).float()
+    return DecodedImage(
+        width=width, height=height, mode=mode, format="JPEG",
+        mean=tuple(pixels.mean(1).tolist()), std=tuple(pixels.std(1, correction=0).tolist()),
+        tensor=gpu.resize_crop(full, transform),
+    )
+
+
+def decode(data: bytes, transform: Transform, fast: bool = False, device: str | None = None) -> DecodedImage:
+    """Decode like torchvision's reference: exif_transpose, .convert("RGB"), weights.transforms().
+
+    fast=True lets JPEGs at least twice the resize size decode at reduced scale (draft mode);
+    sizes stay the file's, statistics and tensor come from the reduced decode.
+    """
+    if device is not None and gpu.is_jpeg(data):
+        return _decode_jpeg_on_device(data, transform, device)
+    image, full_size = _open_checked(data, draft_target(transform) if fast else None)
     mode, fmt = image.mode, image.format
+    width, height = _oriented(full_size, image)
     ImageOps.exif_transpose(image, in_place=True)
     # For an animated GIF this is the first frame, the one Image.open positions on.
     rgb = image.convert("RGB")
     stat = ImageStat.Stat(rgb)
     return DecodedImage(
-        width=rgb.width,
-        height=rgb.height,
+        width=width,
+        height=height,
         mode=mode,
         format=fmt,
         mean=tuple(float(v) for v in stat.mean),
@@ -127,10 +172,12 @@ def decode(data: bytes, transform: Transform) -> DecodedImage:
     )
 
 
-def read_image(location: str, transform: Transform) -> DecodedImage | ImageFailure:
-    """Fetch and decode one image; never raises for a bad image."""
+def read_image(
+    location: str, transform: Transform, fast: bool = False, device: str | None = None
+) -> DecodedImage | ImageFailure:
+    """Fetch and decode one image; never raises for a bad image. `device`: decode JPEGs there."""
     try:
-        return decode(fetch_bytes(location), transform)
+        return decode(fetch_bytes(location), transform, fast, device)
     except _Failed as exc:
         return exc.failure
     except Exception as exc:  # a decoder bug on one odd file must not sink its chunk
@@ -144,6 +191,8 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
 
-def read_many(locations: Sequence[str], transform: Transform) -> list[DecodedImage | ImageFailure]:
+def read_many(
+    locations: Sequence[str], transform: Transform, fast: bool = False, device: str | None = None
+) -> list[DecodedImage | ImageFailure]:
     """Read a chunk's images concurrently (Pillow and torch release the GIL), in input order."""
-    return list(_pool().map(lambda loc: read_image(loc, transform), locations))
+    return list(_pool().map(lambda loc: read_image(loc, transform, fast, device), locations))

@@ -1,21 +1,28 @@
-"""A chunk's pipeline: claim rows -> read (threads) -> infer (one forward) -> write -> finalize."""
+"""A chunk's pipeline: claim rows -> read (threads) -> infer (one forward, in turn) -> write -> finalize."""
 
+import json
 import logging
+import os
 import platform
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import PIL
 import torch
 import torchvision
 
+from db.chunks import give_up_exhausted, release_claim
 from db.jobs import ClaimedImage, claim_chunk, fail_job
 from db.models import Job, utcnow
+from db.retry import retry_database
 from db.session import session_scope
 from imagebatch.config import settings
 from worker import writer
 from worker.devices import Precision, resolve_precision
 from worker.inference import ImageResult, infer
+from worker.gpu import current_plan, host_transform
+from worker.prefetch import forward_gate
 from worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
 from worker.reader import DecodedImage, ImageFailure, read_many
 
@@ -38,17 +45,30 @@ class ChunkReport:
     read_seconds: float
     forward_seconds: float
     write_seconds: float
+    wait_seconds: float = 0.0  # decoded, waiting for another chunk's forward to finish
+    began: float = 0.0  # wall clock (time.time()) when reading started
 
 
+@retry_database
 def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOptions] | None:
     """The chunk's open images, now marked running, and the job's options; None if nothing to do."""
     with session_scope() as session:
+        # A chunk claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
+        give_up_exhausted(session, job_id, start, stop, settings.CHUNK_MAX_ATTEMPTS)
         claimed = claim_chunk(session, job_id, start, stop)
         if not claimed:
             return None
         job = session.get(Job, job_id)
         options = JobOptions(job.model, job.top_k, job.store_probabilities, job.precision, job.chunk_size)
     return claimed, options
+
+
+def decode_fast() -> bool:
+    """IMAGEBATCH_DECODE_MODE: fast (JPEG draft decode of large photos) or exact."""
+    mode = settings.DECODE_MODE.strip().lower()
+    if mode not in ("fast", "exact"):
+        raise ValueError(f"IMAGEBATCH_DECODE_MODE must be fast or exact, not {settings.DECODE_MODE!r}")
+    return mode == "fast"
 
 
 def reproducibility_record(model: LoadedModel, precision: Precision, options: JobOptions) -> dict:
@@ -74,6 +94,7 @@ def reproducibility_record(model: LoadedModel, precision: Precision, options: Jo
         "embedding_dtype": settings.EMBEDDING_DTYPE,
         "batch_size": options.chunk_size,
         "chunk_size": options.chunk_size,
+        "decode": "fast" if decode_fast() else "exact",
     }
 
 
@@ -98,34 +119,57 @@ def _fail(job_id: str, message: str) -> None:
         fail_job(session, job_id, message)
 
 
-def process_chunk(job_id: str, start: int, stop: int) -> ChunkReport | None:
-    """Run one chunk task to completion; known fatal problems fail the job instead of raising."""
-    claimed_and_options = claim(job_id, start, stop)
-    if claimed_and_options is None:
-        logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
-        writer.finalize(job_id)
-        return None
-    claimed, options = claimed_and_options
+def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, precision: str) -> None:
+    logger.info(
+        "job %s chunk [%d, %d): %d ok, %d failed; read %.3fs, wait %.3fs, forward %.3fs (%s), write %.3fs",
+        job_id, start, stop, report.succeeded, report.failed, report.read_seconds, report.wait_seconds,
+        report.forward_seconds, precision, report.write_seconds,
+    )
+    # One parseable line per chunk: the benchmark derives the time split and per-chunk overhead from it.
+    timing = {"job": job_id, "start": start, "n": n, "pid": os.getpid(),
+              "thread": threading.current_thread().name, "ended": time.time(), **asdict(report)}
+    logger.info("chunk-timing %s", json.dumps(timing))
+
+
+def _run(job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions) -> ChunkReport | None:
     try:
         model = get_model(options.model)
         precision = resolve_precision(options.precision, model.device, capabilities())
     except (ModelUnavailable, ValueError) as exc:
         _fail(job_id, str(exc))
         return None
-    t0 = time.perf_counter()
-    decoded = read_many([image.location for image in claimed], model.transform)
+    began, t0 = time.time(), time.perf_counter()
+    plan = current_plan(model.device)
+    decoded = read_many([image.location for image in claimed], host_transform(model.transform, plan),
+                        fast=decode_fast(), device=model.device if plan.gpu_decode else None)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
-    results = infer(model, tensors, precision, options.top_k, options.store_probabilities)
-    t2 = time.perf_counter()
-    writer.commit_chunk(
+    # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
+    with forward_gate().turn() as waited:
+        t2 = time.perf_counter()
+        results = infer(model, tensors, precision, options.top_k, options.store_probabilities)
+    t3 = time.perf_counter()
+    retry_database(writer.commit_chunk)(
         job_id, build_rows(claimed, decoded, results), weights_name=model.weights_name,
         labels=model.labels, reproducibility=reproducibility_record(model, precision, options),
     )
-    report = ChunkReport(len(results), len(claimed) - len(results), t1 - t0, t2 - t1, time.perf_counter() - t2)
-    logger.info(
-        "job %s chunk [%d, %d): %d ok, %d failed; read %.3fs, forward %.3fs (%s), write %.3fs",
-        job_id, start, stop, report.succeeded, report.failed, report.read_seconds,
-        report.forward_seconds, precision.resolved, report.write_seconds,
-    )
+    report = ChunkReport(len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3,
+                         waited, began)
+    _log_chunk(job_id, start, stop, len(claimed), report, precision.resolved)
     return report
+
+
+def process_chunk(job_id: str, start: int, stop: int) -> ChunkReport | None:
+    """Run one chunk task to completion; known fatal problems fail the job instead of raising."""
+    claimed_and_options = claim(job_id, start, stop)
+    if claimed_and_options is None:
+        logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
+        retry_database(writer.finalize)(job_id)
+        return None
+    claimed, options = claimed_and_options
+    try:
+        return _run(job_id, start, stop, claimed, options)
+    except Exception:
+        # The task's retries govern errors this worker saw; attempts count only vanished claims.
+        release_claim(job_id, start, stop)
+        raise

@@ -4,7 +4,9 @@ import logging
 
 from celery import Task
 
+from imagebatch import webhooks
 from worker import writer
+from worker.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +46,5 @@ class ChunkTask(Task):
             logger.exception("job %s: could not record the failure of chunk [%d, %d)", job_id, start, stop)
             return
         logger.error("job %s: %d images of chunk [%d, %d) marked internal errors", job_id, count, start, stop)
+        metrics.observe_gave_up(count)
+        webhooks.deliver_in_background(job_id)

@@ -6,19 +6,25 @@ from typing import Annotated
 from uuid import uuid4
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api import idempotency
+from api.auth import TenantDep
 from api.deps import SessionDep, get_job_or_404
 from api.enqueue import enqueue_chunks
+from api.limits import check_job_size, check_tenant_limits
 from api.schemas import JobOut, JobPage, error_responses
 from api.submission import Submission, SubmissionError, read_submission
 from db import jobs as job_ops
 from db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState
 from db.results import InvalidCursor, as_utc, job_stats, list_jobs
 from db.session import session_scope
+from imagebatch import webhooks
 from imagebatch.catalog import MODELS
 from imagebatch.config import PRECISIONS, settings
+from imagebatch.logging import bind_job
 from imagebatch.storage import get_store
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,13 @@ def _rate(done: int, started: datetime | None, until: datetime | None) -> float 
     return done / seconds if seconds > 0 else None
 
 
+def webhook_view(job: Job) -> dict | None:
+    if not job.callback_url:
+        return None
+    return {"url": job.callback_url, "state": job.webhook_state, "attempts": job.webhook_attempts,
+            "error": job.webhook_error, "delivered_at": as_utc(job.webhook_delivered_at)}
+
+
 def job_view(job: Job, counts: dict[str, int], last_processed: datetime | None) -> JobOut:
     """The job as clients see it: counts, progress, throughput and ETA derived from rows."""
     final = job.state in FINAL_STATES
@@ -78,22 +91,28 @@ def job_view(job: Job, counts: dict[str, int], last_processed: datetime | None) 
                     ("created", "queued", "running", "completed", "failed", "cancelling", "cancelled")},
         error=job.error, skipped=job.skipped or [], reproducibility=job.reproducibility,
         links={"self": link, "results": f"{link}/results", "csv": f"{link}/results.csv"},
+        webhook=webhook_view(job),
     )
 
 
-def load_job_view(session: Session, job_id: str) -> JobOut:
-    job = get_job_or_404(session, job_id)
+def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> JobOut:
+    job = get_job_or_404(session, job_id, tenant)
     return job_view(job, job_ops.image_counts(session, job_id), job_ops.last_processed_at(session, job_id))
 
 
-def _create(job_id: str, sub: Submission) -> None:
+def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None) -> None:
     with session_scope() as session:
+        check_tenant_limits(session, tenant, len(sub.images))
         job = job_ops.create_job(
             session=session, job_id=job_id, model=sub.options.model, top_k=sub.options.top_k,
             store_probabilities=sub.options.store_probabilities, precision=sub.options.precision,
             chunk_size=settings.CHUNK_SIZE, images=sub.images,
         )
         job.skipped = sub.skipped or None
+        job.tenant = tenant
+        job.idempotency_key = idempotency_key
+        if sub.options.callback_url:
+            job.callback_url, job.webhook_state = sub.options.callback_url, "pending"
 
 
 def _fail(job_id: str, message: str) -> None:
@@ -101,24 +120,43 @@ def _fail(job_id: str, message: str) -> None:
         job_ops.fail_job(session, job_id, message)
 
 
-def _view(job_id: str) -> JobOut:
+def _view(job_id: str, tenant: str | None = None) -> JobOut:
     with session_scope() as session:
-        return load_job_view(session, job_id)
+        return load_job_view(session, job_id, tenant)
+
+
+def _admit(tenant: str | None) -> None:
+    """429 before reading a body the tenant could not submit anyway."""
+    with session_scope() as session:
+        check_tenant_limits(session, tenant)
 
 
 @router.post("", status_code=202, response_model=JobOut, openapi_extra=_SUBMIT_BODY,
-             responses=error_responses(415, 422, 503))
-async def submit_job(request: Request, response: Response) -> JobOut:
+             responses=error_responses(401, 413, 415, 422, 429, 503))
+async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobOut:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
+    key = idempotency.read_key(request, tenant)
+    if key and (found := await run_in_threadpool(idempotency.find_job, key)):
+        response.status_code = 200  # the job the first attempt created
+        response.headers["Location"] = f"/v1/jobs/{found}"
+        return await run_in_threadpool(_view, found, tenant)
+    await run_in_threadpool(_admit, tenant)
     job_id = uuid4().hex
+    bind_job(job_id)
     try:
         sub = await read_submission(request, job_id)
     except SubmissionError as exc:
         raise HTTPException(exc.status_code, exc.detail) from exc
     try:
-        await run_in_threadpool(_create, job_id, sub)
-    except Exception:
+        check_job_size(len(sub.images))
+        await run_in_threadpool(_create, job_id, sub, key, tenant)
+    except Exception as exc:
         await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
+        if key and isinstance(exc, IntegrityError):  # a concurrent retry with the same key won
+            if found := await run_in_threadpool(idempotency.find_job, key):
+                response.status_code = 200
+                response.headers["Location"] = f"/v1/jobs/{found}"
+                return await run_in_threadpool(_view, found, tenant)
         raise
     try:
         await run_in_threadpool(enqueue_chunks, job_id, sub.options.model, len(sub.images), settings.CHUNK_SIZE)
@@ -127,6 +165,7 @@ async def submit_job(request: Request, response: Response) -> JobOut:
         message = f"broker unavailable, job could not be queued: {exc}"
         await run_in_threadpool(_fail, job_id, message)
         raise HTTPException(503, f"{message} (job {job_id} marked failed)") from exc
+    await run_in_threadpool(idempotency.record_enqueued, job_id)
     logger.info("job %s: %d image(s) queued for %s (%d input(s) skipped)",
                 job_id, len(sub.images), sub.options.model, len(sub.skipped))
     response.headers["Location"] = f"/v1/jobs/{job_id}"
@@ -136,6 +175,7 @@ async def submit_job(request: Request, response: Response) -> JobOut:
 @router.get("", response_model=JobPage, responses=error_responses(422, 503))
 def list_all_jobs(
     session: SessionDep,
+    tenant: TenantDep,
     state: Annotated[str | None, Query(description=f"only jobs in this state: {', '.join(_STATES)}")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -144,7 +184,7 @@ def list_all_jobs(
     if state and state not in _STATES:
         raise HTTPException(422, f"state: must be one of {', '.join(_STATES)} (got {state!r})")
     try:
-        page, next_cursor = list_jobs(session, state=state or None, limit=limit, cursor=cursor)
+        page, next_cursor = list_jobs(session, state=state or None, limit=limit, cursor=cursor, tenant=tenant)
     except InvalidCursor as exc:
         raise HTTPException(422, str(exc)) from exc
     stats = job_stats(session, [job.id for job in page])
@@ -153,29 +193,30 @@ def list_all_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(404, 422, 503))
-def get_job(job_id: str, session: SessionDep) -> JobOut:
+def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
     """One job: state, counts, progress, throughput, ETA, timestamps and reproducibility record."""
-    return load_job_view(session, job_id)
+    return load_job_view(session, job_id, tenant)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
              responses=error_responses(404, 409, 422, 503))
-def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
     """Cancel a job: pending images are cancelled now, chunks already running finish."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, tenant)
     if job.state in FINAL_STATES:
         raise HTTPException(409, f"Job is already {job.state}; only queued or running jobs can be cancelled")
     if job.state in ACTIVE_STATES:
         job_ops.request_cancel(session, job_id)
         session.commit()
+        webhooks.deliver_in_background(job_id)  # only if the cancel already finished the job
     session.expire_all()
-    return load_job_view(session, job_id)
+    return load_job_view(session, job_id, tenant)
 
 
 @router.delete("/{job_id}", status_code=204, responses=error_responses(404, 422, 503))
-def delete_job(job_id: str, session: SessionDep) -> Response:
+def delete_job(job_id: str, session: SessionDep, tenant: TenantDep) -> Response:
     """Delete a job, its result rows and its uploaded images (cancelling it first if active)."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, tenant)
     if job.state in ACTIVE_STATES:
         job_ops.request_cancel(session, job_id)
         session.commit()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.auth import TenantDep
 from api.deps import SessionDep, get_job_or_404
 from api.schemas import ResultPage, error_responses
 from db.results import (
@@ -66,13 +67,14 @@ def _include(include: str | None) -> set[str]:
 def get_results(
     job_id: str,
     session: SessionDep,
+    tenant: TenantDep,
     filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     include: Annotated[str | None, Query(description="comma list: embedding, probabilities")] = None,
 ) -> dict:
     """Per-image results in index order, filtered, with an opaque keyset cursor."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, tenant)
     wanted = _include(include)
     try:
         images, next_cursor = result_page(
@@ -121,11 +123,12 @@ def _probability_names(session: Session, model: str) -> list[str]:
 def export_csv(
     job_id: str,
     session: SessionDep,
+    tenant: TenantDep,
     filters: FiltersDep,
     probabilities: Annotated[bool, Query(description="append all class probabilities")] = False,
 ) -> StreamingResponse:
     """All matching results as CSV, streamed row by row."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, tenant)
     names: list[str] = []
     if probabilities:
         if not job.store_probabilities:

@@ -170,7 +170,7 @@ FILE = ("files", ("a.jpg", b"a", "image/jpeg"))
     ({"files": [("model", (None, "resnet18"))]}, 422, "no images"),
     ({"files": [FILE, ("archive", ("a.zip", _zip({"a.jpg": b"a"})))]}, 422, "not both"),
     ({"content": b"just text", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid JSON"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid JSON"),
     ({"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=XyZ"}}, 400,
      "malformed multipart body"),
     ({"content": b"--XyZ--", "headers": {"content-type": "multipart/form-data"}}, 400, "without a boundary"),

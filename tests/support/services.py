@@ -62,8 +62,13 @@ def free_port() -> int:
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """This process's environment without imagebatch settings, plus `overrides`."""
+    """This process's environment without imagebatch settings, plus test defaults and `overrides`.
+
+    Test defaults: auth off and loopback URLs allowed (tests serve images from 127.0.0.1);
+    tests/security turns both back on through `overrides`.
+    """
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("IMAGEBATCH_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(IMAGEBATCH_AUTH_ENABLED="false", IMAGEBATCH_ALLOW_PRIVATE_URLS="true")
     env.update(overrides)
     return env

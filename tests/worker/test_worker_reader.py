@@ -139,6 +139,7 @@ def test_http_fetch_ok_404_oversized_and_refused(
     http_root: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, root = http_root
+    monkeypatch.setattr(reader.settings, "ALLOW_PRIVATE_URLS", True)  # the test server is on loopback
     data = _jpeg_bytes()
     (root / "cat.jpg").write_bytes(data)
     good = read_image(f"{base}/cat.jpg", TRANSFORM)
