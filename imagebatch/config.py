@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # Longest side, in pixels, of the dashboard's thumbnails.
     THUMBNAIL_SIZE: int = Field(default=256, ge=16, le=1024)
 
-    # Security (issue 4): API keys, per-tenant limits, request and archive limits, URL policy.
+    # Security: API keys, per-tenant limits, request and archive limits, URL policy.
     # Every /v1 route needs an API key; only the embedded demo and tests turn this off.
     AUTH_ENABLED: bool = True
     MAX_ACTIVE_JOBS_PER_TENANT: int = Field(default=20, ge=0, description="0 = unlimited")
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     ALLOW_PRIVATE_URLS: bool = False
     FETCH_MAX_REDIRECTS: int = Field(default=5, ge=0)
 
-    # Faults (issue 4): stuck chunks, un-enqueued jobs, database outages, fair scheduling.
+    # Faults: stuck chunks, un-enqueued jobs, database outages, fair scheduling.
     # A claimed chunk not finished this long after its claim is requeued by the sweeper.
     CHUNK_DEADLINE: float = Field(default=900.0, gt=0)
     # Claims per image before it is given up as `timed_out`.
