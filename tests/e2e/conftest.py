@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.services import clean_env, private_redis, scratch_database
 from tests.support.stack import Stack
+from tests.support.weights import random_torch_home
 
 REDIS_DB = 14  # this test area's own Redis database
 
@@ -16,12 +17,7 @@ REDIS_DB = 14  # this test area's own Redis database
 @pytest.fixture(scope="session")
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seeded random-init checkpoints under the official file names (the machine is offline)."""
-    from worker.random_weights import write_random_checkpoint
-
-    home = tmp_path_factory.mktemp("torch_home")
-    write_random_checkpoint("resnet18", home, seed=0)
-    write_random_checkpoint("resnet50", home, seed=0)
-    return home
+    return random_torch_home(tmp_path_factory, "resnet18", "resnet50")
 
 
 @pytest.fixture(scope="session")

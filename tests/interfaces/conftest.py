@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tests.support.images import write_broken, write_photos
 from tests.support.services import clean_env, free_port, private_redis, scratch_database
 from tests.support.stack import Stack, wait_for_job
+from tests.support.weights import random_torch_home
 
 REDIS_DB = 9  # the interfaces area's own Redis database
 PG_DATABASE = "imagebatch_interfaces_test"
@@ -23,11 +24,7 @@ CHUNK_SIZE = 4
 @pytest.fixture(scope="session")
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded random-init resnet18 checkpoint under its official file name (offline machine)."""
-    from worker.random_weights import write_random_checkpoint
-
-    home = tmp_path_factory.mktemp("torch_home")
-    write_random_checkpoint("resnet18", home, seed=0)
-    return home
+    return random_torch_home(tmp_path_factory, "resnet18")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from db.keys import create_key
 from tests.support.services import clean_env, private_redis, scratch_database
 from tests.support.stack import BIN, Stack
+from tests.support.weights import random_torch_home
 
 REDIS_DB = 7  # this test area's own Redis database
 PG_DB = "imagebatch_security_test"
@@ -29,11 +30,7 @@ LIMITS = {
 
 @pytest.fixture(scope="package")
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from worker.random_weights import write_random_checkpoint
-
-    home = tmp_path_factory.mktemp("torch_home")
-    write_random_checkpoint("resnet18", home, seed=0)
-    return home
+    return random_torch_home(tmp_path_factory, "resnet18")
 
 
 @pytest.fixture(scope="package")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import private_redis, scratch_database
+from tests.support.weights import random_torch_home
 
 PG_SCRATCH_DB = "imagebatch_throughput_test"
 REDIS_DB = 6  # this test area's own Redis database
@@ -14,11 +15,7 @@ REDIS_DB = 6  # this test area's own Redis database
 @pytest.fixture(scope="package")
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TORCH_HOME with a seeded random resnet18 checkpoint under its official file name."""
-    from worker.random_weights import write_random_checkpoint
-
-    home = tmp_path_factory.mktemp("torch_home")
-    write_random_checkpoint("resnet18", home, seed=0)
-    return home
+    return random_torch_home(tmp_path_factory, "resnet18")
 
 
 @pytest.fixture(scope="package")

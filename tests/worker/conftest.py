@@ -18,6 +18,7 @@ from skimage import data as skdata
 
 from imagebatch.catalog import MODELS
 from tests.support.services import clean_env, private_redis, scratch_database
+from tests.support.weights import random_torch_home
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("chunk_driver.py")
@@ -30,11 +31,7 @@ ORIENTATION = 0x0112
 @pytest.fixture(scope="package")
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TORCH_HOME holding a seeded random resnet18 checkpoint under its official file name."""
-    from worker.random_weights import write_random_checkpoint
-
-    home = tmp_path_factory.mktemp("torch_home")
-    write_random_checkpoint("resnet18", home, seed=0)
-    return home
+    return random_torch_home(tmp_path_factory, "resnet18")
 
 
 @pytest.fixture(scope="package")
