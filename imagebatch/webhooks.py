@@ -41,18 +41,19 @@ def check_callback_url(url: str) -> str:
     """The URL if it may be called, else UnsafeUrl naming why.
 
     The same policy as image URLs (imagebatch.netguard): http(s) only, no credentials, every
-    resolved address public unless IMAGEBATCH_ALLOW_PRIVATE_URLS is set.
+    resolved address public unless IMAGEBATCH_ALLOW_PRIVATE_URLS is set (metadata addresses
+    are refused even then, as for image URLs).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeUrl(f"must be an http:// or https:// URL (got {url!r})")
     if parts.username or parts.password:
         raise UnsafeUrl("must not carry credentials; the payload is signed instead")
-    if settings.ALLOW_PRIVATE_URLS:
-        return url
+    allow_private = settings.ALLOW_PRIVATE_URLS
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        netguard.check_host_name(parts.hostname)
-        netguard.resolve_public(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        netguard.check_host_name(parts.hostname, allow_private=allow_private)
+        netguard.resolve_public(parts.hostname, port, allow_private=allow_private)
     except (netguard.BlockedAddress, OSError) as exc:
         raise UnsafeUrl(str(exc)) from exc
     return url
@@ -111,12 +112,6 @@ def _post(client: httpx.Client, url: str, body: bytes, job_id: str) -> httpx.Res
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise RetryableResponse(f"receiver answered {response.status_code}")
     return response
-
-
-def deliver(job_id: str) -> str | None:
-    """Deliver the job's webhook if it is due and nobody else is; the final webhook state."""
-    claimed = _claim(job_id)
-    return None if claimed is None else _send(job_id, claimed)
 
 
 def _send(job_id: str, claimed: dict[str, Any]) -> str:
