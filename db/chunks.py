@@ -3,13 +3,13 @@
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from db.jobs import chunk_bounds, finalize_job
-from db.models import Image, ImageStatus, Job, JobState, utcnow
+from db.models import Image, ImageStatus, Job, JobState, as_utc, utcnow
 from db.session import session_scope
 from imagebatch import errors
 
@@ -147,7 +147,7 @@ def requeue_orphans(
     for job_id, model, size, total, enqueued_at in jobs:
         last = session.scalar(select(func.max(func.coalesce(Image.processed_at, Image.claimed_at)))
                               .where(Image.job_id == job_id))
-        if last is not None and _aware(last) >= cutoff:
+        if last is not None and as_utc(last) >= cutoff:
             continue
         if model not in empty:
             empty[model] = queue_empty(model)
@@ -161,17 +161,13 @@ def requeue_orphans(
                               .values(enqueued_at=now)).rowcount
         if not won:
             continue
-        for start in sorted({idx - idx % size for idx in starts}):
-            send(job_id, model, start, min(start + size, total), 0)
-            requeued.append((job_id, start, min(start + size, total)))
+        chunks = [(start, min(start + size, total)) for start in sorted({idx - idx % size for idx in starts})]
+        for start, stop in chunks:
+            send(job_id, model, start, stop, 0)
+            requeued.append((job_id, start, stop))
         logger.warning("job %s: idle %.0fs with pending images and an empty queue; resent %d chunk(s)",
-                       job_id, deadline, len({idx - idx % size for idx in starts}))
+                       job_id, deadline, len(chunks))
     return requeued
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def finalize_idle(session: Session) -> None:

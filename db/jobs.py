@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -76,7 +75,11 @@ def image_counts(session: Session, job_id: str) -> dict[str, int]:
     rows = session.execute(
         select(Image.status, func.count()).where(Image.job_id == job_id).group_by(Image.status)
     ).all()
-    by_status = {status: count for status, count in rows}
+    return counts_from_statuses({status: count for status, count in rows})
+
+
+def counts_from_statuses(by_status: dict[str, int]) -> dict[str, int]:
+    """Job counts (total, succeeded, failed, pending = not finished, cancelled) from rows per status."""
     return {
         "total": sum(by_status.values()),
         "succeeded": by_status.get(ImageStatus.OK.value, 0),
@@ -84,10 +87,6 @@ def image_counts(session: Session, job_id: str) -> dict[str, int]:
         "pending": sum(by_status.get(s, 0) for s in _OPEN_IMAGE_STATES),
         "cancelled": by_status.get(ImageStatus.CANCELLED.value, 0),
     }
-
-
-def last_processed_at(session: Session, job_id: str) -> datetime | None:
-    return session.scalar(select(func.max(Image.processed_at)).where(Image.job_id == job_id))
 
 
 def claim_chunk(session: Session, job_id: str, start: int, stop: int) -> list[ClaimedImage] | None:

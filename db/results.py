@@ -4,14 +4,15 @@ import base64
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from db.models import Image, ImageStatus, Job, LabelSet
+from db.jobs import counts_from_statuses
+from db.models import Image, ImageStatus, Job, LabelSet, as_utc
 from db.session import session_scope
 
 # What `?status=` accepts; "pending" means not yet finished, as in the job's counts.
@@ -51,15 +52,6 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return payload
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 @dataclass(frozen=True)
 class JobStats:
     counts: dict[str, int]
@@ -83,17 +75,6 @@ def job_stats(session: Session, job_ids: Sequence[str]) -> dict[str, JobStats]:
         if processed is not None and (last[job_id] is None or processed > last[job_id]):
             last[job_id] = processed
     return {job_id: JobStats(counts_from_statuses(by_job[job_id]), last[job_id]) for job_id in job_ids}
-
-
-def counts_from_statuses(by_status: dict[str, int]) -> dict[str, int]:
-    """The same shape and meaning as db.jobs.image_counts."""
-    return {
-        "total": sum(by_status.values()),
-        "succeeded": by_status.get(ImageStatus.OK.value, 0),
-        "failed": by_status.get(ImageStatus.ERROR.value, 0),
-        "pending": sum(by_status.get(s, 0) for s in STATUS_FILTERS["pending"]),
-        "cancelled": by_status.get(ImageStatus.CANCELLED.value, 0),
-    }
 
 
 def list_jobs(

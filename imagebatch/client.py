@@ -349,10 +349,11 @@ class Client:
         on_progress: "RowProgress | None" = None, expected: int = 0, **filters: Any,
     ) -> Path:
         """Stream GET /results.csv to `path` (written beside it, then renamed into place)."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
+        from imagebatch.exports import _replace_into
+
         params = _query({**filters, "probabilities": probabilities})
-        try:
+
+        def write(partial: Path) -> None:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/results.csv", params=params) as response:
                 if response.status_code >= 400:
                     response.read()
@@ -364,11 +365,11 @@ class Client:
                         lines += block.count(b"\n")
                         if on_progress:  # rows so far, the header line excluded
                             on_progress(max(lines - 1, 0), max(expected, lines - 1))
+
+        try:
+            return _replace_into(Path(path), write)
         except httpx.TransportError as exc:
-            partial.unlink(missing_ok=True)
             raise self._unreachable(exc) from None
-        partial.replace(path)
-        return path
 
 
 def _image_ref(image: str | tuple[str, int], index: int | None) -> tuple[str, int]:

@@ -67,19 +67,12 @@ class Uint8Transform:
         return f"Uint8Transform(resize={self.resize_size}, crop={self.crop_size}, {self.interpolation})"
 
 
-def uint8_transform(transform: Callable) -> Uint8Transform:
-    return Uint8Transform(transform)
-
-
 @lru_cache(maxsize=8)
-def _cpu_transform(transform: Callable) -> NumpyNormalize:
-    return NumpyNormalize(transform)
-
-
 def host_transform(transform: Callable, plan: DevicePlan) -> Callable:
     """What the reader applies on the host: uint8 for a GPU, else the same floats as the weights'
-    transforms computed without a torch thread pool (see worker.preprocess)."""
-    return uint8_transform(transform) if plan.uint8_input else _cpu_transform(transform)
+    transforms computed without a torch thread pool (see worker.preprocess). Built once per
+    (transform, plan), not per chunk."""
+    return Uint8Transform(transform) if plan.uint8_input else NumpyNormalize(transform)
 
 
 def to_model_input(tensors: Sequence[torch.Tensor], transform: Callable, plan: DevicePlan) -> torch.Tensor:

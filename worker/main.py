@@ -6,7 +6,7 @@ import os
 import socket
 
 import torch
-from celery import Celery, bootsteps
+from celery import bootsteps
 from celery.worker import state
 from celery.worker.consumer import Consumer
 
@@ -14,12 +14,12 @@ from imagebatch.config import settings
 from imagebatch.logging import configure_logging
 from imagebatch.queueing import queue_for_model
 from worker.celery_app import app
-from worker.sweeper import start_sweeper
+from worker.sweeper import queued_messages, start_sweeper
 from worker.devices import resolve_device
 from worker.metrics import start_metrics_server
 from worker.models import ModelUnavailable, capabilities, ensure_weights, get_model, get_spec
 from worker.runner import decode_fast
-from worker.writer import EMBEDDING_DTYPES
+from worker.writer import check_embedding_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class BurstStep(bootsteps.StartStopStep):
 
     def check(self, c: Consumer) -> None:
         busy = state.active_requests or state.reserved_requests or state.scheduled_requests
-        waiting = 0 if busy else _queued_messages(c.app, [q.name for q in c.task_consumer.queues])
+        waiting = 0 if busy else queued_messages(c.app, [q.name for q in c.task_consumer.queues])
         # Two idle checks in a row: a message fetched but not yet registered cannot slip through.
         self.idle_checks = 0 if busy or waiting else self.idle_checks + 1
         if self.idle_checks >= 2:
@@ -53,24 +53,9 @@ class BurstStep(bootsteps.StartStopStep):
             state.should_stop = 0  # EX_OK; the consumer loop turns this into a warm shutdown
 
 
-def _queued_messages(app: Celery, queues: list[str]) -> int:
-    waiting = 0
-    with app.connection_for_read() as connection:
-        channel = connection.default_channel
-        for queue in queues:
-            try:
-                waiting += channel.queue_declare(queue=queue, passive=True).message_count
-            except connection.channel_errors:
-                pass  # Redis drops an empty list, so kombu reports an empty queue as missing
-    return waiting
-
-
 def prepare(models: list[str]) -> str:
     """Everything that must hold before consuming; raises ModelUnavailable/ValueError with a fix."""
-    if settings.EMBEDDING_DTYPE not in EMBEDDING_DTYPES:
-        raise ValueError(
-            f"IMAGEBATCH_EMBEDDING_DTYPE must be float32 or float16, not {settings.EMBEDDING_DTYPE!r}"
-        )
+    check_embedding_dtype(settings.EMBEDDING_DTYPE)
     decode_fast()  # raises on a bad IMAGEBATCH_DECODE_MODE now rather than on every chunk
     for name in models:
         ensure_weights(get_spec(name))

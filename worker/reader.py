@@ -87,6 +87,17 @@ def draft_target(transform: Transform) -> int | None:
 _LIBTIFF_MISSING = ("webp", "lerc", "jpeg2000")
 
 
+def _check_pixels(image: Image.Image) -> None:
+    """Reject a header over MAX_IMAGE_PIXELS before any pixel is decoded.
+
+    Pillow only warns between MAX_IMAGE_PIXELS and twice that; the warning is not thread-safe
+    to catch, so check the header's size directly.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        raise _Failed(errors.TOO_LARGE, f"{image.width}x{image.height} pixels is over the limit of {limit}")
+
+
 def _open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """The loaded image and its full size from the header (a draft decode may load it smaller)."""
     if not data:
@@ -97,11 +108,7 @@ def _open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, t
         raise _Failed(errors.UNREADABLE, "not an image format Pillow can read") from exc
     except Image.DecompressionBombError as exc:
         raise _Failed(errors.TOO_LARGE, str(exc)) from exc
-    # Pillow only warns between MAX_IMAGE_PIXELS and twice that; the warning is not thread-safe
-    # to catch, so check the header's size directly.
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit and image.width * image.height > limit:
-        raise _Failed(errors.TOO_LARGE, f"{image.width}x{image.height} pixels is over the limit of {limit}")
+    _check_pixels(image)
     full_size = image.size
     if draft and image.format == "JPEG" and min(full_size) >= 2 * draft:
         # libjpeg scales by 1/2..1/8 inside the IDCT: a phone photo decodes ~10x faster.
@@ -133,9 +140,7 @@ def _oriented(size: tuple[int, int], image: Image.Image) -> tuple[int, int]:
 def _decode_jpeg_on_device(data: bytes, transform: Transform, device: str) -> DecodedImage:
     """nvJPEG decode (IMAGEBATCH_GPU_DECODE); Pillow still reads the header: mode, size, orientation."""
     with Image.open(io.BytesIO(data)) as header:
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit and header.width * header.height > limit:
-            raise _Failed(errors.TOO_LARGE, f"{header.width}x{header.height} pixels is over the limit of {limit}")
+        _check_pixels(header)
         mode, (width, height) = header.mode, _oriented(header.size, header)
     full = gpu.decode_jpeg_on_device(data, device)
     pixels = full.flatten(1).float()

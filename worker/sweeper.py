@@ -26,15 +26,26 @@ def chunk_sender(app: Celery) -> ChunkSender:
     return send
 
 
+def queued_messages(app: Celery, queues: list[str]) -> int:
+    """Messages waiting in `queues` on the broker."""
+    waiting = 0
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            try:
+                waiting += channel.queue_declare(queue=queue, passive=True).message_count
+            except connection.channel_errors:
+                pass  # Redis drops an empty list, so kombu reports an empty queue as missing
+    return waiting
+
+
 def queue_checker(app: Celery) -> Callable[[str], bool]:
     """Whether a model's queue holds no waiting message (embedded broker: never claimed empty)."""
 
     def queue_empty(model: str) -> bool:
         if settings.is_embedded:
             return False  # kombu's SQL transport counts are not worth trusting for this
-        from worker.main import _queued_messages  # worker.main imports this module
-
-        return _queued_messages(app, [queue_for_model(model)]) == 0
+        return queued_messages(app, [queue_for_model(model)]) == 0
 
     return queue_empty
 

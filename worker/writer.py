@@ -28,9 +28,13 @@ _RESULT_COLUMNS = (
 )
 
 
-def embedding_bytes(embedding: np.ndarray, dtype: str) -> bytes:
+def check_embedding_dtype(dtype: str) -> None:
     if dtype not in EMBEDDING_DTYPES:
         raise ValueError(f"IMAGEBATCH_EMBEDDING_DTYPE must be float32 or float16, not {dtype!r}")
+
+
+def embedding_bytes(embedding: np.ndarray, dtype: str) -> bytes:
+    check_embedding_dtype(dtype)
     return np.asarray(embedding).astype(EMBEDDING_DTYPES[dtype]).tobytes()
 
 

@@ -18,8 +18,8 @@ from api.limits import check_job_size, check_tenant_limits
 from api.schemas import JobOut, JobPage, error_responses
 from api.submission import Submission, SubmissionError, read_submission
 from db import jobs as job_ops
-from db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState
-from db.results import InvalidCursor, as_utc, job_stats, list_jobs
+from db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState, as_utc
+from db.results import InvalidCursor, job_stats, list_jobs
 from db.session import session_scope
 from imagebatch import webhooks
 from imagebatch.catalog import MODELS
@@ -97,7 +97,8 @@ def job_view(job: Job, counts: dict[str, int], last_processed: datetime | None) 
 
 def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> JobOut:
     job = get_job_or_404(session, job_id, tenant)
-    return job_view(job, job_ops.image_counts(session, job_id), job_ops.last_processed_at(session, job_id))
+    stats = job_stats(session, [job_id])[job_id]  # counts and last processing time in one query
+    return job_view(job, stats.counts, stats.last_processed_at)
 
 
 def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None) -> None:
@@ -131,15 +132,20 @@ def _admit(tenant: str | None) -> None:
         check_tenant_limits(session, tenant)
 
 
+async def _existing(response: Response, job_id: str, tenant: str | None) -> JobOut:
+    """200 with the job an earlier attempt with the same Idempotency-Key created."""
+    response.status_code = 200
+    response.headers["Location"] = f"/v1/jobs/{job_id}"
+    return await run_in_threadpool(_view, job_id, tenant)
+
+
 @router.post("", status_code=202, response_model=JobOut, openapi_extra=_SUBMIT_BODY,
              responses=error_responses(401, 413, 415, 422, 429, 503))
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobOut:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
     key = idempotency.read_key(request, tenant)
     if key and (found := await run_in_threadpool(idempotency.find_job, key)):
-        response.status_code = 200  # the job the first attempt created
-        response.headers["Location"] = f"/v1/jobs/{found}"
-        return await run_in_threadpool(_view, found, tenant)
+        return await _existing(response, found, tenant)  # the job the first attempt created
     await run_in_threadpool(_admit, tenant)
     job_id = uuid4().hex
     bind_job(job_id)
@@ -154,9 +160,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
         await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
         if key and isinstance(exc, IntegrityError):  # a concurrent retry with the same key won
             if found := await run_in_threadpool(idempotency.find_job, key):
-                response.status_code = 200
-                response.headers["Location"] = f"/v1/jobs/{found}"
-                return await run_in_threadpool(_view, found, tenant)
+                return await _existing(response, found, tenant)
         raise
     try:
         await run_in_threadpool(enqueue_chunks, job_id, sub.options.model, len(sub.images), settings.CHUNK_SIZE)

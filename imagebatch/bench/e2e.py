@@ -4,7 +4,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,12 @@ import httpx
 import psycopg
 import redis
 
+from imagebatch.client import FINAL_STATES
+from imagebatch.demo import free_port
+
 logger = logging.getLogger(__name__)
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mib(pid: int) -> dict[str, float]:
@@ -148,7 +144,7 @@ def submit_and_wait(client: httpx.Client, uris: list[str], options: dict, sample
         job = client.get(f"/v1/jobs/{job_id}").json()
         if sample:
             sample(job)
-        if job["state"] in ("completed", "failed", "cancelled"):
+        if job["state"] in FINAL_STATES:
             return job, submitted
         time.sleep(0.2)
 

@@ -43,14 +43,14 @@ class BenchOptions:
 
 def prepare_weights(model: str, torch_home: Path | None) -> tuple[Path, bool]:
     """A TORCH_HOME holding the model's official weights file; (home, whether they are random)."""
-    from imagebatch.catalog import MODELS
+    from imagebatch.demo import checkpoint_path
     from worker.random_weights import write_random_checkpoint
 
     home = Path(torch_home or os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
-    if (home / "hub" / "checkpoints" / MODELS[model].weights_file).is_file():
+    if checkpoint_path(model, home).is_file():
         return home, False
     home = Path(tempfile.gettempdir()) / "imagebatch-bench" / "torch-random"
-    if not (home / "hub" / "checkpoints" / MODELS[model].weights_file).is_file():
+    if not checkpoint_path(model, home).is_file():
         write_random_checkpoint(model, home, seed=0)
     logger.warning("no %s weights found: using seeded RANDOM weights in %s", model, home)
     return home, True
