@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # Worker: models this worker serves (its queues), threads for decoding, torch threads.
     WORKER_MODELS: str = "resnet18,resnet50"
     DECODE_THREADS: int = Field(default=0, ge=0, description="0 = one per core")
-    TORCH_THREADS: int = Field(default=0, ge=0, description="0 = torch's default")
+    TORCH_THREADS: int = Field(default=0, ge=0, description="0 = the cores divided among the forward slots")
     DEVICE: str = "auto"
     EMBEDDING_DTYPE: str = "float32"
     # Longer than the longest chunk, or Redis redelivers a chunk that is still running.
@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Throughput: chunk tasks in flight per worker process (threads; forward passes take turns),
     # so the next chunk decodes while the current one runs forward.
     WORKER_CONCURRENCY: int = Field(default=2, ge=1, le=16)
+    # Forward passes that may run at once in a worker: 0 = one on a GPU, one per chunk in flight
+    # on a CPU (each on its share of the cores). See worker/prefetch.py.
+    FORWARD_SLOTS: int = Field(default=0, ge=0, le=16)
     # fast: JPEGs much larger than the resize target decode at reduced scale (draft mode);
     # exact: full decode, exactly torchvision's reference preprocessing.
     DECODE_MODE: str = "fast"

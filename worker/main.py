@@ -17,6 +17,7 @@ from worker.celery_app import app
 from worker.sweeper import queued_messages, start_sweeper
 from worker.devices import resolve_device
 from worker.metrics import start_metrics_server
+from worker.prefetch import configure_gate, cpu_split
 from worker.models import ModelUnavailable, capabilities, ensure_weights, get_model, get_spec
 from worker.runner import decode_fast
 from worker.writer import check_embedding_dtype
@@ -59,9 +60,13 @@ def prepare(models: list[str]) -> str:
     decode_fast()  # raises on a bad IMAGEBATCH_DECODE_MODE now rather than on every chunk
     for name in models:
         ensure_weights(get_spec(name))
-    if settings.TORCH_THREADS > 0:
-        torch.set_num_threads(settings.TORCH_THREADS)
     device = resolve_device(settings.DEVICE, capabilities())
+    split = cpu_split(torch.device(device).type, settings.WORKER_CONCURRENCY, settings.FORWARD_SLOTS,
+                      settings.TORCH_THREADS)
+    torch.set_num_threads(split.torch_threads)
+    configure_gate(split.forward_slots)
+    logger.info("%d chunk(s) in flight, %d forward(s) at once with %d torch thread(s) each",
+                settings.WORKER_CONCURRENCY, split.forward_slots, split.torch_threads)
     default = settings.DEFAULT_MODEL if settings.DEFAULT_MODEL in models else models[0]
     get_model(default)  # eagerly, so the first chunk does not pay for it; others load on first use
     return device
@@ -91,7 +96,7 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
     queues = [queue_for_model(m) for m in models]
     logger.info("worker serving %s on %s, consuming %s", ", ".join(models), device, ", ".join(queues))
     # Several chunks in flight (threads pool) let the next chunk decode while one runs forward;
-    # worker.prefetch serializes the forwards. One in flight keeps the plain solo pool.
+    # worker.prefetch decides how many forwards run at once. One in flight keeps the plain solo pool.
     concurrency = settings.WORKER_CONCURRENCY
     worker = app.Worker(
         hostname=f"imagebatch-{os.getpid()}@{socket.gethostname()}",

@@ -18,6 +18,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="service chunk size = batch size")
     p.add_argument("--workers", type=int, default=d.workers, help="worker processes")
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="chunks in flight per worker")
+    p.add_argument("--forward-slots", type=int, default=d.forward_slots,
+                   help="forwards at once per worker (0 = automatic: one per chunk in flight on a CPU)")
     p.add_argument("--decode", default=d.decode, choices=("fast", "exact"))
     p.add_argument("--loader-workers", type=int, default=d.loader_workers, help="offline script's DataLoader workers")
     p.add_argument("--seed-images", type=int, default=d.seed_images, help="images timed in the seed loop")

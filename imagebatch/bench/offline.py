@@ -1,6 +1,8 @@
 """In-process baselines: seed loop, DataLoader script, model-only bound, decode-only, precision/decode fidelity."""
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,18 +71,35 @@ def offline_script(
     return _rate(len(paths), seconds)
 
 
-def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batches: int) -> float:
-    """Images/s of forward passes alone on ready tensors: this machine's limit for the model."""
+def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batches: int, streams: int = 1) -> float:
+    """Images/s of forward passes alone on ready tensors: this machine's limit for the model.
+
+    streams > 1 runs that many forwards at once from as many threads, each on cores / streams
+    torch threads: the worker's layout with several forward slots.
+    """
     x = torch.randn(batch_size, 3, 224, 224).to(model.device, memory_format=torch.channels_last)
-    with torch.inference_mode(), precision.autocast():
-        for _ in range(2):  # warm-up: oneDNN picks and caches its kernels
-            model.net(x)
+    per_stream = max(1, batches // streams)
+    threads_before = torch.get_num_threads()
+
+    def run(n: int) -> None:
+        with torch.inference_mode(), precision.autocast():
+            for _ in range(n):
+                model.net(x)
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // streams))
+    try:
+        run(2)  # warm-up: oneDNN picks and caches its kernels
+        workers = [threading.Thread(target=run, args=(per_stream,)) for _ in range(streams)]
         t0 = time.perf_counter()
-        for _ in range(batches):
-            model.net(x)
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
         if model.device.startswith("cuda"):
             torch.cuda.synchronize()
-        return _rate(batch_size * batches, time.perf_counter() - t0)
+        return _rate(batch_size * per_stream * streams, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def decode_only(model: LoadedModel, paths: Sequence[Path], fast: bool) -> float:
@@ -115,16 +134,20 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
 def fidelity(
     model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int
 ) -> dict[str, dict[str, float]]:
-    """The service's precision vs fp32, and fast (draft) decode vs exact on the images it changes."""
+    """Each reduced precision vs fp32, and fast (draft) decode vs exact on the images it changes.
+
+    bf16 and fp16 are both measured whatever the service resolved to: on a CPU without native
+    support they run emulated (slowly), with the same rounding, so the agreement still holds.
+    """
     exact = [read_image(f"file:{p}", model.transform, False) for p in paths]
     fast = [read_image(f"file:{p}", model.transform, True) for p in paths]
     fp32 = Precision("fp32", "fp32", precision.device_type)
     exact_t = [d.tensor for d in exact]
     reference = _probabilities(model, exact_t, fp32, batch_size)
     result = {}
-    if precision.resolved != "fp32":
-        result[f"{precision.resolved}_vs_fp32"] = agreement(
-            _probabilities(model, exact_t, precision, batch_size), reference)
+    for reduced in ("bf16", "fp16"):
+        candidate = Precision(reduced, reduced, precision.device_type)
+        result[f"{reduced}_vs_fp32"] = agreement(_probabilities(model, exact_t, candidate, batch_size), reference)
     changed = [i for i, (e, f) in enumerate(zip(exact, fast)) if not torch.equal(e.tensor, f.tensor)]
     drafted = _probabilities(model, [fast[i].tensor for i in changed], fp32, batch_size) if changed else reference[:0]
     result["fast_decode_vs_exact"] = agreement(drafted, reference[changed])

@@ -32,6 +32,10 @@ def render(result: dict, console: Console | None = None) -> None:
     for key, label in PIPELINES:
         table.add_row(label, _fmt(result.get(key)))
     console.print(table)
+    layouts = result.get("model_bound_layouts")
+    if layouts:
+        console.print("model bound by layout (forwards at once x torch threads each): "
+                      + ", ".join(f"{k} {_fmt(v)}" for k, v in layouts.items()))
     targets = Table("ratio", "measured", "target", "met")
     for key, label, goal in TARGETS:
         value = result.get(key)
