@@ -5,11 +5,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from db.jobs import chunk_bounds, finalize_job
-from db.models import Image, ImageStatus, Job, JobState, as_utc, utcnow
+from db.jobs import chunk_bounds, finalize_idle_jobs
+from db.models import ACTIVE_STATES, Image, ImageStatus, Job, JobState, utcnow
 from db.session import session_scope
 from imagebatch import errors
 
@@ -136,19 +136,17 @@ def requeue_orphans(
     Covers chunk messages lost outside the database (a broker without persistence, a message
     fetched by a worker that hung before claiming it). An empty queue means nothing is waiting
     ahead of them, so no message for those rows can still be on its way through the broker.
+    One query finds the idle jobs (no row claimed or finished since the cutoff) among all of them.
     """
     cutoff = now - timedelta(seconds=deadline)
+    touched = exists().where(Image.job_id == Job.id, func.coalesce(Image.processed_at, Image.claimed_at) >= cutoff)
     jobs = session.execute(
         select(Job.id, Job.model, Job.chunk_size, Job.total, Job.enqueued_at)
-        .where(Job.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)), Job.enqueued_at < cutoff)
+        .where(Job.state.in_(ACTIVE_STATES), Job.enqueued_at < cutoff, ~touched)
     ).all()
     empty: dict[str, bool] = {}
     requeued = []
     for job_id, model, size, total, enqueued_at in jobs:
-        last = session.scalar(select(func.max(func.coalesce(Image.processed_at, Image.claimed_at)))
-                              .where(Image.job_id == job_id))
-        if last is not None and as_utc(last) >= cutoff:
-            continue
         if model not in empty:
             empty[model] = queue_empty(model)
         if not empty[model]:
@@ -170,13 +168,6 @@ def requeue_orphans(
     return requeued
 
 
-def finalize_idle(session: Session) -> None:
-    """Close active jobs with no open rows (e.g. finalization failed while the database was away)."""
-    job_ids = session.scalars(select(Job.id).where(Job.state.in_(_SWEPT_STATES))).all()
-    for job_id in job_ids:
-        finalize_job(session, job_id)
-
-
 def sweep(
     session: Session, send: ChunkSender, *, deadline: float, max_attempts: int, grace: float,
     queue_empty: Callable[[str], bool] | None = None, now: datetime | None = None,
@@ -187,7 +178,7 @@ def sweep(
     report.enqueued_jobs = enqueue_abandoned(session, send, now=now, grace=grace)
     if queue_empty is not None:
         report.requeued += requeue_orphans(session, send, now=now, deadline=deadline, queue_empty=queue_empty)
-    finalize_idle(session)
+    finalize_idle_jobs(session)
     return report
 
 

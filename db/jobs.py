@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from imagebatch import errors
@@ -133,16 +133,26 @@ def finalize_job(session: Session, job_id: str) -> None:
     A single conditional UPDATE per state, run after the chunk's own commit, so the last
     chunk to commit always sees every other chunk's rows.
     """
-    nothing_open = ~exists().where(Image.job_id == job_id, Image.status.in_(_OPEN_IMAGE_STATES))
+    _finalize(session, Job.id == job_id)
+
+
+def finalize_idle_jobs(session: Session) -> None:
+    """Close every unfinished job with no open image (e.g. its finalization failed while the
+    database was away): the same two UPDATEs, over all jobs at once."""
+    _finalize(session)
+
+
+def _finalize(session: Session, *which: ColumnElement[bool]) -> None:
+    nothing_open = ~exists().where(Image.job_id == Job.id, Image.status.in_(_OPEN_IMAGE_STATES))
     now = utcnow()
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES), nothing_open)
+        .where(*which, Job.state.in_(ACTIVE_STATES), nothing_open)
         .values(state=JobState.COMPLETED.value, completed_at=now)
     )
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.CANCELLING.value, nothing_open)
+        .where(*which, Job.state == JobState.CANCELLING.value, nothing_open)
         .values(state=JobState.CANCELLED.value, cancelled_at=now)
     )
 

@@ -124,6 +124,40 @@ def test_pending_chunks_of_an_idle_job_are_resent_only_when_its_queue_is_empty()
     assert again.sent == []
 
 
+def _statements_per_idle_sweep() -> int:
+    """Statements one sweep runs when no job needs anything (queue empty, so every check runs)."""
+    from sqlalchemy import event
+
+    from db.session import get_engine
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        statements.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", record)
+    try:
+        send = Recorder()
+        _sweep(send, queue_empty=lambda model: True)
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", record)
+    assert send.sent == []
+    return len(statements)
+
+
+def test_a_sweep_over_busy_jobs_costs_the_same_statements_however_many_there_are():
+    def busy(job_id: str) -> None:  # enqueued long ago, a chunk claimed just now
+        _job(job_id, total=8, age=200)
+        _claim(job_id, 0, 4, ago=5)
+
+    for i in range(2):
+        busy(f"busy{i}")
+    few = _statements_per_idle_sweep()
+    for i in range(2, 8):
+        busy(f"busy{i}")
+    assert _statements_per_idle_sweep() == few
+
+
 def test_a_chunk_that_raised_is_released_without_counting_an_attempt():
     _job("raised", total=4)
     _claim("raised", 0, 4, ago=0)
