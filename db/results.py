@@ -24,7 +24,8 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "cancelled": (ImageStatus.CANCELLED.value,),
 }
 INCLUDABLE = ("embedding", "probabilities")
-_DTYPES = {"float32": "<f4", "float16": "<f2"}
+# numpy dtypes of the stored (little-endian) vectors, by the name a job's record gives.
+_VECTOR_DTYPES = {"float32": "<f4", "float16": "<f2"}
 
 CSV_BASE_COLUMNS = [
     "index", "source", "status", "error_category", "error_message", "width", "height", "mode",
@@ -182,11 +183,16 @@ def iter_results(
             return
 
 
-def decode_vector(raw: bytes | None, dtype: str = "float32") -> list[float] | None:
+def embedding_dtype(reproducibility: dict | None) -> str:
+    """numpy dtype of a job's stored embeddings, from its reproducibility record (float32 unless it says)."""
+    return _VECTOR_DTYPES.get((reproducibility or {}).get("embedding_dtype", "float32"), "<f4")
+
+
+def decode_vector(raw: bytes | None, dtype: str = "<f4") -> list[float] | None:
     """Raw little-endian bytes as written by the worker -> a list of Python floats."""
     if raw is None:
         return None
-    return np.frombuffer(raw, dtype=_DTYPES.get(dtype, "<f4")).astype(np.float64).tolist()
+    return np.frombuffer(raw, dtype=dtype).astype(np.float64).tolist()
 
 
 def _triple(a: float | None, b: float | None, c: float | None) -> list[float] | None:
@@ -194,7 +200,10 @@ def _triple(a: float | None, b: float | None, c: float | None) -> list[float] | 
 
 
 def result_item(image: Image, *, embedding_dtype: str, include: Iterable[str] = ()) -> dict[str, Any]:
-    """The JSON shape of one image's result; heavy vectors only when asked for."""
+    """The JSON shape of one image's result; heavy vectors only when asked for.
+
+    `embedding_dtype` is the job's, as embedding_dtype() reads it from the job's record.
+    """
     item: dict[str, Any] = {
         "index": image.idx,
         "source": image.source,
@@ -220,7 +229,7 @@ def result_item(image: Image, *, embedding_dtype: str, include: Iterable[str] = 
     if "embedding" in include:
         item["embedding"] = decode_vector(image.embedding, embedding_dtype)
     if "probabilities" in include:
-        item["probabilities"] = decode_vector(image.probabilities, "float32")
+        item["probabilities"] = decode_vector(image.probabilities)
     return item
 
 
@@ -259,7 +268,7 @@ def csv_row(image: Image, top_k: int, *, probability_count: int = 0) -> list[Any
         entry = entries[i] if i < len(entries) else {}
         row += [entry.get("label"), entry.get("index"), entry.get("probability")]
     if probability_count:
-        probs = decode_vector(image.probabilities, "float32")
+        probs = decode_vector(image.probabilities)
         # 9 significant digits round-trip a float32 exactly while keeping the file compact.
         row += [f"{p:.9g}" for p in probs] if probs else [None] * probability_count
     return row

@@ -18,7 +18,7 @@ from api.auth import TenantDep
 from api.deps import SessionDep, get_job_or_404
 from api.schemas import error_responses
 from db.models import Image
-from db.results import result_item
+from db.results import embedding_dtype, result_item
 from imagebatch import netguard
 from imagebatch.config import settings
 from imagebatch.storage import BlobStore, get_store
@@ -64,8 +64,7 @@ def get_image(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -
     """One image's full result, its embedding included, with links to its bytes and neighbours."""
     job = get_job_or_404(session, job_id, tenant)
     image = get_image_or_404(session, job_id, index)
-    dtype = (job.reproducibility or {}).get("embedding_dtype", "float32")
-    item = result_item(image, embedding_dtype=dtype, include=("embedding",))
+    item = result_item(image, embedding_dtype=embedding_dtype(job.reproducibility), include=("embedding",))
     base = f"/v1/jobs/{job_id}/images/{index}"
     item["job_id"], item["model"] = job_id, job.model
     item["links"] = {"self": base, "content": f"{base}/content", "thumbnail": f"{base}/thumbnail",

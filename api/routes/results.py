@@ -20,6 +20,7 @@ from db.results import (
     ResultFilters,
     csv_header,
     csv_row,
+    embedding_dtype,
     iter_results,
     label_set,
     probability_columns,
@@ -82,7 +83,7 @@ def get_results(
         )
     except InvalidCursor as exc:
         raise HTTPException(422, str(exc)) from exc
-    dtype = (job.reproducibility or {}).get("embedding_dtype", "float32")
+    dtype = embedding_dtype(job.reproducibility)
     items = [result_item(image, embedding_dtype=dtype, include=wanted) for image in images]
     return {"items": items, "next_cursor": next_cursor}
 

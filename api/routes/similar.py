@@ -13,7 +13,7 @@ from api.deps import SessionDep, get_job_or_404
 from api.routes.images import get_image_or_404
 from api.schemas import error_responses
 from db.models import Image, ImageStatus, Job
-from db.results import _DTYPES
+from db.results import embedding_dtype
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])
@@ -22,26 +22,24 @@ router = APIRouter(prefix="/v1/jobs", tags=["images"])
 MAX_CANDIDATES = 50_000
 
 
-def _dtype(job_repro: dict | None) -> str:
-    return _DTYPES.get((job_repro or {}).get("embedding_dtype", "float32"), "<f4")
-
-
 def _candidates(session: Session, job: Job, scope: str, tenant: str | None) -> list[tuple[str, Any, bytes, str]]:
     """(job_id, idx, embedding bytes, dtype) of finished images: this job, or this model's jobs."""
-    query = (
-        select(Image.job_id, Image.idx, Image.embedding, Job.reproducibility)
-        .join(Job, Job.id == Image.job_id)
-        .where(Image.status == ImageStatus.OK.value, Image.embedding.is_not(None))
-    )
     if scope == "job":
-        query = query.where(Image.job_id == job.id)
+        jobs = [Job.id == job.id]
     else:
-        query = query.where(Job.model == job.model)
-        if tenant is not None:
-            query = query.where(Job.tenant == tenant)
+        jobs = [Job.model == job.model] + ([Job.tenant == tenant] if tenant is not None else [])
+    query = (
+        select(Image.job_id, Image.idx, Image.embedding)
+        .join(Job, Job.id == Image.job_id)
+        .where(Image.status == ImageStatus.OK.value, Image.embedding.is_not(None), *jobs)
+    )
+    if scope == "model":
         query = query.order_by(Job.created_at.desc(), Image.idx)
     rows = session.execute(query.limit(MAX_CANDIDATES)).all()
-    return [(job_id, idx, raw, _dtype(repro)) for job_id, idx, raw, repro in rows]
+    # Each job's record once, read after the rows: a job deleted in between takes its rows along.
+    records = session.execute(select(Job.id, Job.reproducibility).where(*jobs)).all()
+    dtypes = {job_id: embedding_dtype(repro) for job_id, repro in records}
+    return [(job_id, idx, raw, dtypes[job_id]) for job_id, idx, raw in rows if job_id in dtypes]
 
 
 def nearest(query: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +63,7 @@ def similar_images(
     image = get_image_or_404(session, job_id, index)
     if image.embedding is None:
         raise HTTPException(409, f"image {index} has no embedding (status {image.status})")
-    query = np.frombuffer(image.embedding, dtype=_dtype(job.reproducibility)).astype(np.float32)
+    query = np.frombuffer(image.embedding, dtype=embedding_dtype(job.reproducibility)).astype(np.float32)
     rows = [r for r in _candidates(session, job, scope, tenant) if (r[0], r[1]) != (job_id, index)]
     rows = [r for r in rows if len(r[2]) // np.dtype(r[3]).itemsize == query.size]
     if not rows:
