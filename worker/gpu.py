@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
-from torchvision.transforms import v2
+from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 from imagebatch.config import settings
-from worker.preprocess import NumpyNormalize
+from worker.preprocess import NumpyNormalize, ResizeCrop
 
 logger = logging.getLogger(__name__)
 
@@ -48,36 +48,37 @@ class Uint8Transform:
     """weights.transforms() minus float conversion and normalization: resize + crop to uint8 CHW.
 
     Resize and crop run on the PIL image as in weights.transforms(), so only the normalization
-    moves (to the device) and the result is bit-identical after it.
+    moves (to the device) and, in exact mode, the result is bit-identical after it.
     """
 
-    def __init__(self, transform: Callable) -> None:
-        self.resize_size, self.crop_size = list(transform.resize_size), list(transform.crop_size)
-        self.interpolation = transform.interpolation
-        self._steps = v2.Compose([
-            v2.Resize(self.resize_size, interpolation=self.interpolation, antialias=True),
-            v2.CenterCrop(self.crop_size),
-            v2.PILToTensor(),
-        ])
+    def __init__(self, transform: Callable, fast: bool = False) -> None:
+        self.resize_crop = ResizeCrop(transform, fast)
+        self.resize_size, self.crop_size = self.resize_crop.resize_size, self.resize_crop.crop_size
+        self.interpolation = self.resize_crop.interpolation
 
-    def __call__(self, image: object) -> torch.Tensor:
-        return self._steps(image)
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return F.pil_to_tensor(self.resize_crop(image))
 
     def __repr__(self) -> str:
         return f"Uint8Transform(resize={self.resize_size}, crop={self.crop_size}, {self.interpolation})"
 
 
 @lru_cache(maxsize=8)
-def host_transform(transform: Callable, plan: DevicePlan) -> Callable:
+def host_transform(transform: Callable, plan: DevicePlan, fast: bool = False) -> Callable:
     """What the reader applies on the host: uint8 for a GPU, else the same floats as the weights'
-    transforms computed without a torch thread pool (see worker.preprocess). Built once per
-    (transform, plan), not per chunk."""
-    return Uint8Transform(transform) if plan.uint8_input else NumpyNormalize(transform)
+    transforms computed without a torch thread pool (see worker.preprocess). `fast`: resize only
+    the cropped region (worker.preprocess). Built once per (transform, plan, fast), not per chunk."""
+    return Uint8Transform(transform, fast) if plan.uint8_input else NumpyNormalize(transform, fast)
 
 
 def to_model_input(tensors: Sequence[torch.Tensor], transform: Callable, plan: DevicePlan) -> torch.Tensor:
     """One batch on the model's device in channels_last, normalized exactly like weights.transforms()."""
-    batch = torch.stack(list(tensors))
+    # Copied straight into a channels_last batch: one pass, no stack-then-convert.
+    first = tensors[0]
+    batch = torch.empty((len(tensors), *first.shape), dtype=first.dtype, device=first.device,
+                        memory_format=torch.channels_last)
+    for row, tensor in zip(batch, tensors):
+        row.copy_(tensor)
     if plan.pin_memory and not batch.is_cuda:  # GPU-decoded images are already there
         batch = batch.pin_memory()
     batch = batch.to(plan.device, non_blocking=plan.pin_memory)

@@ -1,9 +1,15 @@
-"""weights.transforms() for the worker's decode threads: same output bit for bit, no torch thread pool.
+"""weights.transforms() for the worker's decode threads, without a torch thread pool.
 
 torchvision's float steps (convert_image_dtype, normalize) are torch ops that open an intra-op
 parallel region per image. Called from several decode threads while a forward holds the cores,
-each region waits for busy threads: measured 23 ms per op per image on this 2-core machine under
-load, against ~0.3 ms for the same arithmetic in numpy, which stays on the calling thread.
+each region waits for busy threads: measured 23 ms per op per image on a 2-core machine under
+load, against well under a millisecond for the same arithmetic in numpy, which stays on the
+calling thread.
+
+Exact mode gives weights.transforms()' output bit for bit. Fast mode (IMAGEBATCH_DECODE_MODE=fast)
+resizes only the part of the image the center crop keeps, in one Pillow call: the same filter at
+the same scale, but Pillow takes the region's corners as 32-bit floats, so some pixels come out
+one level (of 255) away from the exact path. It does 40% less resampling work.
 """
 
 from collections.abc import Callable
@@ -13,23 +19,64 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
+Size = tuple[int, int]
+Box = tuple[float, float, float, float]
 
-class NumpyNormalize:
-    """Resize and crop with Pillow exactly as weights.transforms() does, then float32 math in numpy."""
 
-    def __init__(self, transform: Callable) -> None:
+def resized_size(width: int, height: int, short_side: int) -> Size:
+    """(width, height) after torchvision resizes the shorter side to `short_side` (no max_size)."""
+    short, long = sorted((width, height))
+    new_short, new_long = short_side, int(short_side * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+class ResizeCrop:
+    """The resize and center crop of weights.transforms() on a PIL image: uint8 in, uint8 out."""
+
+    def __init__(self, transform: Callable, fast: bool = False) -> None:
         self.resize_size, self.crop_size = list(transform.resize_size), list(transform.crop_size)
         self.interpolation = transform.interpolation
+        self.fast = fast
+
+    def crop_region(self, width: int, height: int) -> tuple[Size, Box] | None:
+        """The crop's (width, height) and its box in source pixels; None where the crop would pad."""
+        if len(self.resize_size) != 1:
+            return None
+        resized_w, resized_h = resized_size(width, height, self.resize_size[0])
+        crop_h, crop_w = (self.crop_size * 2)[:2]
+        if crop_w > resized_w or crop_h > resized_h:
+            return None
+        # The offsets F.center_crop takes, mapped back onto the source image.
+        top, left = int(round((resized_h - crop_h) / 2.0)), int(round((resized_w - crop_w) / 2.0))
+        scale_x, scale_y = width / resized_w, height / resized_h
+        box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
+        return (crop_w, crop_h), box
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        region = self.crop_region(*image.size) if self.fast else None
+        if region is not None:
+            size, box = region
+            return image.resize(size, F.pil_modes_mapping[self.interpolation], box=box)
+        resized = F.resize(image, self.resize_size, interpolation=self.interpolation, antialias=True)
+        return F.center_crop(resized, self.crop_size)
+
+
+class NumpyNormalize:
+    """Resize and crop with Pillow as weights.transforms() does, then its float32 math in numpy."""
+
+    def __init__(self, transform: Callable, fast: bool = False) -> None:
+        self.resize_crop = ResizeCrop(transform, fast)
         self.mean = np.asarray(transform.mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(transform.std, dtype=np.float32).reshape(3, 1, 1)
         self.reference = transform
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = F.center_crop(F.resize(image, self.resize_size, interpolation=self.interpolation, antialias=True),
-                              self.crop_size)
-        pixels = np.asarray(image.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
-        # The same float32 operations in the same order as convert_image_dtype + normalize.
-        x = pixels.astype(np.float32) / np.float32(255)
+        image = self.resize_crop(image)
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
+        # Planar uint8 first (a cheap copy), so the float passes below run over contiguous memory;
+        # then the same float32 operations in the same order as convert_image_dtype + normalize.
+        x = np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(np.float32)
+        x /= np.float32(255)
         x -= self.mean
         x /= self.std
         return torch.from_numpy(x)

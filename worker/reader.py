@@ -164,7 +164,7 @@ def decode(data: bytes, transform: Transform, fast: bool = False, device: str | 
     width, height = _oriented(full_size, image)
     ImageOps.exif_transpose(image, in_place=True)
     # For an animated GIF this is the first frame, the one Image.open positions on.
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     stat = ImageStat.Stat(rgb)
     return DecodedImage(
         width=width,

@@ -140,8 +140,9 @@ def _run(job_id: str, start: int, stop: int, claimed: list[ClaimedImage], option
         return None
     began, t0 = time.time(), time.perf_counter()
     plan = current_plan(model.device)
-    decoded = read_many([image.location for image in claimed], host_transform(model.transform, plan),
-                        fast=decode_fast(), device=model.device if plan.gpu_decode else None)
+    fast = decode_fast()
+    decoded = read_many([image.location for image in claimed], host_transform(model.transform, plan, fast),
+                        fast=fast, device=model.device if plan.gpu_decode else None)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.

@@ -104,7 +104,7 @@ def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batch
 
 def decode_only(model: LoadedModel, paths: Sequence[Path], fast: bool) -> float:
     """Images/s of read + decode + preprocess on one thread (the service's reader, per core)."""
-    transform = host_transform(model.transform, current_plan(model.device))
+    transform = host_transform(model.transform, current_plan(model.device), fast)
     t0 = time.perf_counter()
     for path in paths:
         outcome = read_image(f"file:{path}", transform, fast)

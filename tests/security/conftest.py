@@ -59,6 +59,8 @@ def secure_env(tmp_path_factory, torch_home, database_url, redis_url, uri_root) 
         IMAGEBATCH_DATA_DIR=str(data_dir), IMAGEBATCH_ALLOWED_ROOTS=str(uri_root),
         IMAGEBATCH_CHUNK_SIZE="8", IMAGEBATCH_DECODE_THREADS="2", IMAGEBATCH_TORCH_THREADS="2",
         IMAGEBATCH_AUTH_ENABLED="true", IMAGEBATCH_ALLOW_PRIVATE_URLS="false", **LIMITS,
+        # Hostile images are held to torchvision's reference pipeline, which is the exact decode.
+        IMAGEBATCH_DECODE_MODE="exact",
     )
 
 

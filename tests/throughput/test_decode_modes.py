@@ -1,4 +1,5 @@
-"""Fast (draft) decode vs the exact path: same sizes, close probabilities, exact where nothing shrinks."""
+"""Fast decode (draft JPEG decode, region resize) vs the exact path: same sizes and statistics, close
+pixels and probabilities; exact mode is torchvision's preprocessing bit for bit."""
 
 import io
 from pathlib import Path
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import functional as F
 
 from worker.devices import Precision
 from worker.inference import infer
+from worker.preprocess import ResizeCrop
 from worker.reader import DecodedImage, decode, read_image
 
 FP32 = Precision("fp32", "fp32", "cpu")
@@ -36,11 +39,46 @@ def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18) -
     assert np.abs(p_exact - p_fast).max() <= MAX_PROBABILITY_SHIFT
 
 
-@pytest.mark.parametrize("index", [0, 9])  # an ImageNet-sized JPEG and a PNG: nothing to shrink
-def test_small_images_decode_identically_in_both_modes(bench_photos, resnet18, index) -> None:
+@pytest.mark.parametrize("index", [0, 9])  # an ImageNet-sized JPEG and a PNG: no draft decode
+def test_small_images_differ_by_at_most_one_level_in_fast_mode(bench_photos, resnet18, index) -> None:
     exact, fast = (_read(bench_photos[index], resnet18.transform, f) for f in (False, True))
-    assert torch.equal(exact.tensor, fast.tensor)
-    assert (exact.width, exact.height, exact.mean) == (fast.width, fast.height, fast.mean)
+    assert (exact.width, exact.height, exact.mean, exact.std) == (fast.width, fast.height, fast.mean, fast.std)
+    # One level of 255 after normalization is 1 / (255 * std) for each channel.
+    one_level = torch.tensor([1 / (255 * s) for s in resnet18.transform.std]).view(3, 1, 1)
+    assert ((exact.tensor - fast.tensor).abs() <= one_level * 1.001).all()
+    assert (exact.tensor != fast.tensor).float().mean() < 0.5
+
+
+def _noise(width: int, height: int) -> Image.Image:
+    rng = np.random.default_rng(width * 7919 + height)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+# Landscape, portrait, square, thin strips, upscaled small images, phone-sized, exactly the crop.
+SIZES = [(500, 375), (375, 500), (256, 256), (224, 224), (4032, 3024), (1000, 257), (3, 500), (100, 80), (29, 192)]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_resize_crop_exact_is_torchvision_and_fast_is_within_one_level(resnet18, width, height) -> None:
+    t = resnet18.transform
+    image = _noise(width, height)
+    reference = np.asarray(F.center_crop(F.resize(image, t.resize_size, interpolation=t.interpolation,
+                                                  antialias=True), t.crop_size))
+    exact = np.asarray(ResizeCrop(t, fast=False)(image))
+    fast = np.asarray(ResizeCrop(t, fast=True)(image))
+    assert np.array_equal(exact, reference)
+    assert fast.shape == reference.shape == (224, 224, 3)
+    assert np.abs(fast.astype(int) - reference).max() <= 1
+
+
+def test_fast_resize_falls_back_to_exact_when_the_crop_would_pad(resnet18) -> None:
+    class Padding:  # a resize smaller than its crop: center_crop pads, which a region cannot express
+        resize_size, crop_size, interpolation = [200], [224], resnet18.transform.interpolation
+
+    assert ResizeCrop(Padding, fast=True).crop_region(500, 375) is None
+    image = _noise(500, 375)
+    assert np.array_equal(np.asarray(ResizeCrop(Padding, fast=True)(image)),
+                          np.asarray(ResizeCrop(Padding, fast=False)(image)))
 
 
 def test_draft_keeps_exif_orientation_and_file_size(resnet18) -> None:

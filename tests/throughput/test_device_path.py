@@ -18,6 +18,7 @@ def test_cpu_keeps_the_exact_float_path_whatever_the_settings(resnet18) -> None:
     plan = plan_for("cpu", compile_model=True, gpu_decode=True)
     assert not (plan.uint8_input or plan.pin_memory or plan.compile or plan.gpu_decode)
     assert host_transform(resnet18.transform, plan) is host_transform(resnet18.transform, plan)  # made once
+    assert host_transform(resnet18.transform, plan, True) is not host_transform(resnet18.transform, plan)
     assert maybe_compile(resnet18.net, plan) is resnet18.net
 
 
