@@ -36,11 +36,13 @@ def render(result: dict, console: Console | None = None) -> None:
     if layouts:
         console.print("model bound by layout (forwards at once x torch threads each): "
                       + ", ".join(f"{k} {_fmt(v)}" for k, v in layouts.items()))
-    targets = Table("ratio", "measured", "target", "met")
+    targets = Table("ratio", "measured", "target", "met", "ceiling (at the model bound)")
     for key, label, goal in TARGETS:
-        value = result.get(key)
+        value, ceiling = result.get(key), result.get(f"ceiling_{key}")
         met = "-" if value is None else ("yes" if value >= goal else "NO")
-        targets.add_row(label, _fmt(value, 2), f">= {goal}", met)
+        if ceiling is not None and ceiling < goal:
+            met += " (out of reach here)"
+        targets.add_row(label, _fmt(value, 2), f">= {goal}", met, _fmt(ceiling, 2))
     console.print(targets)
     split = result.get("split") or {}
     if split:

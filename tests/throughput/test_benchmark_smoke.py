@@ -26,6 +26,8 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
     for key in KEYS:
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["e2e_over_model_bound"] == pytest.approx(result["e2e_img_s"] / result["model_bound_img_s"])
+    assert result["ceiling_e2e_over_seed_loop"] == pytest.approx(result["model_bound_img_s"] / result["seed_loop_img_s"])
+    assert result["ceiling_e2e_over_model_bound"] == pytest.approx(1.0)
     assert result["random_weights"] is False  # it used the weights it was given
     assert result["job_state"] == "completed" and result["job_counts"]["succeeded"] == 16
     assert result["reproducibility"]["weights_sha256"] == result["weights_sha256"]
