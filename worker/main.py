@@ -14,12 +14,18 @@ from imagebatch.config import settings
 from imagebatch.logging import configure_logging
 from imagebatch.queueing import queue_for_model
 from worker.celery_app import app
-from worker.sweeper import queued_messages, start_sweeper
 from worker.devices import resolve_device
 from worker.metrics import start_metrics_server
+from worker.models import (
+    ModelUnavailable,
+    capabilities,
+    ensure_weights,
+    get_model,
+    get_spec,
+)
 from worker.prefetch import configure_gate, cpu_split
-from worker.models import ModelUnavailable, capabilities, ensure_weights, get_model, get_spec
 from worker.runner import decode_fast
+from worker.sweeper import queued_messages, start_sweeper
 from worker.writer import check_embedding_dtype
 
 logger = logging.getLogger(__name__)

@@ -47,7 +47,7 @@ class ResizeCrop:
         if crop_w > resized_w or crop_h > resized_h:
             return None
         # The offsets F.center_crop takes, mapped back onto the source image.
-        top, left = int(round((resized_h - crop_h) / 2.0)), int(round((resized_w - crop_w) / 2.0))
+        top, left = round((resized_h - crop_h) / 2.0), round((resized_w - crop_w) / 2.0)
         scale_x, scale_y = width / resized_w, height / resized_h
         box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
         return (crop_w, crop_h), box

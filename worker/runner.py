@@ -20,10 +20,10 @@ from db.session import session_scope
 from imagebatch.config import settings
 from worker import writer
 from worker.devices import Precision, resolve_precision
-from worker.inference import ImageResult, infer
 from worker.gpu import current_plan, host_transform
-from worker.prefetch import forward_gate
+from worker.inference import ImageResult, infer
 from worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
+from worker.prefetch import forward_gate
 from worker.reader import DecodedImage, ImageFailure, read_many
 
 logger = logging.getLogger(__name__)

@@ -34,18 +34,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", default=d.redis_url, help="a Redis db the benchmark may flush")
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--skip-submission", action="store_true")
+    p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", default=None,
+                   help="instead of the full benchmark, run the service e2e once per combination of these "
+                        "settings (batch_size, concurrency, forward_slots, torch_threads, decode_threads, "
+                        "workers, decode) against one model bound")
     p.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
-    json_path = args.pop("json")
+    json_path, sweep = args.pop("json"), args.pop("sweep")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result = run_benchmark(BenchOptions(**args))
-    from imagebatch.bench.report import render
+    if sweep:
+        from imagebatch.bench.sweep import parse_grid, render_sweep, run_sweep
 
-    render(result)
+        try:
+            grid = parse_grid(sweep)
+        except ValueError as exc:
+            parser().error(str(exc))
+        result = run_sweep(BenchOptions(**args), grid)
+        render_sweep(result)
+    else:
+        from imagebatch.bench.report import render
+
+        result = run_benchmark(BenchOptions(**args))
+        render(result)
     if json_path:
         write_json(result, json_path)
     return 0

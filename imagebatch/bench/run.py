@@ -57,7 +57,7 @@ def prepare_weights(model: str, torch_home: Path | None) -> tuple[Path, bool]:
     return home, True
 
 
-def _machine() -> dict:
+def machine_facts() -> dict:
     return {
         "cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -82,7 +82,7 @@ def _offline_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
         "seed_loop_img_s": lambda: offline.seed_loop(model, paths[: o.seed_images]),
         "offline_script_img_s": lambda: offline.offline_script(
             model, paths, precision, o.batch_size, o.loader_workers),
-        "model_bound_layouts": lambda: _model_bound_layouts(model, precision, o.batch_size, len(paths)),
+        "model_bound_layouts": lambda: model_bound_layouts(model, precision, o.batch_size, len(paths)),
         "decode_img_s": lambda: offline.decode_only(model, sample, o.decode == "fast"),
         "decode_exact_img_s": lambda: offline.decode_only(model, sample, False),
         "fidelity": lambda: offline.fidelity(model, fidelity_paths, precision, o.batch_size),
@@ -97,7 +97,7 @@ def _offline_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
     return result
 
 
-def _model_bound_layouts(model, precision, batch_size: int, images: int) -> dict[str, float]:
+def model_bound_layouts(model, precision, batch_size: int, images: int) -> dict[str, float]:
     """The model bound with one forward on every core, and (CPU) one forward per core at once.
 
     The bound is the faster of the two: the machine's limit, whichever way the worker shares it.
@@ -110,7 +110,7 @@ def _model_bound_layouts(model, precision, batch_size: int, images: int) -> dict
     return layouts
 
 
-def _e2e_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
+def e2e_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
     from imagebatch.bench.e2e import Services
     from imagebatch.bench.service import run_service
 
@@ -138,7 +138,7 @@ def _remeasure_baselines(o: BenchOptions, paths: list[Path], result: dict) -> No
 
     model = get_model(o.model)
     precision = resolve_precision(o.precision, model.device, capabilities())
-    layouts = _model_bound_layouts(model, precision, o.batch_size, len(paths))
+    layouts = model_bound_layouts(model, precision, o.batch_size, len(paths))
     result["model_bound_layouts_runs"] = [result["model_bound_layouts"], layouts]
     again = {
         "model_bound_img_s": max(layouts.values()),
@@ -171,11 +171,11 @@ def run_benchmark(o: BenchOptions) -> dict:
     paths = bench_images(o.images, o.seed)
     home, random_weights = prepare_weights(o.model, o.torch_home)
     result: dict = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(o).items()},
-                    "machine": _machine(), "random_weights": random_weights,
+                    "machine": machine_facts(), "random_weights": random_weights,
                     "image_mix": {k: sum(kind_of(i) == k for i in range(len(paths))) for k in ("jpeg", "phone", "png")}}
     result.update(_offline_part(o, paths, home))
     if not o.skip_e2e:
-        result.update(_e2e_part(o, paths, home))
+        result.update(e2e_part(o, paths, home))
         _remeasure_baselines(o, paths, result)
     result.update(ratios(result))
     result["benchmark_seconds"] = time.perf_counter() - t0
