@@ -4,13 +4,12 @@ from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATES, Image, ImageStatus, Job, JobState
+from db.models import ACTIVE_STATES, OPEN_IMAGE_STATUSES, Image, Job, JobState
 from imagebatch.config import settings
 
 # How long a client should wait before retrying; jobs finish at their own pace, so a fixed hint.
 RETRY_AFTER_SECONDS = 30
 _BUSY_STATES = (*ACTIVE_STATES, JobState.CANCELLING.value)
-_OPEN_IMAGES = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
 
 
 def _too_many(detail: str) -> HTTPException:
@@ -26,7 +25,7 @@ def images_in_flight(session: Session, tenant: str) -> int:
     """Images of the tenant's jobs not finished yet (pending or running)."""
     return session.scalar(
         select(func.count()).select_from(Image).join(Job, Job.id == Image.job_id)
-        .where(Job.tenant == tenant, Job.state.in_(_BUSY_STATES), Image.status.in_(_OPEN_IMAGES))
+        .where(Job.tenant == tenant, Job.state.in_(_BUSY_STATES), Image.status.in_(OPEN_IMAGE_STATUSES))
     ) or 0
 
 

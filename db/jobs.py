@@ -7,9 +7,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, insert, select, upda
 from sqlalchemy.orm import Session
 
 from imagebatch import errors
-from db.models import ACTIVE_STATES, FINAL_STATES, Image, ImageStatus, Job, JobState, utcnow
-
-_OPEN_IMAGE_STATES = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
+from db.models import ACTIVE_STATES, FINAL_STATES, OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, JobState, utcnow
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def counts_from_statuses(by_status: dict[str, int]) -> dict[str, int]:
         "total": sum(by_status.values()),
         "succeeded": by_status.get(ImageStatus.OK.value, 0),
         "failed": by_status.get(ImageStatus.ERROR.value, 0),
-        "pending": sum(by_status.get(s, 0) for s in _OPEN_IMAGE_STATES),
+        "pending": sum(by_status.get(s, 0) for s in OPEN_IMAGE_STATUSES),
         "cancelled": by_status.get(ImageStatus.CANCELLED.value, 0),
     }
 
@@ -103,7 +101,7 @@ def claim_chunk(session: Session, job_id: str, start: int, stop: int) -> list[Cl
         if state in (JobState.CANCELLING.value, JobState.CANCELLED.value):
             session.execute(
                 update(Image)
-                .where(in_chunk & Image.status.in_(_OPEN_IMAGE_STATES))
+                .where(in_chunk & Image.status.in_(OPEN_IMAGE_STATUSES))
                 .values(status=ImageStatus.CANCELLED.value)
             )
         return None
@@ -116,7 +114,7 @@ def claim_chunk(session: Session, job_id: str, start: int, stop: int) -> list[Cl
     # claimed_at and attempts let the sweeper (db/chunks.py) find chunks nobody finishes.
     session.execute(
         update(Image)
-        .where(in_chunk & Image.status.in_(_OPEN_IMAGE_STATES))
+        .where(in_chunk & Image.status.in_(OPEN_IMAGE_STATUSES))
         .values(status=ImageStatus.RUNNING.value, claimed_at=utcnow(), attempts=Image.attempts + 1)
     )
     rows = session.execute(
@@ -143,7 +141,7 @@ def finalize_idle_jobs(session: Session) -> None:
 
 
 def _finalize(session: Session, *which: ColumnElement[bool]) -> None:
-    nothing_open = ~exists().where(Image.job_id == Job.id, Image.status.in_(_OPEN_IMAGE_STATES))
+    nothing_open = ~exists().where(Image.job_id == Job.id, Image.status.in_(OPEN_IMAGE_STATUSES))
     now = utcnow()
     session.execute(
         update(Job)
@@ -185,7 +183,7 @@ def fail_job(session: Session, job_id: str, message: str) -> None:
     )
     session.execute(
         update(Image)
-        .where(Image.job_id == job_id, Image.status.in_(_OPEN_IMAGE_STATES))
+        .where(Image.job_id == job_id, Image.status.in_(OPEN_IMAGE_STATUSES))
         .values(status=ImageStatus.ERROR.value, error_category=errors.JOB_FAILED, error_message=message)
     )
 

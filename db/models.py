@@ -54,6 +54,10 @@ class ImageStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+# Not finished yet: waiting for a worker, or claimed by one. A job closes when none is left.
+OPEN_IMAGE_STATUSES = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
+
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

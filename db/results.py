@@ -12,14 +12,14 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from db.jobs import counts_from_statuses
-from db.models import Image, ImageStatus, Job, LabelSet, as_utc
+from db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, LabelSet, as_utc
 from db.session import session_scope
 
 # What `?status=` accepts; "pending" means not yet finished, as in the job's counts.
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "ok": (ImageStatus.OK.value,),
     "error": (ImageStatus.ERROR.value,),
-    "pending": (ImageStatus.PENDING.value, ImageStatus.RUNNING.value),
+    "pending": OPEN_IMAGE_STATUSES,
     "running": (ImageStatus.RUNNING.value,),
     "cancelled": (ImageStatus.CANCELLED.value,),
 }
