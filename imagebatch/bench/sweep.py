@@ -82,10 +82,10 @@ def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
 
 
 def render_sweep(result: dict, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=max(160, Console().width))
     keys = list(result["grid"])
     table = Table(*keys, "e2e img/s", "e2e / bound", "read+decode s", "forward s", "wait s", "write s",
-                  "between chunks s", "model busy", "peak RSS MiB")
+                  "between chunks s", "forward s / wall", "peak RSS MiB")
     for run in result["runs"]:
         s = run["split"]
         table.add_row(*(str(run["settings"][k]) for k in keys), f"{run['e2e_img_s']:.1f}",
