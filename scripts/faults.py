@@ -8,6 +8,7 @@ the PostgreSQL restart. Example: python scripts/faults.py --runs 3 --json faults
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -15,28 +16,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.faults import scenarios  # noqa: E402
-from tests.faults.conftest import PG_DATABASE, private_redis_server  # noqa: E402
-from tests.support.images import write_photos  # noqa: E402
-from tests.support.services import scratch_database  # noqa: E402
+from imagebatch.testing import faults as scenarios  # noqa: E402
+from imagebatch.testing.servers import private_redis_server  # noqa: E402
+from imagebatch.testing.services import scratch_database  # noqa: E402
 
 logger = logging.getLogger("faults")
 
+PG_DATABASE = f"imagebatch_faults_{os.getpid()}"  # per process, as in tests/faults
 SCENARIOS = {
     "worker_sigkill": lambda setup, pg, redis: scenarios.worker_sigkill(setup, pg, redis),
     "redis_restart": lambda setup, pg, redis: scenarios.redis_restart(setup, pg),
     "postgres_restart": lambda setup, pg, redis: scenarios.postgres_restart(setup, redis),
     "worker_hang": lambda setup, pg, redis: scenarios.worker_hang(setup, pg, redis),
 }
-
-
-def make_setup(work: Path) -> scenarios.Setup:
-    from worker.random_weights import write_random_checkpoint
-
-    torch_home = work / "torch_home"
-    write_random_checkpoint("resnet18", torch_home, seed=0)
-    write_photos(work / "images", 40)
-    return scenarios.Setup(torch_home=torch_home, image_root=work / "images", work_dir=work / "runs")
 
 
 def run_once(name: str, setup: scenarios.Setup) -> dict:
@@ -71,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = args.scenario or list(SCENARIOS)
     runs = []
-    with tempfile.TemporaryDirectory(prefix="imagebatch-faults-") as work:
-        setup = make_setup(Path(work))
+    with tempfile.TemporaryDirectory(prefix="imagebatch-faults-") as tmp:
+        work = Path(tmp)
+        setup = scenarios.prepare(work / "torch_home", work / "images", work / "runs")
         for i in range(args.runs):
             for name in names:
                 began = time.monotonic()

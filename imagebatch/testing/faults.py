@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.faults.services import PostgresCluster, RedisServer
-from tests.support.images import write_photos
-from tests.support.services import clean_env
-from tests.support.stack import Stack
+from imagebatch.testing.images import write_photos
+from imagebatch.testing.servers import PostgresCluster, RedisServer
+from imagebatch.testing.services import clean_env
+from imagebatch.testing.stack import Stack
 
 
 @dataclass
@@ -75,6 +75,15 @@ class Setup:
         }
         settings.update({f"IMAGEBATCH_{k}": v for k, v in overrides.items()})
         return clean_env(**settings)
+
+
+def prepare(torch_home: Path, image_root: Path, work_dir: Path) -> Setup:
+    """Seeded random resnet18 weights and 40 photos: what every scenario runs on."""
+    from worker.random_weights import write_random_checkpoint
+
+    write_random_checkpoint("resnet18", torch_home, seed=0)
+    write_photos(image_root, 40)
+    return Setup(torch_home=torch_home, image_root=image_root, work_dir=work_dir)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.05) -> object:

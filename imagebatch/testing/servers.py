@@ -6,12 +6,16 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import redis
 
-from tests.support.services import free_port
+from imagebatch.demo import free_port
+
+REDIS_DB = 8  # the database number the fault harness uses on its private Redis
 
 
 class RedisServer:
@@ -56,6 +60,17 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def private_redis_server(db: int = REDIS_DB) -> Iterator[str]:
+    """A redis-server of our own; yields the URL of its database `db`."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/{db}"
+    finally:
+        server.close()
 
 
 def _pg_bin(name: str) -> str:

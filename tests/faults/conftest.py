@@ -12,24 +12,11 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from tests.faults.scenarios import Setup
-from tests.faults.services import RedisServer
-from tests.support.images import write_photos
+from imagebatch.testing.faults import Setup, prepare
+from imagebatch.testing.servers import private_redis_server
 from tests.support.services import scratch_database
 
-REDIS_DB = 8  # this test area's Redis database number
 PG_DATABASE = f"imagebatch_faults_{os.getpid()}"
-
-
-@contextmanager
-def private_redis_server() -> Iterator[str]:
-    """A redis-server of our own; yields the URL of its db REDIS_DB."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/{REDIS_DB}"
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +27,8 @@ def redis_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def fault_setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
-    from worker.random_weights import write_random_checkpoint
-
-    torch_home = tmp_path_factory.mktemp("torch_home")
-    write_random_checkpoint("resnet18", torch_home, seed=0)
-    image_root = tmp_path_factory.mktemp("fault_images")
-    write_photos(image_root, 40)
-    return Setup(torch_home=torch_home, image_root=image_root, work_dir=tmp_path_factory.mktemp("faults"))
+    return prepare(tmp_path_factory.mktemp("torch_home"), tmp_path_factory.mktemp("fault_images"),
+                   tmp_path_factory.mktemp("faults"))
 
 
 @pytest.fixture

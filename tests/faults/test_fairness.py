@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from imagebatch.testing.faults import Setup, status_counts, submit, wait_until
 from tests.faults.conftest import PG_DATABASE
-from tests.faults.scenarios import Setup, status_counts, submit, wait_until
 from tests.support.images import photo
 from tests.support.services import scratch_database
 from tests.support.stack import Stack, wait_for_job

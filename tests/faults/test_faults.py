@@ -2,12 +2,12 @@
 
 import pytest
 
-from tests.faults import scenarios
+from imagebatch.testing import faults
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
-def _assert_exactly_once(outcome: scenarios.Outcome) -> None:
+def _assert_exactly_once(outcome: faults.Outcome) -> None:
     assert outcome.state == "completed", outcome.as_dict()
     assert outcome.stored == outcome.expected, outcome.as_dict()
     assert outcome.duplicates == 0, outcome.as_dict()
@@ -17,20 +17,20 @@ def _assert_exactly_once(outcome: scenarios.Outcome) -> None:
 
 
 def test_worker_sigkilled_mid_chunk_is_redelivered_and_finished_by_another_worker(fault_setup, pg_url, redis_url):
-    outcome = scenarios.worker_sigkill(fault_setup, pg_url, redis_url)
+    outcome = faults.worker_sigkill(fault_setup, pg_url, redis_url)
     assert outcome.notes["running_at_kill"] > 0  # the kill really interrupted a claimed chunk
     _assert_exactly_once(outcome)
     assert outcome.succeeded == outcome.expected
 
 
 def test_redis_restarted_mid_job_with_append_only_persistence_loses_nothing(fault_setup, pg_url):
-    outcome = scenarios.redis_restart(fault_setup, pg_url)
+    outcome = faults.redis_restart(fault_setup, pg_url)
     _assert_exactly_once(outcome)
     assert outcome.succeeded == outcome.expected
 
 
 def test_postgres_restarted_mid_job_api_answers_503_quickly_and_the_job_completes(fault_setup, redis_url):
-    outcome = scenarios.postgres_restart(fault_setup, redis_url)
+    outcome = faults.postgres_restart(fault_setup, redis_url)
     down = outcome.notes["while_down"]
     assert down["status_codes"] == [503], down
     assert down["slowest_seconds"] < 10, down
@@ -40,14 +40,14 @@ def test_postgres_restarted_mid_job_api_answers_503_quickly_and_the_job_complete
 
 
 def test_a_hung_worker_chunk_is_requeued_after_its_deadline(fault_setup, pg_url, redis_url):
-    outcome = scenarios.worker_hang(fault_setup, pg_url, redis_url, attempts=3)
+    outcome = faults.worker_hang(fault_setup, pg_url, redis_url, attempts=3)
     assert outcome.notes["running_at_hang"] > 0
     _assert_exactly_once(outcome)
     assert outcome.succeeded == outcome.expected and outcome.notes["timed_out"] == 0
 
 
 def test_a_chunk_out_of_attempts_is_failed_as_timed_out_and_the_job_still_ends(fault_setup, pg_url, redis_url):
-    outcome = scenarios.worker_hang(fault_setup, pg_url, redis_url, attempts=1)
+    outcome = faults.worker_hang(fault_setup, pg_url, redis_url, attempts=1)
     _assert_exactly_once(outcome)
     assert outcome.notes["timed_out"] == outcome.notes["running_at_hang"] > 0
     assert outcome.failed == outcome.notes["timed_out"]

@@ -16,8 +16,8 @@ from api.idempotency import scoped_key
 from db.jobs import ImageSource, create_job
 from db.models import Job, utcnow
 from db.session import session_scope
+from imagebatch.testing.faults import Setup, status_counts
 from tests.faults.conftest import PG_DATABASE, use_database
-from tests.faults.scenarios import Setup, status_counts, submit
 from tests.support.services import scratch_database
 from tests.support.stack import Stack, wait_for_job
 

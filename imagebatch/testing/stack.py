@@ -1,0 +1,90 @@
+"""Start and stop a real imagebatch API process and real worker processes (end-to-end tests, fault loop)."""
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from imagebatch.demo import free_port
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Stack:
+    """An API process plus N worker processes sharing one environment."""
+
+    env: dict[str, str]
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    api: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        return subprocess.Popen(
+            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+    def start_api(self) -> None:
+        self.api = self._spawn("api", [str(BIN / "imagebatch"), "serve", "--port", str(self.port)])
+        self.wait_ready()
+
+    def start_worker(self, models: str = "resnet18,resnet50") -> subprocess.Popen:
+        name = f"worker{len(self.workers)}"
+        proc = self._spawn(name, [str(BIN / "imagebatch"), "worker", "--models", models])
+        self.workers.append(proc)
+        return proc
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api is not None and self.api.poll() is not None:
+                raise RuntimeError(f"API exited early:\n{self.logs('api')}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"API not ready after {timeout}s:\n{self.logs('api')}")
+
+    def logs(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else "(no log)"
+
+    def all_logs(self) -> str:
+        names = ["api"] + [f"worker{i}" for i in range(len(self.workers))]
+        return "\n".join(f"--- {n} ---\n{self.logs(n)}" for n in names)
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.workers, self.api]:
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dict:
+    """Poll until the job reaches a final state; returns the final job document."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("completed", "failed", "cancelled"):
+            return job
+        time.sleep(0.3)
+    raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s: {job['counts']}")
