@@ -85,11 +85,12 @@ def cpu_split(
 ) -> CpuSplit:
     """Fill in the zeros (= automatic) of the settings for `device_type`.
 
-    Automatic slots: one on a GPU (it runs one batch at a time anyway), one per chunk in flight
-    on a CPU. Automatic torch threads: the cores divided among the slots.
+    Automatic slots: one on a GPU (it runs one batch at a time anyway); on a CPU one per chunk in
+    flight, at most one per core (a chunk beyond that decodes ahead). Automatic torch threads: the
+    cores divided among the slots.
     """
     cores = max(1, cores or os.cpu_count() or 1)
-    slots = forward_slots or (1 if device_type == "cuda" else concurrency)
+    slots = forward_slots or (1 if device_type == "cuda" else min(concurrency, cores))
     slots = min(slots, concurrency)  # more slots than chunks in flight could never fill
     threads = torch_threads or max(1, cores // slots)
     return CpuSplit(forward_slots=slots, torch_threads=threads)

@@ -93,9 +93,10 @@ def test_a_gate_needs_a_slot() -> None:
         ("cpu", 2, 0, 0, 2, CpuSplit(forward_slots=2, torch_threads=1)),  # one forward per core
         ("cpu", 2, 0, 0, 8, CpuSplit(forward_slots=2, torch_threads=4)),
         ("cpu", 3, 0, 0, 8, CpuSplit(forward_slots=3, torch_threads=2)),
+        ("cpu", 3, 0, 0, 2, CpuSplit(forward_slots=2, torch_threads=1)),  # the third chunk decodes ahead
         ("cpu", 2, 1, 0, 2, CpuSplit(forward_slots=1, torch_threads=2)),  # take turns on every core
         ("cpu", 1, 4, 0, 8, CpuSplit(forward_slots=1, torch_threads=8)),  # slots capped by chunks in flight
-        ("cpu", 4, 0, 3, 2, CpuSplit(forward_slots=4, torch_threads=3)),  # explicit threads kept
+        ("cpu", 4, 4, 3, 2, CpuSplit(forward_slots=4, torch_threads=3)),  # explicit settings kept
         ("cuda", 2, 0, 0, 8, CpuSplit(forward_slots=1, torch_threads=8)),  # a GPU runs one batch at a time
         ("cuda", 2, 2, 0, 8, CpuSplit(forward_slots=2, torch_threads=4)),
     ],
