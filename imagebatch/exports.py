@@ -49,11 +49,11 @@ def write_parquet(client: "Client", job_id: str, path: Path, *, probabilities: b
     """One row per image, the API's result fields (top_k as a list of structs)."""
     import pandas as pd
 
-    from imagebatch.client import _flatten
+    from imagebatch.client.api import flatten
 
     include = "probabilities" if probabilities else None
     items = _rows(client, job_id, expected, on_progress, include=include, **filters)
-    frame = pd.DataFrame.from_records([_flatten(item) for item in items])
+    frame = pd.DataFrame.from_records([flatten(item) for item in items])
     return _replace_into(path, lambda target: frame.to_parquet(target, index=False, engine="pyarrow"))
 
 

@@ -1,15 +1,15 @@
-"""Python client for the imagebatch HTTP API: submit jobs, watch them, fetch and export results."""
+"""Client: one connection to an imagebatch API, from submitting a job to exporting its results."""
 
-import logging
 import mimetypes
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from imagebatch.client.errors import ApiError, ApiUnreachable, NotFound, Unauthorized, error_detail
+from imagebatch.client.job import Job
 from imagebatch.config import settings
 from imagebatch.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files, collect_uris, suffix_of
 
@@ -18,152 +18,9 @@ if TYPE_CHECKING:  # pandas is imported on first use so the CLI starts quickly
 
     from imagebatch.exports import RowProgress
 
-logger = logging.getLogger(__name__)
-
-FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 _PAGE_SIZE = 500
 
 ProgressCallback = Callable[[int, int], None]  # (bytes sent, total bytes)
-
-
-class ImagebatchError(Exception):
-    """Base of every error the client raises; str() is one line meant for people."""
-
-
-class ApiUnreachable(ImagebatchError):
-    """No HTTP answer: nothing listens at the URL, DNS failed, or the connection timed out."""
-
-
-class ApiError(ImagebatchError):
-    """The API answered with an error status; `detail` is its {"detail": ...} message."""
-
-    def __init__(self, status: int, detail: str, url: str = "") -> None:
-        self.status, self.detail, self.url = status, detail, url
-        super().__init__(f"API error {status}: {detail}")
-
-
-class NotFound(ApiError):
-    """404: no such job (or it was deleted)."""
-
-
-class Unauthorized(ApiError):
-    """401/403: the API key is missing, wrong or revoked."""
-
-
-class WaitTimeout(ImagebatchError):
-    """Job.wait() gave up before the job reached a final state."""
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail", response.text)
-    except (ValueError, AttributeError):
-        detail = response.text.strip() or response.reason_phrase
-    if not isinstance(detail, str):  # FastAPI validation errors are a list of dicts
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" if isinstance(d, dict) else str(d)
-            for d in (detail if isinstance(detail, list) else [detail])
-        )
-    return " ".join(detail.split())[:500]
-
-
-class Job:
-    """A job as last seen by the client; refresh() or wait() fetch it again.
-
-    `data` is the API's JSON for the job; the common fields are properties.
-    """
-
-    def __init__(self, client: "Client", data: dict[str, Any]) -> None:
-        self.client, self.data = client, data
-
-    def __repr__(self) -> str:
-        return f"Job(id={self.id!r}, state={self.state!r}, counts={self.counts})"
-
-    @property
-    def id(self) -> str:
-        return self.data["id"]
-
-    @property
-    def state(self) -> str:
-        return self.data["state"]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return self.data.get("counts") or {}
-
-    @property
-    def reproducibility(self) -> dict[str, Any] | None:
-        return self.data.get("reproducibility")
-
-    @property
-    def done(self) -> bool:
-        return self.state in FINAL_STATES
-
-    def refresh(self) -> "Job":
-        self.data = self.client.get_job(self.id).data
-        return self
-
-    def wait(
-        self,
-        poll: float = 0.5,
-        timeout: float | None = None,
-        progress: bool = False,
-        check: Callable[[], None] | None = None,
-    ) -> "Job":
-        """Poll until completed/failed/cancelled; progress=True draws a live bar on stderr.
-
-        `check()` runs before every poll and may raise to give up early (e.g. a dead worker).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if progress:
-            from imagebatch.console import JobProgress
-
-        view = JobProgress(self.id) if progress else None
-        try:
-            while True:
-                if check:
-                    check()
-                self.refresh()
-                if view:
-                    view.update(self.data, self.done)
-                if self.done:
-                    return self
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise WaitTimeout(f"job {self.id} still {self.state} after {timeout:g}s")
-                time.sleep(poll)
-        finally:
-            if view:
-                view.stop()
-
-    def results(self, **filters: Any) -> "pd.DataFrame":
-        return self.client.results(self.id, **filters)
-
-    def export(
-        self, path: str | Path, format: str | None = None, probabilities: bool = False,
-        on_progress: "RowProgress | None" = None, **filters: Any,
-    ) -> Path:
-        """Write the results to `path`: "csv" (streamed from the API), "parquet", or "npy"
-        (embeddings, row i = image i, NaN where none); default from the suffix, else CSV.
-
-        `on_progress(rows, expected)` follows the export; filters apply to csv and parquet.
-        """
-        from imagebatch import exports
-
-        path = Path(path)
-        chosen = exports.format_for(path, format)
-        expected = self.counts.get("total", 0)
-        if chosen == "csv":
-            return self.client.export_csv(self.id, path, probabilities=probabilities, on_progress=on_progress,
-                                          expected=expected, **filters)
-        if chosen == "parquet":
-            return exports.write_parquet(self.client, self.id, path, probabilities=probabilities,
-                                         expected=expected, on_progress=on_progress, **filters)
-        if filters or probabilities:
-            raise ValueError("embeddings (.npy) export takes every image: no filters or probabilities")
-        return exports.write_embeddings(self.client, self.id, path, total=expected, on_progress=on_progress)
-
-    def similar(self, index: int, k: int = 10, scope: str = "job") -> "pd.DataFrame":
-        return self.client.similar(self.id, index, k=k, scope=scope)
 
 
 def _encode(value: Any) -> str:
@@ -209,7 +66,7 @@ class Client:
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code < 400:
             return response
-        detail = _detail(response)
+        detail = error_detail(response)
         if response.status_code == 404:
             raise NotFound(404, detail, str(response.url))
         if response.status_code in (401, 403):
@@ -319,7 +176,7 @@ class Client:
 
         rows = []
         for item in self.iter_results(job_id, page_size=min(limit or _PAGE_SIZE, _PAGE_SIZE), **filters):
-            rows.append(_flatten(item))
+            rows.append(flatten(item))
             if limit is not None and len(rows) >= limit:
                 break
         return pd.DataFrame.from_records(rows)
@@ -383,11 +240,10 @@ def _image_ref(image: str | tuple[str, int], index: int | None) -> tuple[str, in
     return job_id, int(idx)
 
 
-def _flatten(item: dict[str, Any]) -> dict[str, Any]:
+def flatten(item: dict[str, Any]) -> dict[str, Any]:
+    """One result item as a flat row: its error split into error_category and error_message."""
     row = dict(item)
     error = row.pop("error", None) or {}
     row["error_category"] = error.get("category")
     row["error_message"] = error.get("message")
     return row
-
-

@@ -1,4 +1,4 @@
-"""The `imagebatch` command line: run the services, submit jobs, inspect and export results."""
+"""Commands that talk to the API: submit, status, list, results, export, similar, cancel, delete."""
 
 import enum
 import functools
@@ -10,37 +10,26 @@ from typing import Any
 import typer
 from rich.table import Column, Table
 
-from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound, Unauthorized
-from imagebatch.config import MODEL_NAMES, PRECISIONS, settings
-from imagebatch.console import err, out, render_job, render_results, row_progress, upload_progress
-from imagebatch.keys_cli import keys_app
-
-EXIT_CODES = (
-    "Exit codes: 0 success; 1 the job ended failed or cancelled (--wait), or the demo could not finish; "
-    "2 bad arguments or input files; 3 API unreachable; 4 no such job; 5 any other API error; "
-    "6 API key missing, wrong or revoked; 130 interrupted."
+from imagebatch.cli.common import (
+    EXIT_API_ERROR,
+    EXIT_AUTH,
+    EXIT_CODES,
+    EXIT_JOB_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    ModelName,
+    fail,
 )
-EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_API_ERROR, EXIT_AUTH = 1, 2, 3, 4, 5, 6
+from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound, Unauthorized
+from imagebatch.config import PRECISIONS, settings
+from imagebatch.console import err, out, render_job, render_results, row_progress, upload_progress
 
-ModelName = enum.Enum("ModelName", {m: m for m in MODEL_NAMES}, type=str)
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
 ExportFormat = enum.Enum("ExportFormat", {"csv": "csv", "parquet": "parquet", "npy": "npy"}, type=str)
 Scope = enum.Enum("Scope", {"job": "job", "model": "model"}, type=str)
 
-app = typer.Typer(
-    help=f"imagebatch: bulk image classification with ResNet.\n\n{EXIT_CODES}",
-    no_args_is_help=True,
-    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
-    add_completion=True,
-)
-weights_app = typer.Typer(help="Model weights helpers.", no_args_is_help=True)
-app.add_typer(weights_app, name="weights")
-app.add_typer(keys_app, name="keys")
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+app = typer.Typer()
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,79 +40,23 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ApiUnreachable as exc:
-            raise _fail(str(exc), EXIT_UNREACHABLE) from None
+            raise fail(str(exc), EXIT_UNREACHABLE) from None
         except NotFound as exc:
-            raise _fail(f"not found: {exc.detail}", EXIT_NOT_FOUND) from None
+            raise fail(f"not found: {exc.detail}", EXIT_NOT_FOUND) from None
         except Unauthorized as exc:
-            raise _fail(f"not authorised: {exc.detail}", EXIT_AUTH) from None
+            raise fail(f"not authorised: {exc.detail}", EXIT_AUTH) from None
         except ApiError as exc:
-            raise _fail(str(exc), EXIT_API_ERROR) from None
+            raise fail(str(exc), EXIT_API_ERROR) from None
         except (ValueError, FileNotFoundError) as exc:
-            raise _fail(str(exc), EXIT_USAGE) from None
+            raise fail(str(exc), EXIT_USAGE) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
+            raise fail("interrupted", 130) from None
 
     return wrapper
 
 
-@app.callback()
-def main(
-    ctx: typer.Context,
-    url: str = typer.Option(settings.API_URL, "--url", envvar="IMAGEBATCH_API_URL", help="API address."),
-    api_key: str | None = typer.Option(None, "--api-key", envvar="IMAGEBATCH_API_KEY", help="Bearer token."),
-) -> None:
-    """Global options shared by the client commands."""
-    # No logging set-up here: `serve` and `worker` configure their own from IMAGEBATCH_LOG_LEVEL.
-    ctx.obj = {"url": url, "api_key": api_key}
-
-
 def _client(ctx: typer.Context) -> Client:
     return Client(ctx.obj["url"], api_key=ctx.obj["api_key"])
-
-
-# --- services -------------------------------------------------------------------------------
-
-
-@app.command()
-def serve(
-    host: str = typer.Option(settings.API_HOST, help="Interface to bind."),
-    port: int = typer.Option(settings.API_PORT, help="TCP port."),
-) -> None:
-    """Run the HTTP API (uvicorn)."""
-    from api.main import run
-
-    run(host=host, port=port)
-
-
-@app.command()
-def worker(
-    models: str | None = typer.Option(None, help="Comma-separated models. Default: IMAGEBATCH_WORKER_MODELS."),
-    loglevel: str = typer.Option(settings.LOG_LEVEL, help="Celery log level."),
-    burst: bool = typer.Option(False, "--burst", help="Exit once the queues are empty."),
-) -> None:
-    """Run one Celery worker process (loads each model once, needs torch)."""
-    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    unknown = sorted(set(chosen or ()) - set(MODEL_NAMES))
-    if unknown:
-        raise _fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}", EXIT_USAGE)
-    from worker.main import run_worker
-
-    raise typer.Exit(run_worker(chosen, loglevel, burst=burst))
-
-
-@app.command()
-def migrate() -> None:
-    """Bring the database schema up to date (Alembic upgrade head)."""
-    from sqlalchemy.engine import make_url
-
-    from db.migrate import upgrade_to_head
-
-    upgrade_to_head()
-    shown = make_url(settings.database_url).render_as_string(hide_password=True)
-    out.print(f"database {shown} is at the latest schema", highlight=False)
-
-
-# --- jobs -----------------------------------------------------------------------------------
 
 
 @app.command(epilog=EXIT_CODES)
@@ -295,52 +228,3 @@ def delete(ctx: typer.Context, job_id: str) -> None:
         client.delete(job_id)
     out.print(f"deleted job {job_id}", highlight=False)
 
-
-@app.command(epilog=EXIT_CODES)
-def demo(
-    images: int = typer.Option(16, "--images", min=1, help="How many sample photos to classify."),
-    random_weights: bool | None = typer.Option(
-        None, "--random-weights/--no-random-weights",
-        help="Use seeded random weights when the real ones cannot be had. "
-        "Default: yes when not interactive, ask when stdin is a terminal.",
-    ),
-    keep: bool = typer.Option(False, "--keep", help="Keep the demo's data folder (database, uploads, logs)."),
-) -> None:
-    """Run the whole service on this machine with no configuration and classify sample photos."""
-    from imagebatch.demo import run_demo
-
-    raise typer.Exit(run_demo(images=images, random_weights=random_weights, keep=keep))
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
-def bench(ctx: typer.Context) -> None:
-    """Throughput benchmark: seed loop, offline script, model bound, decode, service e2e (see `bench --help`)."""
-    from imagebatch.bench.cli import main as bench_main
-
-    raise typer.Exit(bench_main(list(ctx.args)))
-
-
-@weights_app.command("random")
-def weights_random(
-    model: ModelName,
-    torch_home: Path | None = typer.Option(None, help="Default: $TORCH_HOME, else ~/.cache/torch."),
-    seed: int = typer.Option(0, help="Seed for the random initialisation."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing weights file."),
-) -> None:
-    """Write a seeded RANDOM checkpoint under the official file name (for offline tests only)."""
-    from imagebatch.demo import checkpoint_path, torch_home_dir
-
-    home = (torch_home or torch_home_dir()).expanduser().resolve()
-    target = checkpoint_path(model.value, home)
-    if target.exists() and not force:
-        raise _fail(f"{target} already exists (real weights?); pass --force to overwrite it", EXIT_USAGE)
-    from worker.random_weights import write_random_checkpoint
-
-    path = write_random_checkpoint(model.value, home, seed=seed)
-    err.print(f"[bold yellow]RANDOM WEIGHTS[/bold yellow] written to {path} (seed {seed}); "
-              "predictions made with them are meaningless.", highlight=False)
-    typer.echo(str(path))
-
-
-if __name__ == "__main__":
-    app()
