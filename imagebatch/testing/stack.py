@@ -22,6 +22,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     api: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
+    cwd: Path | None = None  # where the processes run (and would read a .env); None: here
 
     @property
     def url(self) -> str:
@@ -29,10 +30,10 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")
-        return subprocess.Popen(
-            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own handle
+            return subprocess.Popen(
+                args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     def start_api(self) -> None:
         self.api = self._spawn("api", [str(BIN / "imagebatch"), "serve", "--port", str(self.port)])

@@ -11,7 +11,8 @@ import pytest
 
 from imagebatch.catalog import MODELS
 from imagebatch.samples import write_sample_photos
-from tests.cli.conftest import REPO, Service, clean_env, start_api
+from tests.cli.conftest import REPO, clean_env
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +44,15 @@ def test_weights_random_refuses_to_overwrite(torch_home: Path):
 def stack_url(tmp_path_factory: pytest.TempPathFactory, torch_home: Path) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("cli-worker-stack")
     env = clean_env(IMAGEBATCH_DATA_DIR=str(data_dir), TORCH_HOME=str(torch_home))
-    api, url = start_api(env, data_dir)
-    worker = Service.start([sys.executable, "-m", "imagebatch.cli", "worker", "--models", "resnet18"],
-                           env, data_dir / "worker.log")
-    yield url
-    worker.stop()
-    api.stop()
-    if worker.proc.returncode not in (0, -15):
-        pytest.fail(f"worker ended with {worker.proc.returncode}:\n{worker.tail()}")
+    stack = Stack(env=env, log_dir=data_dir, cwd=data_dir)
+    try:
+        stack.start_api()
+        worker = stack.start_worker("resnet18")
+        yield stack.url
+    finally:
+        stack.stop()
+    if worker.returncode not in (0, -15):
+        pytest.fail(f"worker ended with {worker.returncode}:\n{stack.logs('worker0')}")
 
 
 @pytest.fixture(scope="module")

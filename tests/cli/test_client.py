@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from imagebatch.client import ApiError, ApiUnreachable, Client, NotFound, WaitTimeout
-from tests.cli.conftest import REPO, clean_env, free_port
+from tests.cli.conftest import REPO, clean_env
+from tests.support.services import free_port
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from imagebatch import demo
 from imagebatch.catalog import MODELS
-from tests.cli.conftest import free_port
+from tests.support.services import free_port
 
 
 @pytest.mark.parametrize("variables", [{"TORCH_HOME": "th"}, {"XDG_CACHE_HOME": "xdg"}, {}])
