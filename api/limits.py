@@ -4,12 +4,11 @@ from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATES, OPEN_IMAGE_STATUSES, Image, Job, JobState
+from db.models import OPEN_IMAGE_STATUSES, UNFINISHED_STATES, Image, Job
 from imagebatch.config import settings
 
 # How long a client should wait before retrying; jobs finish at their own pace, so a fixed hint.
 RETRY_AFTER_SECONDS = 30
-_BUSY_STATES = (*ACTIVE_STATES, JobState.CANCELLING.value)
 
 
 def _too_many(detail: str) -> HTTPException:
@@ -18,14 +17,14 @@ def _too_many(detail: str) -> HTTPException:
 
 def active_jobs(session: Session, tenant: str) -> int:
     return session.scalar(select(func.count()).select_from(Job).where(
-        Job.tenant == tenant, Job.state.in_(_BUSY_STATES))) or 0
+        Job.tenant == tenant, Job.state.in_(UNFINISHED_STATES))) or 0
 
 
 def images_in_flight(session: Session, tenant: str) -> int:
     """Images of the tenant's jobs not finished yet (pending or running)."""
     return session.scalar(
         select(func.count()).select_from(Image).join(Job, Job.id == Image.job_id)
-        .where(Job.tenant == tenant, Job.state.in_(_BUSY_STATES), Image.status.in_(OPEN_IMAGE_STATUSES))
+        .where(Job.tenant == tenant, Job.state.in_(UNFINISHED_STATES), Image.status.in_(OPEN_IMAGE_STATUSES))
     ) or 0
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from db.jobs import chunk_bounds, finalize_idle_jobs
-from db.models import ACTIVE_STATES, Image, ImageStatus, Job, JobState, utcnow
+from db.models import ACTIVE_STATES, UNFINISHED_STATES, Image, ImageStatus, Job, JobState, utcnow
 from db.session import session_scope
 from imagebatch import errors
 
@@ -17,9 +17,6 @@ logger = logging.getLogger(__name__)
 
 # send(job_id, model, start, stop, chunk_index): put one chunk message in the broker.
 ChunkSender = Callable[[str, str, int, int, int], None]
-
-# Jobs whose rows can still be open: cancelling ones too, or a stuck chunk keeps them cancelling.
-_SWEPT_STATES = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.CANCELLING.value)
 
 
 @dataclass
@@ -67,10 +64,11 @@ def release_claim(job_id: str, start: int, stop: int) -> None:
 
 def _stale_chunks(session: Session, cutoff: datetime) -> dict[tuple[str, int, int], str]:
     """(job_id, start, stop) -> model of every chunk with a row claimed before `cutoff`."""
+    # Cancelling jobs too: a stuck chunk would keep them cancelling.
     rows = session.execute(
         select(Image.job_id, Image.idx, Job.chunk_size, Job.total, Job.model)
         .join(Job, Job.id == Image.job_id)
-        .where(Job.state.in_(_SWEPT_STATES), Image.status == ImageStatus.RUNNING.value,
+        .where(Job.state.in_(UNFINISHED_STATES), Image.status == ImageStatus.RUNNING.value,
                Image.claimed_at < cutoff)
     ).all()
     chunks = {}

@@ -43,6 +43,8 @@ class JobState(str, enum.Enum):
 
 
 ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+# Not final yet: active, or cancelling while its running chunks finish (its rows can still be open).
+UNFINISHED_STATES = (*ACTIVE_STATES, JobState.CANCELLING.value)
 FINAL_STATES = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
 
 
