@@ -66,6 +66,8 @@ class NumpyNormalize:
 
     def __init__(self, transform: Callable, fast: bool = False) -> None:
         self.resize_crop = ResizeCrop(transform, fast)
+        # The reader's draft decode reads resize_size to know how far a JPEG may shrink.
+        self.resize_size, self.crop_size = self.resize_crop.resize_size, self.resize_crop.crop_size
         self.mean = np.asarray(transform.mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(transform.std, dtype=np.float32).reshape(3, 1, 1)
         self.reference = transform

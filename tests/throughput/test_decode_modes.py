@@ -3,17 +3,19 @@ pixels and probabilities; exact mode is torchvision's preprocessing bit for bit.
 
 import io
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 from torchvision.transforms import functional as F
 
 from worker.devices import Precision
 from worker.inference import infer
+from worker.gpu import host_transform, plan_for
 from worker.preprocess import ResizeCrop
-from worker.reader import DecodedImage, decode, read_image
+from worker.reader import DecodedImage, decode, draft_target, read_image
 
 FP32 = Precision("fp32", "fp32", "cpu")
 # Measured on the benchmark's phone photos with the seeded random weights: max |dp| ~0.006.
@@ -37,6 +39,18 @@ def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18) -
     p_exact, p_fast = (infer(resnet18, [d.tensor], FP32, 5, keep_probabilities=True)[0].probabilities
                        for d in (exact, fast))
     assert np.abs(p_exact - p_fast).max() <= MAX_PROBABILITY_SHIFT
+
+
+@pytest.mark.parametrize("uint8_input", [False, True])  # the CPU and the CUDA host transforms
+def test_host_transforms_let_the_reader_draft_decode_large_jpegs(bench_photos, resnet18, uint8_input) -> None:
+    plan = plan_for("cpu").__class__(device="cpu", uint8_input=uint8_input, pin_memory=False,
+                                     compile=False, gpu_decode=False)
+    transform = host_transform(resnet18.transform, plan, True)
+    assert draft_target(transform) == 256
+    jpeg = JpegImagePlugin.JpegImageFile
+    with patch.object(jpeg, "draft", autospec=True, side_effect=jpeg.draft) as draft:
+        decode(bench_photos[7].read_bytes(), transform, fast=True)  # the phone photo
+    assert draft.call_count == 1
 
 
 @pytest.mark.parametrize("index", [0, 9])  # an ImageNet-sized JPEG and a PNG: no draft decode
