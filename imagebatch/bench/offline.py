@@ -134,13 +134,14 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
 def fidelity(
     model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int
 ) -> dict[str, dict[str, float]]:
-    """Each reduced precision vs fp32, and fast (draft) decode vs exact on the images it changes.
+    """Each reduced precision vs fp32, and fast decode (draft, region resize) vs exact on the images it changes.
 
     bf16 and fp16 are both measured whatever the service resolved to: on a CPU without native
     support they run emulated (slowly), with the same rounding, so the agreement still holds.
     """
     exact = [read_image(f"file:{p}", model.transform, False) for p in paths]
-    fast = [read_image(f"file:{p}", model.transform, True) for p in paths]
+    service_fast = host_transform(model.transform, current_plan(model.device), True)  # as the worker runs it
+    fast = [read_image(f"file:{p}", service_fast, True) for p in paths]
     fp32 = Precision("fp32", "fp32", precision.device_type)
     exact_t = [d.tensor for d in exact]
     reference = _probabilities(model, exact_t, fp32, batch_size)

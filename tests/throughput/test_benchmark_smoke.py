@@ -41,5 +41,5 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
         assert 0 <= result["fidelity"][reduced]["max_abs_dp"] < 1, reduced
     layouts = result["model_bound_layouts"]
     assert result["model_bound_img_s"] >= max(layouts.values()) > 0  # the faster layout is the bound
-    assert result["fidelity"]["fast_decode_vs_exact"]["images"] == 1  # the one phone photo
+    assert result["fidelity"]["fast_decode_vs_exact"]["images"] == 16  # region resize changes every image a little
     assert "e2e / model bound" in run.stdout  # the table was printed
