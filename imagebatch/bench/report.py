@@ -52,6 +52,10 @@ def render(result: dict, console: Console | None = None) -> None:
             rows.add_row(key, _fmt(split.get(key), 3))
         rows.add_row("model busy share of e2e wall", _fmt(split.get("forward_busy_share"), 2))
         console.print(rows)
+    cpu = result.get("cpu_during_e2e")
+    if cpu:
+        console.print(f"machine CPU during e2e: busy {cpu['busy']:.0%}, idle {cpu['idle']:.0%}, "
+                      f"stolen by the hypervisor {cpu['steal']:.0%}")
     if "worker_rss_start_mib" in result:
         console.print(
             f"worker RSS MiB: start {_fmt(result['worker_rss_start_mib'])}, after "

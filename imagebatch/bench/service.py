@@ -42,6 +42,24 @@ def _split(records: list[dict], submitted: float, wall: float, workers: int) -> 
     }
 
 
+def cpu_times() -> list[int]:
+    """The machine's cumulative CPU time per state (user, nice, system, idle, iowait, irq, softirq, steal)."""
+    with open("/proc/stat") as stat:
+        return [int(v) for v in stat.readline().split()[1:9]]
+
+
+def cpu_share(before: list[int], after: list[int]) -> dict[str, float]:
+    """How the machine's CPU time went between two readings: busy, idle and stolen (by the hypervisor).
+
+    Steal is time a virtual machine's cores were runnable but the host ran something else: a
+    noisy neighbour, which slows every pipeline measured while it lasts.
+    """
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta) or 1
+    return {"busy": (total - delta[3] - delta[4] - delta[7]) / total, "idle": (delta[3] + delta[4]) / total,
+            "steal": delta[7] / total}
+
+
 class _RssSampler:
     """Worker RSS when the job first passes 1,000 (or 10%) finished images, and at its end."""
 
@@ -101,7 +119,9 @@ def run_service(
             pids = [p.pid for p in stack.workers()]
             sampler = _RssSampler(pids, e2e_images)
             rss_start = sampler.total_rss()
+            cpu_before = cpu_times()
             job, submitted = submit_and_wait(http, uris, options, sample=sampler)
+            cpu_during = cpu_share(cpu_before, cpu_times())
             rss_end = sampler.total_rss()
             peak = sum(rss_mib(pid)["VmHWM"] for pid in pids)
         _created, committed = commit_window(services.database_url, job["id"])
@@ -114,6 +134,7 @@ def run_service(
             "worker_rss_start_mib": rss_start, "worker_rss_at_mark_mib": sampler.at_mark,
             "worker_rss_mark_images": sampler.mark, "worker_rss_end_mib": rss_end,
             "worker_rss_peak_mib": peak, "split": _split(records, submitted, wall, workers),
+            "cpu_during_e2e": cpu_during,
         }
         stack.stop([n for n in stack.procs if n.startswith("worker")])
         if submission:

@@ -70,7 +70,8 @@ def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
         logger.info("sweep: %s", combo)
         e2e = e2e_part(options, paths, home)
         runs.append({"settings": combo, "e2e_img_s": e2e["e2e_img_s"], "split": e2e["split"],
-                     "worker_rss_peak_mib": e2e["worker_rss_peak_mib"], "job_state": e2e["job_state"]})
+                     "worker_rss_peak_mib": e2e["worker_rss_peak_mib"], "job_state": e2e["job_state"],
+                     "cpu_during_e2e": e2e["cpu_during_e2e"]})
     after = _bound(o, len(paths))
     bound = max(*before.values(), *after.values())
     for run in runs:
@@ -85,13 +86,14 @@ def render_sweep(result: dict, console: Console | None = None) -> None:
     console = console or Console(width=max(160, Console().width))
     keys = list(result["grid"])
     table = Table(*keys, "e2e img/s", "e2e / bound", "read+decode s", "forward s", "wait s", "write s",
-                  "between chunks s", "forward s / wall", "peak RSS MiB")
+                  "between chunks s", "forward s / wall", "peak RSS MiB", "CPU stolen")
     for run in result["runs"]:
         s = run["split"]
         table.add_row(*(str(run["settings"][k]) for k in keys), f"{run['e2e_img_s']:.1f}",
                       f"{run['e2e_over_model_bound']:.2f}", f"{s['read_decode_s']:.3f}", f"{s['forward_s']:.3f}",
                       f"{s['forward_wait_s']:.3f}", f"{s['write_s']:.3f}", f"{s['overhead_between_chunks_s']:.3f}",
-                      f"{s['forward_busy_share']:.2f}", f"{run['worker_rss_peak_mib']:.0f}")
+                      f"{s['forward_busy_share']:.2f}", f"{run['worker_rss_peak_mib']:.0f}",
+                      f"{run['cpu_during_e2e']['steal']:.0%}")
     console.print(f"model bound {result['model_bound_img_s']:.1f} img/s (best layout, before/after: "
                   f"{result['model_bound_layouts_runs']})")
     console.print(table)

@@ -32,6 +32,8 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
     assert result["job_state"] == "completed" and result["job_counts"]["succeeded"] == 16
     assert result["reproducibility"]["weights_sha256"] == result["weights_sha256"]
     assert result["image_mix"] == {"jpeg": 14, "phone": 1, "png": 1}
+    cpu = result["cpu_during_e2e"]
+    assert sum(cpu.values()) == pytest.approx(1.0) and cpu["busy"] > 0
     split = result["split"]
     assert split["chunks"] == 2 and split["forward_s"] > 0 and split["read_decode_s"] > 0
     assert result["worker_rss_end_mib"] > 100 and result["worker_rss_peak_mib"] >= result["worker_rss_end_mib"]
