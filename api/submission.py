@@ -197,7 +197,7 @@ def _allowed_path(where: str, entry: str, path: str, roots: list[Path]) -> str:
         raise SubmissionError(422, f"{where}: local paths must be absolute (got {entry!r})")
     # realpath, so neither symlinks nor '..' can lead outside an allowed root.
     try:
-        return str(within_roots(path, roots))
+        return within_roots(path, roots)
     except BlockedAddress:
         allowed = ", ".join(str(root) for root in roots)
         raise SubmissionError(422, f"{where}: {entry!r} is outside the allowed roots ({allowed})") from None

@@ -53,6 +53,9 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_pending_images(session, job_id, images)
+        return job
     rows = [
         {"job_id": job_id, "idx": i, "source": img.source, "location": img.location,
          "status": ImageStatus.PENDING.value}
@@ -61,6 +64,17 @@ def create_job(
     for start in range(0, len(rows), 5000):
         session.execute(insert(Image), rows[start : start + 5000])
     return job
+
+
+def _copy_pending_images(session: Session, job_id: str, images: Sequence[ImageSource]) -> None:
+    """PostgreSQL: the pending rows through COPY, in the session's transaction (~10x a batched INSERT)."""
+    driver = session.connection().connection.driver_connection  # psycopg's own connection
+    pending = ImageStatus.PENDING.value
+    with driver.cursor() as cursor, cursor.copy(
+        "COPY images (job_id, idx, source, location, status) FROM STDIN"
+    ) as copy:
+        for i, img in enumerate(images):
+            copy.write_row((job_id, i, img.source, img.location, pending))
 
 
 def chunk_bounds(total: int, chunk_size: int) -> list[tuple[int, int]]:

@@ -52,7 +52,7 @@ def _read_local(path: str) -> bytes:
     if roots:
         # Checked again here: a symlink swapped in after submission must not lead outside the roots.
         try:
-            path = str(within_roots(path, roots))
+            path = within_roots(path, roots)
         except BlockedAddress as exc:
             raise _Failed(errors.NOT_FOUND, str(exc)) from exc
     return Path(path).read_bytes()

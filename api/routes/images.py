@@ -54,7 +54,7 @@ def _media_type(image: Image) -> str:
 def _local_path(location: str) -> str:
     """The file behind a file: location, re-checked against today's allowed roots."""
     try:
-        return str(netguard.within_roots(location.removeprefix("file:"), settings.allowed_roots))
+        return netguard.within_roots(location.removeprefix("file:"), settings.allowed_roots)
     except netguard.BlockedAddress as exc:
         raise HTTPException(404, f"image file no longer readable: {exc}") from exc
 
