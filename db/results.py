@@ -25,7 +25,8 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 }
 INCLUDABLE = ("embedding", "probabilities")
 # numpy dtypes of the stored (little-endian) vectors, by the name a job's record gives.
-_VECTOR_DTYPES = {"float32": "<f4", "float16": "<f2"}
+# Stored embeddings: the EMBEDDING_DTYPE setting -> little-endian numpy dtype of the raw bytes.
+EMBEDDING_DTYPES = {"float32": "<f4", "float16": "<f2"}
 
 CSV_BASE_COLUMNS = [
     "index", "source", "status", "error_category", "error_message", "width", "height", "mode",
@@ -185,7 +186,7 @@ def iter_results(
 
 def embedding_dtype(reproducibility: dict | None) -> str:
     """numpy dtype of a job's stored embeddings, from its reproducibility record (float32 unless it says)."""
-    return _VECTOR_DTYPES.get((reproducibility or {}).get("embedding_dtype", "float32"), "<f4")
+    return EMBEDDING_DTYPES.get((reproducibility or {}).get("embedding_dtype", "float32"), "<f4")
 
 
 def decode_vector(raw: bytes | None, dtype: str = "<f4") -> list[float] | None:

@@ -10,15 +10,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.jobs import finalize_job, record_reproducibility
-from db.models import Image, ImageStatus, LabelSet, utcnow
+from db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, LabelSet, utcnow
+from db.results import EMBEDDING_DTYPES
 from db.session import session_scope
 from imagebatch import errors
 from worker.inference import ImageResult
 from worker.reader import DecodedImage, ImageFailure
 
 logger = logging.getLogger(__name__)
-
-EMBEDDING_DTYPES = {"float32": "<f4", "float16": "<f2"}
 
 # Every row carries every column so the whole chunk is a single executemany.
 _RESULT_COLUMNS = (
@@ -120,11 +119,10 @@ def fail_open_images(job_id: str, start: int, stop: int, message: str) -> int:
     Pending ones are included because a chunk whose claim itself kept failing never made them
     running, and the job could otherwise never finish.
     """
-    open_states = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
     with session_scope() as session:
         result = session.execute(
             update(Image)
-            .where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop, Image.status.in_(open_states))
+            .where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop, Image.status.in_(OPEN_IMAGE_STATUSES))
             .values(status=ImageStatus.ERROR.value, error_category=errors.INTERNAL,
                     error_message=message[:2000], processed_at=utcnow())
         )
