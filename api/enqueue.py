@@ -22,8 +22,10 @@ def enqueue_chunks(job_id: str, model: str, total: int, chunk_size: int) -> int:
     app = celery_app()
     queue = queue_for_model(model)
     bounds = chunk_bounds(total, chunk_size)
-    # One producer (one broker connection) for all of a job's messages.
-    with app.producer_or_acquire() as producer:
+    # One producer (one broker connection) for all of a job's messages, and on Redis one pipeline:
+    # kombu's publish batch sends them in round trips of up to 1,000 (other brokers: one by one).
+    # A failure inside the batch discards what was not sent and raises, as a single send would.
+    with app.producer_or_acquire() as producer, producer.batch():
         for index, (start, stop) in enumerate(bounds):
             app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue, producer=producer,
                           priority=chunk_priority(index))
