@@ -66,15 +66,25 @@ def machine_facts() -> dict:
     }
 
 
-def _offline_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
+def options_record(o: BenchOptions) -> dict:
+    """The options as JSON-ready values, for the result file."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(o).items()}
+
+
+def service_model(o: BenchOptions):
+    """(loaded model, resolved precision) as the worker would run them; the model loads once per process."""
     from worker.devices import resolve_precision
     from worker.models import capabilities, get_model
 
+    model = get_model(o.model)
+    return model, resolve_precision(o.precision, model.device, capabilities())
+
+
+def _offline_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
     os.environ["TORCH_HOME"] = str(home)  # torch.hub reads it at call time
     if o.torch_threads:
         torch.set_num_threads(o.torch_threads)
-    model = get_model(o.model)
-    precision = resolve_precision(o.precision, model.device, capabilities())
+    model, precision = service_model(o)
     sample = paths[: min(len(paths), 300)]
     phones = [p for i, p in enumerate(paths) if kind_of(i) == "phone"][:40]
     fidelity_paths = list(dict.fromkeys(paths[:200] + phones))
@@ -133,11 +143,7 @@ def _remeasure_baselines(o: BenchOptions, paths: list[Path], result: dict) -> No
     On a machine shared with other work, load shifts within minutes; the best of two runs
     bracketing the e2e part is the conservative bar for the ratios. Both runs are recorded.
     """
-    from worker.devices import resolve_precision
-    from worker.models import capabilities, get_model
-
-    model = get_model(o.model)
-    precision = resolve_precision(o.precision, model.device, capabilities())
+    model, precision = service_model(o)
     layouts = model_bound_layouts(model, precision, o.batch_size, len(paths))
     result["model_bound_layouts_runs"] = [result["model_bound_layouts"], layouts]
     again = {
@@ -170,7 +176,7 @@ def run_benchmark(o: BenchOptions) -> dict:
     t0 = time.perf_counter()
     paths = bench_images(o.images, o.seed)
     home, random_weights = prepare_weights(o.model, o.torch_home)
-    result: dict = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(o).items()},
+    result: dict = {"options": options_record(o),
                     "machine": machine_facts(), "random_weights": random_weights,
                     "image_mix": {k: sum(kind_of(i) == k for i in range(len(paths))) for k in ("jpeg", "phone", "png")}}
     result.update(_offline_part(o, paths, home))

@@ -10,7 +10,6 @@ import itertools
 import logging
 import os
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +20,9 @@ from imagebatch.bench.run import (
     e2e_part,
     machine_facts,
     model_bound_layouts,
+    options_record,
     prepare_weights,
+    service_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,7 @@ def combinations(grid: dict[str, list]) -> list[dict]:
 
 
 def _bound(o: BenchOptions, count: int) -> dict[str, float]:
-    from worker.devices import resolve_precision
-    from worker.models import capabilities, get_model
-
-    model = get_model(o.model)
-    precision = resolve_precision(o.precision, model.device, capabilities())
+    model, precision = service_model(o)
     return model_bound_layouts(model, precision, o.batch_size, count)
 
 
@@ -76,7 +73,7 @@ def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
     bound = max(*before.values(), *after.values())
     for run in runs:
         run["e2e_over_model_bound"] = run["e2e_img_s"] / bound
-    return {"options": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(o).items()},
+    return {"options": options_record(o),
             "machine": machine_facts(), "random_weights": random_weights, "grid": grid,
             "model_bound_layouts_runs": [before, after], "model_bound_img_s": bound, "runs": runs,
             "benchmark_seconds": time.perf_counter() - t0}
