@@ -127,16 +127,19 @@ def enqueue_abandoned(session: Session, send: ChunkSender, *, now: datetime, gra
 
 
 def requeue_orphans(
-    session: Session, send: ChunkSender, *, now: datetime, deadline: float, queue_empty: Callable[[str], bool]
+    session: Session, send: ChunkSender, *, now: datetime, idle: float, queue_empty: Callable[[str], bool]
 ) -> list[tuple[str, int, int]]:
-    """Resend pending chunks of jobs idle for `deadline` while their model's queue is empty.
+    """Resend pending chunks of jobs idle for `idle` seconds while their model's queue is empty.
 
-    Covers chunk messages lost outside the database (a broker without persistence, a message
-    fetched by a worker that hung before claiming it). An empty queue means nothing is waiting
-    ahead of them, so no message for those rows can still be on its way through the broker.
+    Covers chunk messages lost outside the database: a broker without persistence, a message
+    fetched by a worker that hung or died before claiming it, or one fetched just as Redis went
+    away (kombu pops a message first and records it as unacknowledged in a second command).
+    An empty queue means nothing is waiting ahead of them, so no message for those rows can
+    still be on its way through the broker; a message a worker still holds (a retry waiting
+    out its backoff) only makes a duplicate, which finds its rows claimed and does nothing.
     One query finds the idle jobs (no row claimed or finished since the cutoff) among all of them.
     """
-    cutoff = now - timedelta(seconds=deadline)
+    cutoff = now - timedelta(seconds=idle)
     touched = exists().where(Image.job_id == Job.id, func.coalesce(Image.processed_at, Image.claimed_at) >= cutoff)
     jobs = session.execute(
         select(Job.id, Job.model, Job.chunk_size, Job.total, Job.enqueued_at)
@@ -152,7 +155,7 @@ def requeue_orphans(
         starts = session.scalars(
             select(Image.idx).where(Image.job_id == job_id, Image.status == ImageStatus.PENDING.value)
         ).all()
-        # Renewing enqueued_at is the lease: one sweeper wins, the next try waits another deadline.
+        # Renewing enqueued_at is the lease: one sweeper wins, the next try waits another `idle`.
         won = session.execute(update(Job).where(Job.id == job_id, Job.enqueued_at == enqueued_at)
                               .values(enqueued_at=now)).rowcount
         if not won:
@@ -162,20 +165,20 @@ def requeue_orphans(
             send(job_id, model, start, stop, 0)
             requeued.append((job_id, start, stop))
         logger.warning("job %s: idle %.0fs with pending images and an empty queue; resent %d chunk(s)",
-                       job_id, deadline, len(chunks))
+                       job_id, idle, len(chunks))
     return requeued
 
 
 def sweep(
     session: Session, send: ChunkSender, *, deadline: float, max_attempts: int, grace: float,
-    queue_empty: Callable[[str], bool] | None = None, now: datetime | None = None,
+    orphan_after: float, queue_empty: Callable[[str], bool] | None = None, now: datetime | None = None,
 ) -> SweepReport:
     """One pass of every check, in the caller's transaction."""
     now = now or utcnow()
     report = requeue_stale(session, send, now=now, deadline=deadline, max_attempts=max_attempts)
     report.enqueued_jobs = enqueue_abandoned(session, send, now=now, grace=grace)
     if queue_empty is not None:
-        report.requeued += requeue_orphans(session, send, now=now, deadline=deadline, queue_empty=queue_empty)
+        report.requeued += requeue_orphans(session, send, now=now, idle=orphan_after, queue_empty=queue_empty)
     finalize_idle_jobs(session)
     return report
 

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     WORKER_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
     # Send Celery task events and heartbeats so Flower can show workers and tasks (Redis only).
     WORKER_EVENTS: bool = False
+    # Answer `celery inspect` / `celery control` broadcasts (Flower's worker pages); see README.
+    WORKER_REMOTE_CONTROL: bool = False
     # Key for the HMAC-SHA256 signature of completion webhooks (X-Imagebatch-Signature).
     WEBHOOK_SECRET: str = ""
     WEBHOOK_TIMEOUT: float = 10.0
@@ -103,6 +105,9 @@ class Settings(BaseSettings):
     SWEEP_INTERVAL: float = Field(default=30.0, ge=0)
     # A queued job whose chunks were never all sent this long after creation gets enqueued again.
     SUBMIT_GRACE: float = Field(default=120.0, gt=0)
+    # A job with pending images, none of its rows claimed or finished for this long and its
+    # model's queue empty, has lost chunk messages: the sweeper sends them again.
+    ORPHAN_AFTER: float = Field(default=60.0, gt=0)
     # How long a worker keeps retrying a chunk's database work while the database is away.
     DB_RETRY_SECONDS: float = Field(default=300.0, ge=0)
     # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.

@@ -39,6 +39,9 @@ def make_celery(config: Settings = settings) -> Celery:
         # mid-chunk leaves the message to be redelivered.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A chunk running when the broker connection drops finishes and commits; its message
+        # comes back later and finds nothing to do (Celery 6 will default to cancelling it).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         # kombu's SQLAlchemy transport passes every transport option on to create_engine(),
@@ -52,6 +55,10 @@ def make_celery(config: Settings = settings) -> Celery:
             "unacked_restore_throttle": 1,
         },
         worker_hijack_root_logger=False,
+        # Remote control (celery inspect/control, Flower's worker pages) keeps a pub/sub
+        # subscription on Redis, whose reconnect after a Redis restart can crash the worker in
+        # kombu ("'NoneType' object has no attribute 'hostname'", seen in the fault tests).
+        worker_enable_remote_control=config.WORKER_REMOTE_CONTROL,
         task_default_queue=queue_for_model(config.DEFAULT_MODEL),
     )
     return app

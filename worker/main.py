@@ -14,6 +14,7 @@ from imagebatch.config import settings
 from imagebatch.logging import configure_logging
 from imagebatch.queueing import queue_for_model
 from worker.celery_app import app
+from worker.broker_watch import BrokerWatch
 from worker.devices import resolve_device
 from worker.metrics import start_metrics_server
 from worker.models import (
@@ -95,6 +96,7 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
         device = prepare(models)
     except (ModelUnavailable, ValueError) as exc:
         raise SystemExit(f"imagebatch worker: {exc}") from None
+    app.steps["consumer"].add(BrokerWatch)
     if burst:
         app.steps["consumer"].add(BurstStep)
     if settings.is_embedded:

@@ -55,7 +55,7 @@ def sweep_once(app: Celery) -> SweepReport:
     with session_scope() as session:
         report = sweep(session, chunk_sender(app), deadline=settings.CHUNK_DEADLINE,
                        max_attempts=settings.CHUNK_MAX_ATTEMPTS, grace=settings.SUBMIT_GRACE,
-                       queue_empty=queue_checker(app))
+                       orphan_after=settings.ORPHAN_AFTER, queue_empty=queue_checker(app))
     if report.requeued or report.timed_out or report.enqueued_jobs:
         logger.warning("sweep: %d chunk(s) requeued, %d image(s) timed out, %d job(s) enqueued",
                        len(report.requeued), report.timed_out, len(report.enqueued_jobs))
@@ -79,7 +79,7 @@ def start_sweeper(app: Celery) -> threading.Event | None:
         return None
     stop = threading.Event()
     threading.Thread(target=_loop, args=(app, stop), name="sweeper", daemon=True).start()
-    logger.info("sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs",
-                settings.SWEEP_INTERVAL, settings.CHUNK_DEADLINE, settings.CHUNK_MAX_ATTEMPTS,
-                settings.SUBMIT_GRACE)
+    logger.info("sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs, "
+                "lost chunks resent after %.0fs idle", settings.SWEEP_INTERVAL, settings.CHUNK_DEADLINE,
+                settings.CHUNK_MAX_ATTEMPTS, settings.SUBMIT_GRACE, settings.ORPHAN_AFTER)
     return stop

@@ -30,6 +30,9 @@ def _chunk_args(args: tuple, kwargs: dict) -> tuple[str, int, int]:
 class ChunkTask(Task):
     """Once retries are exhausted, the chunk's open images become `internal` errors so the job ends."""
 
+    # Reports an acknowledgement lost with the broker connection (worker.broker_watch).
+    Request = "worker.broker_watch:WatchedRequest"
+
     def on_failure(self, exc: Exception, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
         try:
             job_id, start, stop = _chunk_args(args, kwargs)
