@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imagebatch.testing import faults as scenarios  # noqa: E402
+from imagebatch.testing import outages  # noqa: E402
 from imagebatch.testing.servers import private_redis_server  # noqa: E402
 from imagebatch.testing.services import scratch_database  # noqa: E402
 
@@ -25,8 +26,10 @@ logger = logging.getLogger("faults")
 PG_DATABASE = f"imagebatch_faults_{os.getpid()}"  # per process, as in tests/faults
 SCENARIOS = {
     "worker_sigkill": lambda setup, pg, redis: scenarios.worker_sigkill(setup, pg, redis),
-    "redis_restart": lambda setup, pg, redis: scenarios.redis_restart(setup, pg),
-    "postgres_restart": lambda setup, pg, redis: scenarios.postgres_restart(setup, redis),
+    "redis_restart": lambda setup, pg, redis: outages.redis_restart(setup, pg),
+    "redis_lost_acks": lambda setup, pg, redis: outages.redis_down_while_chunks_finish(setup, pg),
+    "redis_lost_message": lambda setup, pg, redis: outages.redis_loses_a_message(setup, pg),
+    "postgres_restart": lambda setup, pg, redis: outages.postgres_restart(setup, redis),
     "worker_hang": lambda setup, pg, redis: scenarios.worker_hang(setup, pg, redis),
 }
 

@@ -1,6 +1,7 @@
 """Fault scenarios with real processes: each injects one fault mid-job and counts what was stored.
 
-Used by tests/faults and by scripts/faults.py, which loops them and publishes the figures.
+Here the harness and the worker faults; imagebatch.testing.outages has the Redis and PostgreSQL
+outages. Used by tests/faults and by scripts/faults.py, which loops them and publishes the figures.
 """
 
 import os
@@ -14,7 +15,6 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from imagebatch.testing.images import write_photos
-from imagebatch.testing.servers import PostgresCluster, RedisServer
 from imagebatch.testing.services import clean_env
 from imagebatch.testing.stack import Stack
 
@@ -137,9 +137,17 @@ def wait_final(client: httpx.Client, job_id: str, timeout: float, notes: dict) -
     raise TimeoutError(f"job {job_id} not finished after {timeout}s")
 
 
-def finish(outcome: Outcome, client: httpx.Client, database_url: str, job_id: str, timeout: float) -> Outcome:
-    """Wait for the job, then fill the outcome from the rows and compare with the API's counts."""
-    final = wait_final(client, job_id, timeout, outcome.notes)
+def finish(outcome: Outcome, stack: Stack, client: httpx.Client, database_url: str, job_id: str,
+           timeout: float) -> Outcome:
+    """Wait for the job, then fill the outcome from the rows and compare with the API's counts.
+
+    A job that does not end raises with what a reader of a CI log needs: the rows by status, the
+    workers' exit codes and the ends of their logs.
+    """
+    try:
+        final = wait_final(client, job_id, timeout, outcome.notes)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; rows {status_counts(database_url, job_id)}\n{stack.all_logs()}") from None
     counts = status_counts(database_url, job_id)
     outcome.state = final["state"]
     outcome.succeeded, outcome.failed = counts.get("ok", 0), counts.get("error", 0)
@@ -151,16 +159,16 @@ def finish(outcome: Outcome, client: httpx.Client, database_url: str, job_id: st
     return outcome
 
 
-def _running(database_url: str, job_id: str) -> bool:
+def running(database_url: str, job_id: str) -> bool:
     return status_counts(database_url, job_id).get("running", 0) > 0
 
 
-def _progressed(database_url: str, job_id: str) -> bool:
+def progressed(database_url: str, job_id: str) -> bool:
     counts = status_counts(database_url, job_id)
     return counts.get("ok", 0) > 0 and counts.get("pending", 0) > 0
 
 
-def _stack(setup: Setup, env: dict[str, str], name: str) -> Stack:
+def start_stack(setup: Setup, env: dict[str, str], name: str) -> Stack:
     stack = Stack(env=env, log_dir=setup.work_dir / name / "logs")
     stack.start_api()
     return stack
@@ -171,77 +179,19 @@ def worker_sigkill(setup: Setup, database_url: str, redis_url: str, images: int 
     outcome, began = Outcome("worker_sigkill", faults=1, expected=images), time.monotonic()
     # Sweeper deadline far away: the redelivery under test is the broker's (visibility timeout).
     env = setup.env(database_url, redis_url, "sigkill", CHUNK_DEADLINE="600")
-    stack = _stack(setup, env, "sigkill")
+    stack = start_stack(setup, env, "sigkill")
     try:
         victim = stack.start_worker("resnet18")
         with httpx.Client(base_url=stack.url, timeout=30) as client:
             job_id = submit(client, setup.photos(images))["id"]
-            wait_until(lambda: _running(database_url, job_id), timeout=120, step=0.02)
+            wait_until(lambda: running(database_url, job_id), timeout=120, step=0.02)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait()
             outcome.notes["running_at_kill"] = status_counts(database_url, job_id).get("running", 0)
             stack.start_worker("resnet18")
-            finish(outcome, client, database_url, job_id, timeout=180)
+            finish(outcome, stack, client, database_url, job_id, timeout=180)
     finally:
         stack.stop()
-    outcome.seconds = time.monotonic() - began
-    return outcome
-
-
-def redis_restart(setup: Setup, database_url: str, images: int = 32) -> Outcome:
-    """Restart a private append-only Redis mid-job (workers and API reconnect)."""
-    outcome, began = Outcome("redis_restart", faults=1, expected=images), time.monotonic()
-    server = RedisServer()
-    server.start()
-    stack = _stack(setup, setup.env(database_url, server.url, "redis"), "redis")
-    try:
-        stack.start_worker("resnet18")
-        with httpx.Client(base_url=stack.url, timeout=30) as client:
-            job_id = submit(client, setup.photos(images))["id"]
-            wait_until(lambda: _progressed(database_url, job_id), timeout=120)
-            server.restart(down_seconds=2)
-            finish(outcome, client, database_url, job_id, timeout=180)
-    finally:
-        stack.stop()
-        server.close()
-    outcome.seconds = time.monotonic() - began
-    return outcome
-
-
-def _probe_while_down(client: httpx.Client, job_id: str, uri: Path) -> dict:
-    """What clients see while the database is away: status codes and the slowest answer."""
-    seen, slowest, detail = set(), 0.0, ""
-    probes = [("GET", f"/v1/jobs/{job_id}", None), ("GET", "/v1/jobs", None), ("GET", "/readyz", None),
-              ("POST", "/v1/jobs", {"uris": [str(uri)]})]
-    for method, path, body in probes:
-        t0 = time.monotonic()
-        response = client.request(method, path, json=body)
-        slowest = max(slowest, time.monotonic() - t0)
-        seen.add(response.status_code)
-        detail = detail or response.json().get("detail", "")
-    return {"status_codes": sorted(seen), "slowest_seconds": round(slowest, 3), "detail": str(detail)[:200]}
-
-
-def postgres_restart(setup: Setup, redis_url: str, images: int = 32, down_seconds: float = 4) -> Outcome:
-    """Stop a private PostgreSQL mid-job, probe the API, start it again; the job completes."""
-    outcome, began = Outcome("postgres_restart", faults=1, expected=images), time.monotonic()
-    cluster = PostgresCluster()
-    cluster.start()
-    stack = _stack(setup, setup.env(cluster.url, redis_url, "postgres"), "postgres")
-    try:
-        stack.start_worker("resnet18")
-        with httpx.Client(base_url=stack.url, timeout=30) as client:
-            job_id = submit(client, setup.photos(images))["id"]
-            wait_until(lambda: _progressed(cluster.url, job_id), timeout=120)
-            cluster.stop()
-            down_at = time.monotonic()
-            outcome.notes["while_down"] = _probe_while_down(client, job_id, setup.photos(1)[0])
-            time.sleep(max(0.0, down_seconds - (time.monotonic() - down_at)))
-            cluster.start()
-            finish(outcome, client, cluster.url, job_id, timeout=240)
-    finally:
-        stack.stop()
-        cluster.close()
     outcome.seconds = time.monotonic() - began
     return outcome
 
@@ -251,17 +201,17 @@ def worker_hang(setup: Setup, database_url: str, redis_url: str, images: int = 2
     outcome, began = Outcome("worker_hang", faults=1, expected=images), time.monotonic()
     env = setup.env(database_url, redis_url, "hang", CHUNK_DEADLINE="4", CHUNK_MAX_ATTEMPTS=str(attempts),
                     VISIBILITY_TIMEOUT="3600", WORKER_CONCURRENCY="1")
-    stack = _stack(setup, env, "hang")
+    stack = start_stack(setup, env, "hang")
     hung = None
     try:
         hung = stack.start_worker("resnet18")
         with httpx.Client(base_url=stack.url, timeout=30) as client:
             job_id = submit(client, setup.photos(images))["id"]
-            wait_until(lambda: _running(database_url, job_id), timeout=120, step=0.02)
+            wait_until(lambda: running(database_url, job_id), timeout=120, step=0.02)
             os.kill(hung.pid, signal.SIGSTOP)
             outcome.notes["running_at_hang"] = status_counts(database_url, job_id).get("running", 0)
             stack.start_worker("resnet18")
-            finish(outcome, client, database_url, job_id, timeout=180)
+            finish(outcome, stack, client, database_url, job_id, timeout=180)
             outcome.notes["timed_out"] = timed_out_rows(database_url, job_id)
     finally:
         if hung is not None and hung.poll() is None:

@@ -45,11 +45,19 @@ class Stack:
         self.workers.append(proc)
         return proc
 
+    def processes(self) -> dict[str, subprocess.Popen | None]:
+        """Every process by the name of its log: api, worker0, worker1, ..."""
+        return {"api": self.api} | {f"worker{i}": p for i, p in enumerate(self.workers)}
+
+    def dead(self) -> list[str]:
+        """Names of the processes that have exited."""
+        return [name for name, proc in self.processes().items() if proc is not None and proc.poll() is not None]
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.api is not None and self.api.poll() is not None:
-                raise RuntimeError(f"API exited early:\n{self.logs('api')}")
+            if self.dead():
+                raise RuntimeError(f"{', '.join(self.dead())} exited early:\n{self.all_logs()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
@@ -58,26 +66,39 @@ class Stack:
             time.sleep(0.2)
         raise TimeoutError(f"API not ready after {timeout}s:\n{self.logs('api')}")
 
-    def logs(self, name: str) -> str:
+    def logs(self, name: str, tail: int = 5000) -> str:
         path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-5000:] if path.exists() else "(no log)"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else "(no log)"
 
     def all_logs(self) -> str:
-        names = ["api"] + [f"worker{i}" for i in range(len(self.workers))]
-        return "\n".join(f"--- {n} ---\n{self.logs(n)}" for n in names)
+        """Each process's state and the end of its log, without the per-chunk timing records."""
+        parts = []
+        for name, proc in self.processes().items():
+            state = "not started" if proc is None else "running" if proc.poll() is None else f"exited {proc.returncode}"
+            lines = [line for line in self.logs(name, 20000).splitlines() if "chunk-timing " not in line]
+            parts.append(f"--- {name} ({state}) ---\n" + "\n".join(lines)[-5000:])
+        return "\n".join(parts)
+
+    def stop_workers(self) -> None:
+        _terminate(self.workers)
 
     def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in [*self.workers, self.api]:
-            if proc is None:
-                continue
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate([*self.workers, self.api])
+
+
+def _terminate(procs: list[subprocess.Popen | None]) -> None:
+    """SIGTERM (a warm shutdown for workers), then SIGKILL whatever is still running after 20 s."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        if proc is None:
+            continue
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 240) -> dict:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from imagebatch.testing import faults
+from imagebatch.testing import faults, outages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -24,13 +24,30 @@ def test_worker_sigkilled_mid_chunk_is_redelivered_and_finished_by_another_worke
 
 
 def test_redis_restarted_mid_job_with_append_only_persistence_loses_nothing(fault_setup, pg_url):
-    outcome = faults.redis_restart(fault_setup, pg_url)
+    outcome = outages.redis_restart(fault_setup, pg_url)
     _assert_exactly_once(outcome)
     assert outcome.succeeded == outcome.expected
 
 
+def test_acknowledgements_lost_with_redis_make_the_worker_reconnect_and_take_the_rest(fault_setup, pg_url):
+    outcome = outages.redis_down_while_chunks_finish(fault_setup, pg_url, images=48, chunk=16)
+    # Both chunks in flight committed while Redis was away, so both acknowledgements were lost.
+    assert outcome.notes["ok_at_stop"] == 0, outcome.as_dict()
+    assert outcome.notes["ok_while_down"] == 32, outcome.as_dict()
+    _assert_exactly_once(outcome)
+    assert outcome.succeeded == outcome.expected
+
+
+def test_a_chunk_message_lost_by_the_broker_is_resent_by_the_sweeper(fault_setup, pg_url):
+    outcome = outages.redis_loses_a_message(fault_setup, pg_url, images=32, orphan_after=5)
+    assert outcome.notes["dropped_chunk"] is not None  # a message really was taken away
+    _assert_exactly_once(outcome)
+    assert outcome.succeeded == outcome.expected
+    assert outcome.notes["resends"] == 1, outcome.as_dict()  # the sweeper's resend brought it back
+
+
 def test_postgres_restarted_mid_job_api_answers_503_quickly_and_the_job_completes(fault_setup, redis_url):
-    outcome = faults.postgres_restart(fault_setup, redis_url)
+    outcome = outages.postgres_restart(fault_setup, redis_url)
     down = outcome.notes["while_down"]
     assert down["status_codes"] == [503], down
     assert down["slowest_seconds"] < 10, down

@@ -42,7 +42,7 @@ def _rows(job_id: str) -> list[tuple[int, str, int, str | None]]:
 
 
 def _sweep(send: Recorder, **kwargs) -> object:
-    options = {"deadline": 60, "max_attempts": 3, "grace": 30} | kwargs
+    options = {"deadline": 60, "max_attempts": 3, "grace": 30, "orphan_after": 60} | kwargs
     with session_scope() as session:
         return sweep(session, send, **options)
 
@@ -119,9 +119,23 @@ def test_pending_chunks_of_an_idle_job_are_resent_only_when_its_queue_is_empty()
     empty = Recorder()
     _sweep(empty, queue_empty=lambda model: True)
     assert empty.sent == [("orphan", "resnet18", 4, 8, 0)]
-    again = Recorder()  # enqueued_at renewed: not resent before another deadline passes
+    again = Recorder()  # enqueued_at renewed: not resent before another idle period passes
     _sweep(again, queue_empty=lambda model: True)
     assert again.sent == []
+
+
+def test_lost_chunks_are_resent_after_the_orphan_idle_time_long_before_the_chunk_deadline():
+    _job("quiet", total=8, age=100)
+    _claim("quiet", 0, 4, ago=20)
+    with session_scope() as session:  # chunk one finished 20 s ago; chunk two's message was lost
+        session.execute(update(Image).where(Image.job_id == "quiet", Image.idx < 4)
+                        .values(status="ok", processed_at=utcnow() - timedelta(seconds=20)))
+    patient = Recorder()
+    _sweep(patient, deadline=900, orphan_after=30, queue_empty=lambda model: True)
+    assert patient.sent == []  # idle for 20 s only
+    prompt = Recorder()
+    _sweep(prompt, deadline=900, orphan_after=15, queue_empty=lambda model: True)
+    assert prompt.sent == [("quiet", "resnet18", 4, 8, 0)]
 
 
 def _statements_per_idle_sweep() -> int:
