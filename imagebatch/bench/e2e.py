@@ -2,12 +2,9 @@
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -15,11 +12,10 @@ import psycopg
 import redis
 
 from imagebatch.client import FINAL_STATES
-from imagebatch.demo import free_port
+from imagebatch.testing.services import clean_env
+from imagebatch.testing.stack import Stack
 
 logger = logging.getLogger(__name__)
-
-BIN = Path(sys.executable).parent
 
 
 def rss_mib(pid: int) -> dict[str, float]:
@@ -53,94 +49,45 @@ class Services:
         redis.Redis.from_url(self.redis_url).flushdb()
 
 
-@dataclass
-class Stack:
-    """API + worker processes with one environment; logs in `log_dir`."""
-
-    env: dict[str, str]
-    log_dir: Path
-    port: int = field(default_factory=free_port)
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([str(BIN / "imagebatch"), *args], env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.procs[name] = proc
-        return proc
-
-    def start(self, workers: int, model: str) -> None:
-        self.spawn("api", ["serve", "--port", str(self.port)])
-        for i in range(workers):
-            self.spawn(f"worker{i}", ["worker", "--models", model])
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            dead = [n for n, p in self.procs.items() if p.poll() is not None]
-            if dead:
-                raise RuntimeError(f"{dead} exited early; see {self.log_dir}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"API not ready after 120 s; see {self.log_dir}")
-
-    def workers(self) -> list[subprocess.Popen]:
-        return [p for n, p in self.procs.items() if n.startswith("worker")]
-
-    def stop(self, names: list[str] | None = None) -> None:
-        chosen = [p for n, p in self.procs.items() if names is None or n in names]
-        for proc in chosen:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in chosen:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def timings(self) -> list[dict]:
-        """Every chunk-timing record the workers logged."""
-        records = []
-        for path in self.log_dir.glob("worker*.log"):
-            for line in path.read_text(errors="replace").splitlines():
-                if "chunk-timing " in line:
-                    # raw_decode: log formatters may append context after the JSON object.
-                    records.append(json.JSONDecoder().raw_decode(line.split("chunk-timing ", 1)[1])[0])
-        return records
+def chunk_timings(log_dir: Path) -> list[dict]:
+    """Every chunk-timing record the workers logged in `log_dir`."""
+    records = []
+    for path in log_dir.glob("worker*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if "chunk-timing " in line:
+                # raw_decode: log formatters may append context after the JSON object.
+                records.append(json.JSONDecoder().raw_decode(line.split("chunk-timing ", 1)[1])[0])
+    return records
 
 
 def stack_env(services: Services, data_dir: Path, image_root: Path, torch_home: Path, options: dict) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("IMAGEBATCH_") and k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update({
-        "IMAGEBATCH_DATABASE_URL": services.database_url,
-        "IMAGEBATCH_REDIS_URL": services.redis_url,
-        "IMAGEBATCH_DATA_DIR": str(data_dir),
-        "IMAGEBATCH_ALLOWED_ROOTS": str(image_root),
-        "IMAGEBATCH_LOG_LEVEL": "INFO",
-        # Throughput only: key checks cost one indexed lookup per request and are tested elsewhere.
-        "IMAGEBATCH_AUTH_ENABLED": "false",
-        "TORCH_HOME": str(torch_home),
-    })
-    env.update({f"IMAGEBATCH_{k}": str(v) for k, v in options.items() if v is not None})
-    return env
+    # Throughput only: auth is off (key checks cost one indexed lookup per request, tested elsewhere).
+    return clean_env(
+        IMAGEBATCH_DATABASE_URL=services.database_url,
+        IMAGEBATCH_REDIS_URL=services.redis_url,
+        IMAGEBATCH_DATA_DIR=str(data_dir),
+        IMAGEBATCH_ALLOWED_ROOTS=str(image_root),
+        IMAGEBATCH_LOG_LEVEL="INFO",
+        TORCH_HOME=str(torch_home),
+        **{f"IMAGEBATCH_{k}": str(v) for k, v in options.items() if v is not None},
+    )
 
 
-def submit_and_wait(client: httpx.Client, uris: list[str], options: dict, sample=None) -> tuple[dict, float]:
-    """Submit a manifest and poll until the job ends; (final job, wall clock of the submit call)."""
+def submit_and_wait(
+    client: httpx.Client, stack: Stack, uris: list[str], options: dict, sample=None
+) -> tuple[dict, float]:
+    """Submit a manifest and poll until the job ends; (final job, wall clock of the submit call).
+
+    Raises if a process of the stack exits meanwhile (say, a worker without weights), rather
+    than polling a job nobody will run.
+    """
     submitted = time.time()
     response = client.post("/v1/jobs", json={"uris": uris, **options})
     response.raise_for_status()
     job_id = response.json()["id"]
     while True:
+        if stack.dead():
+            raise RuntimeError(f"{', '.join(stack.dead())} exited during the benchmark:\n{stack.all_logs()}")
         job = client.get(f"/v1/jobs/{job_id}").json()
         if sample:
             sample(job)

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import httpx
 
-from imagebatch.bench.e2e import Services, Stack, cleanup, commit_window, rss_mib, stack_env, submit_and_wait
+from imagebatch.bench.e2e import (
+    Services,
+    chunk_timings,
+    cleanup,
+    commit_window,
+    rss_mib,
+    stack_env,
+    submit_and_wait,
+)
 from imagebatch.client import Client
+from imagebatch.testing.stack import Stack
 
 logger = logging.getLogger(__name__)
 
@@ -108,25 +117,27 @@ def run_service(
     root = Path(tempfile.mkdtemp(prefix="imagebatch-bench-"))
     services.reset()
     env = stack_env(services, root / "data", paths[0].parent, torch_home, env_options)
-    stack = Stack(env, root / "logs")
+    stack = Stack(env=env, log_dir=root / "logs")
     try:
-        stack.start(workers, model)
+        stack.start_api()
+        for _ in range(workers):
+            stack.start_worker(model)
         options = {"model": model, "precision": precision}
         uris = [str(paths[i % len(paths)]) for i in range(e2e_images)]
         with httpx.Client(base_url=stack.url, timeout=60) as http:
             # Warm-up: workers finish loading and oneDNN picks its kernels before the clock starts.
-            submit_and_wait(http, uris[: 2 * int(env_options.get("CHUNK_SIZE") or 32)], options)
-            pids = [p.pid for p in stack.workers()]
+            submit_and_wait(http, stack, uris[: 2 * int(env_options.get("CHUNK_SIZE") or 32)], options)
+            pids = [p.pid for p in stack.workers]
             sampler = _RssSampler(pids, e2e_images)
             rss_start = sampler.total_rss()
             cpu_before = cpu_times()
-            job, submitted = submit_and_wait(http, uris, options, sample=sampler)
+            job, submitted = submit_and_wait(http, stack, uris, options, sample=sampler)
             cpu_during = cpu_share(cpu_before, cpu_times())
             rss_end = sampler.total_rss()
             peak = sum(rss_mib(pid)["VmHWM"] for pid in pids)
         _created, committed = commit_window(services.database_url, job["id"])
         wall = committed - submitted
-        records = [r for r in stack.timings() if r["job"] == job["id"]]
+        records = [r for r in chunk_timings(stack.log_dir) if r["job"] == job["id"]]
         result = {
             "e2e_images": e2e_images, "e2e_seconds": wall, "e2e_img_s": e2e_images / wall,
             "job_state": job["state"], "job_counts": job["counts"],
@@ -136,9 +147,9 @@ def run_service(
             "worker_rss_peak_mib": peak, "split": _split(records, submitted, wall, workers),
             "cpu_during_e2e": cpu_during,
         }
-        stack.stop([n for n in stack.procs if n.startswith("worker")])
+        stack.stop_workers()
         if submission:
-            result["submission"] = _submission_costs(stack.url, paths[:1000], model, stack.procs["api"].pid)
+            result["submission"] = _submission_costs(stack.url, paths[:1000], model, stack.api.pid)
         return result
     finally:
         stack.stop()
