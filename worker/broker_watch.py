@@ -21,6 +21,7 @@ from celery.worker.consumer import Consumer
 from celery.worker.request import Request
 
 logger = logging.getLogger(__name__)
+_celery_request_logger = logging.getLogger("celery.worker.request")
 
 CHECK_SECONDS = 1.0
 
@@ -57,7 +58,7 @@ class _AckLogger:
 
     def critical(self, msg: str, *args: object, **kwargs: object) -> None:
         lost_acks.report(self.channel)
-        logger.critical(msg, *args, **kwargs)
+        _celery_request_logger.critical(msg, *args, **kwargs)  # where Celery itself logs it
 
 
 class WatchedRequest(Request):
@@ -83,7 +84,6 @@ class BrokerWatch(bootsteps.StartStopStep):
         return issubclass(ConnectionResetError, parent.connection_errors)
 
     def start(self, c: Consumer) -> None:
-        lost_acks.take()  # reports from before this connection are settled by connecting again
         self.timer_entry = c.timer.call_repeatedly(CHECK_SECONDS, self.check, (c,), priority=10)
 
     def stop(self, c: Consumer) -> None:

@@ -86,8 +86,8 @@ def submit_and_wait(
     response.raise_for_status()
     job_id = response.json()["id"]
     while True:
-        if stack.dead():
-            raise RuntimeError(f"{', '.join(stack.dead())} exited during the benchmark:\n{stack.all_logs()}")
+        if dead := stack.dead():
+            raise RuntimeError(f"{', '.join(dead)} exited during the benchmark:\n{stack.all_logs()}")
         job = client.get(f"/v1/jobs/{job_id}").json()
         if sample:
             sample(job)

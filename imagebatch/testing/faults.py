@@ -9,10 +9,12 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from imagebatch.testing.images import write_photos
 from imagebatch.testing.services import clean_env
@@ -96,19 +98,26 @@ def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.
     raise TimeoutError(f"condition not met within {timeout}s")
 
 
+@lru_cache(maxsize=None)
+def _engine(database_url: str) -> Engine:
+    """One engine per database for the harness's reads; no pool, so a restarted server is no matter."""
+    return create_engine(database_url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+
+
 def status_counts(database_url: str, job_id: str) -> dict[str, int]:
     """Rows per status plus rows and distinct indexes, read straight from the database."""
-    engine = create_engine(database_url, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT status, count(*) FROM images WHERE job_id = :j GROUP BY status"),
-                                {"j": job_id}).all()
-            total, distinct = conn.execute(
-                text("SELECT count(*), count(DISTINCT idx) FROM images WHERE job_id = :j"), {"j": job_id}
-            ).one()
-    finally:
-        engine.dispose()
+    with _engine(database_url).connect() as conn:
+        rows = conn.execute(text("SELECT status, count(*) FROM images WHERE job_id = :j GROUP BY status"),
+                            {"j": job_id}).all()
+        total, distinct = conn.execute(
+            text("SELECT count(*), count(DISTINCT idx) FROM images WHERE job_id = :j"), {"j": job_id}
+        ).one()
     return {**{status: count for status, count in rows}, "_rows": total, "_distinct": distinct}
+
+
+def rows_in(database_url: str, job_id: str, status: str) -> int:
+    """How many of the job's rows have `status` now."""
+    return status_counts(database_url, job_id).get(status, 0)
 
 
 def submit(client: httpx.Client, paths: list[Path], key: str | None = None) -> dict:
@@ -160,7 +169,7 @@ def finish(outcome: Outcome, stack: Stack, client: httpx.Client, database_url: s
 
 
 def running(database_url: str, job_id: str) -> bool:
-    return status_counts(database_url, job_id).get("running", 0) > 0
+    return rows_in(database_url, job_id, "running") > 0
 
 
 def progressed(database_url: str, job_id: str) -> bool:
@@ -187,7 +196,7 @@ def worker_sigkill(setup: Setup, database_url: str, redis_url: str, images: int 
             wait_until(lambda: running(database_url, job_id), timeout=120, step=0.02)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait()
-            outcome.notes["running_at_kill"] = status_counts(database_url, job_id).get("running", 0)
+            outcome.notes["running_at_kill"] = rows_in(database_url, job_id, "running")
             stack.start_worker("resnet18")
             finish(outcome, stack, client, database_url, job_id, timeout=180)
     finally:
@@ -209,7 +218,7 @@ def worker_hang(setup: Setup, database_url: str, redis_url: str, images: int = 2
             job_id = submit(client, setup.photos(images))["id"]
             wait_until(lambda: running(database_url, job_id), timeout=120, step=0.02)
             os.kill(hung.pid, signal.SIGSTOP)
-            outcome.notes["running_at_hang"] = status_counts(database_url, job_id).get("running", 0)
+            outcome.notes["running_at_hang"] = rows_in(database_url, job_id, "running")
             stack.start_worker("resnet18")
             finish(outcome, stack, client, database_url, job_id, timeout=180)
             outcome.notes["timed_out"] = timed_out_rows(database_url, job_id)
@@ -223,10 +232,6 @@ def worker_hang(setup: Setup, database_url: str, redis_url: str, images: int = 2
 
 
 def timed_out_rows(database_url: str, job_id: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM images WHERE job_id = :j AND error_category = "
-                                     "'timed_out'"), {"j": job_id}).scalar_one()
-    finally:
-        engine.dispose()
+    with _engine(database_url).connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM images WHERE job_id = :j AND error_category = "
+                                 "'timed_out'"), {"j": job_id}).scalar_one()

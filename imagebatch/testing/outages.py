@@ -10,7 +10,7 @@ import httpx
 import redis
 
 from imagebatch.queueing import queue_for_model
-from imagebatch.testing.faults import Outcome, Setup, finish, progressed, start_stack, status_counts, submit, wait_until
+from imagebatch.testing.faults import Outcome, Setup, finish, progressed, rows_in, start_stack, submit, wait_until
 from imagebatch.testing.servers import PostgresCluster, RedisServer
 from imagebatch.testing.stack import Stack
 
@@ -61,12 +61,11 @@ def redis_down_while_chunks_finish(setup: Setup, database_url: str, images: int 
         with httpx.Client(base_url=stack.url, timeout=30) as client:
             job_id = submit(client, setup.photos(images))["id"]
             stack.start_worker("resnet18")
-            wait_until(lambda: status_counts(database_url, job_id).get("running", 0) >= 2 * chunk,
-                       timeout=120, step=0.01)
+            wait_until(lambda: rows_in(database_url, job_id, "running") >= 2 * chunk, timeout=120, step=0.01)
             server.stop()
-            outcome.notes["ok_at_stop"] = status_counts(database_url, job_id).get("ok", 0)
-            wait_until(lambda: status_counts(database_url, job_id).get("running", 0) == 0, timeout=120)
-            outcome.notes["ok_while_down"] = status_counts(database_url, job_id).get("ok", 0)
+            outcome.notes["ok_at_stop"] = rows_in(database_url, job_id, "ok")
+            wait_until(lambda: rows_in(database_url, job_id, "running") == 0, timeout=120)
+            outcome.notes["ok_while_down"] = rows_in(database_url, job_id, "ok")
             time.sleep(2)  # the lost acknowledgements are reported while the broker is away
             server.start()
             finish(outcome, stack, client, database_url, job_id, timeout=120)
@@ -92,7 +91,7 @@ def redis_loses_a_message(setup: Setup, database_url: str, images: int = 32, orp
             outcome.notes["dropped_chunk"] = json.loads(dropped)["headers"]["argsrepr"] if dropped else None
             stack.start_worker("resnet18")
             finish(outcome, stack, client, database_url, job_id, timeout=120)
-            outcome.notes["resends"] = stack.logs("worker0", tail=10**7).count("and an empty queue; resent")
+            outcome.notes["resends"] = stack.logs("worker0", tail=None).count("and an empty queue; resent")
     outcome.seconds = time.monotonic() - began
     return outcome
 

@@ -56,8 +56,8 @@ class Stack:
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.dead():
-                raise RuntimeError(f"{', '.join(self.dead())} exited early:\n{self.all_logs()}")
+            if dead := self.dead():
+                raise RuntimeError(f"{', '.join(dead)} exited early:\n{self.all_logs()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
@@ -66,9 +66,13 @@ class Stack:
             time.sleep(0.2)
         raise TimeoutError(f"API not ready after {timeout}s:\n{self.logs('api')}")
 
-    def logs(self, name: str, tail: int = 5000) -> str:
+    def logs(self, name: str, tail: int | None = 5000) -> str:
+        """The last `tail` characters of a process's log (None: all of it)."""
         path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-tail:] if path.exists() else "(no log)"
+        if not path.exists():
+            return "(no log)"
+        text = path.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def all_logs(self) -> str:
         """Each process's state and the end of its log, without the per-chunk timing records."""
