@@ -23,10 +23,12 @@ ENV IMAGEBATCH_DATA_DIR=/data
 
 FROM base AS api
 COPY pyproject.toml README.md ./
-COPY imagebatch ./imagebatch
+COPY core ./core
 COPY api ./api
 COPY db ./db
 COPY worker ./worker
+COPY client ./client
+COPY cli ./cli
 RUN pip install .
 USER imagebatch
 EXPOSE 8000
@@ -37,10 +39,12 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 # Same pins as pyproject.toml's worker extra; a layer of its own so code changes do not refetch torch.
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
 COPY pyproject.toml README.md ./
-COPY imagebatch ./imagebatch
+COPY core ./core
 COPY api ./api
 COPY db ./db
 COPY worker ./worker
+COPY client ./client
+COPY cli ./cli
 RUN pip install ".[worker]"
 # Weights are read from (and on first use downloaded to) $TORCH_HOME/hub/checkpoints/.
 ENV TORCH_HOME=/models/torch

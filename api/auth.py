@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import SessionDep
-from db.keys import tenant_for_secret
-from imagebatch.config import settings
+from imagebatch.api.deps import SessionDep
+from imagebatch.db.keys import tenant_for_secret
+from imagebatch.core.config import settings
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from sqlalchemy.orm import Session
 
-from db.models import Job
-from db.session import new_session
+from imagebatch.db.models import Job
+from imagebatch.db.session import new_session
 
 
 def get_db() -> Iterator[Session]:

@@ -5,8 +5,8 @@ from functools import lru_cache
 
 from celery import Celery
 
-from db.jobs import chunk_bounds
-from imagebatch.queueing import PROCESS_CHUNK_TASK, chunk_priority, make_celery, queue_for_model
+from imagebatch.db.jobs import chunk_bounds
+from imagebatch.core.queueing import PROCESS_CHUNK_TASK, chunk_priority, make_celery, queue_for_model
 
 logger = logging.getLogger(__name__)
 

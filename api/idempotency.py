@@ -7,10 +7,10 @@ import re
 from fastapi import HTTPException, Request
 from sqlalchemy import select, update
 
-from api.enqueue import enqueue_chunks
-from db.chunks import mark_enqueued
-from db.models import Job, JobState, utcnow
-from db.session import session_scope
+from imagebatch.api.enqueue import enqueue_chunks
+from imagebatch.db.chunks import mark_enqueued
+from imagebatch.db.models import Job, JobState, utcnow
+from imagebatch.db.session import session_scope
 
 logger = logging.getLogger(__name__)
 

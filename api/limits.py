@@ -4,8 +4,8 @@ from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import OPEN_IMAGE_STATUSES, UNFINISHED_STATES, Image, Job
-from imagebatch.config import settings
+from imagebatch.db.models import OPEN_IMAGE_STATUSES, UNFINISHED_STATES, Image, Job
+from imagebatch.core.config import settings
 
 # How long a client should wait before retrying; jobs finish at their own pace, so a fixed hint.
 RETRY_AFTER_SECONDS = 30

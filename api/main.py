@@ -11,15 +11,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-import imagebatch
-from api.auth import require_tenant
-from api.metrics import HttpMetrics, make_registry
-from api.routes import health, images, jobs, parquet, results, similar
-from api.routes.ui import mount_dashboard
-from api.schemas import describe_validation_error, error_responses
-from db.migrate import upgrade_to_head
-from imagebatch.config import settings
-from imagebatch.logging import JobLogContext, configure_logging
+from imagebatch.api.auth import require_tenant
+from imagebatch.api.metrics import HttpMetrics, make_registry
+from imagebatch.api.routes import health, images, jobs, parquet, results, similar
+from imagebatch.api.routes.ui import mount_dashboard
+from imagebatch.api.schemas import describe_validation_error, error_responses
+from imagebatch.db.migrate import upgrade_to_head
+from imagebatch.core import __version__
+from imagebatch.core.config import settings
+from imagebatch.core.logging import JobLogContext, configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def create_app() -> FastAPI:
     """A fresh application with its own metrics registry."""
     app = FastAPI(
         title="imagebatch",
-        version=imagebatch.__version__,
+        version=__version__,
         description="Asynchronous bulk image classification with ResNet: submit, watch, query, export.",
         lifespan=lifespan,
     )
@@ -77,7 +77,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
     """Serve the API with uvicorn (what `imagebatch serve` calls)."""
     configure_logging(settings.LOG_LEVEL)
     uvicorn.run(
-        "api.main:app",
+        "imagebatch.api.main:app",
         host=host or settings.API_HOST,
         port=port or settings.API_PORT,
         log_level=settings.LOG_LEVEL.lower(),

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.queue_metrics import QueueCollector
-from db.models import Image, ImageStatus, Job, JobState
-from db.session import session_scope
+from imagebatch.api.queue_metrics import QueueCollector
+from imagebatch.db.models import Image, ImageStatus, Job, JobState
+from imagebatch.db.session import session_scope
 
 logger = logging.getLogger(__name__)
 

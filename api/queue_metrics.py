@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from api.enqueue import celery_app
-from imagebatch.catalog import MODELS
-from imagebatch.queueing import queue_for_model
+from imagebatch.api.enqueue import celery_app
+from imagebatch.core.catalog import MODELS
+from imagebatch.core.queueing import queue_for_model
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from imagebatch.catalog import MODELS
-from imagebatch.config import PRECISIONS, settings
+from imagebatch.core.catalog import MODELS
+from imagebatch.core.config import PRECISIONS, settings
 
 
 class JobOptions(BaseModel):
@@ -24,7 +24,7 @@ class JobOptions(BaseModel):
     @field_validator("callback_url")
     @classmethod
     def _safe_callback(cls, value: str | None) -> str | None:
-        from imagebatch.webhooks import UnsafeUrl, check_callback_url
+        from imagebatch.core.webhooks import UnsafeUrl, check_callback_url
 
         if not value:
             return None

@@ -15,12 +15,12 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from api.schemas import JobOptions, describe_validation_error
-from api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
-from db.jobs import ImageSource
-from imagebatch.config import settings
-from imagebatch.netguard import BlockedAddress, check_host_name, within_roots
-from imagebatch.storage import get_store
+from imagebatch.api.schemas import JobOptions, describe_validation_error
+from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
+from imagebatch.db.jobs import ImageSource
+from imagebatch.core.config import settings
+from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roots
+from imagebatch.core.storage import get_store
 
 OPTION_FIELDS = ("model", "top_k", "store_probabilities", "precision", "callback_url")
 _MAX_FIELD_BYTES = 64 * 1024

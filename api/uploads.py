@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO
 
-from db.jobs import ImageSource
-from imagebatch.config import settings
-from imagebatch.storage import BlobStore
+from imagebatch.db.jobs import ImageSource
+from imagebatch.core.config import settings
+from imagebatch.core.storage import BlobStore
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff",

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from db.jobs import chunk_bounds, finalize_idle_jobs
-from db.models import ACTIVE_STATES, UNFINISHED_STATES, Image, ImageStatus, Job, JobState, utcnow
-from db.session import session_scope
-from imagebatch import errors
+from imagebatch.db.jobs import chunk_bounds, finalize_idle_jobs
+from imagebatch.db.models import ACTIVE_STATES, UNFINISHED_STATES, Image, ImageStatus, Job, JobState, utcnow
+from imagebatch.db.session import session_scope
+from imagebatch.core import errors
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from imagebatch import errors
-from db.models import ACTIVE_STATES, FINAL_STATES, OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, JobState, utcnow
+from imagebatch.core import errors
+from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, JobState, utcnow
 
 
 @dataclass(frozen=True)

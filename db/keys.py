@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import ApiKey, utcnow
+from imagebatch.db.models import ApiKey, utcnow
 
 # A recognisable prefix lets secret scanners and people tell an imagebatch key from others.
 _PREFIX = "ib_"

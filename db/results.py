@@ -11,9 +11,9 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from db.jobs import counts_from_statuses
-from db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, LabelSet, as_utc
-from db.session import session_scope
+from imagebatch.db.jobs import counts_from_statuses
+from imagebatch.db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, LabelSet, as_utc
+from imagebatch.db.session import session_scope
 
 # What `?status=` accepts; "pending" means not yet finished, as in the job's counts.
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {

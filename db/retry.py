@@ -9,7 +9,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from imagebatch.config import settings
+from imagebatch.core.config import settings
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from imagebatch.config import settings
+from imagebatch.core.config import settings
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

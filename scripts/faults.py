@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imagebatch.testing import faults as scenarios  # noqa: E402
-from imagebatch.testing import outages  # noqa: E402
-from imagebatch.testing.servers import private_redis_server  # noqa: E402
-from imagebatch.testing.services import scratch_database  # noqa: E402
+from tests.harness import faults as scenarios  # noqa: E402
+from tests.harness import outages  # noqa: E402
+from tests.harness.servers import private_redis_server  # noqa: E402
+from tests.harness.services import scratch_database  # noqa: E402
 
 logger = logging.getLogger("faults")
 

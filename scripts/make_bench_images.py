@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imagebatch.bench.images import write_bench_images  # noqa: E402
+from bench.images import write_bench_images  # noqa: E402
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

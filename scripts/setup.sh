@@ -30,7 +30,7 @@ fi
 
 # The stamp holds the hash of pyproject.toml at the last successful install.
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c 'import imagebatch' 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c 'import imagebatch.core' 2>/dev/null; then
   echo "setup: dependencies match pyproject.toml; nothing to install (remove $STAMP to force)"
   exit 0
 fi

@@ -1,7 +1,7 @@
-"""`python -m worker`: run a worker process."""
+"""`python -m imagebatch.worker`: run a worker process."""
 
 import sys
 
-from worker.main import main
+from imagebatch.worker.main import main
 
 sys.exit(main())

@@ -1,11 +1,11 @@
 """The worker's Celery app: imagebatch's shared configuration plus the chunk task, by name."""
 
-from imagebatch import webhooks
-from imagebatch.logging import log_context
-from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery
-from worker import runner
-from worker.metrics import metrics
-from worker.tasks import RETRY_POLICY, ChunkTask
+from imagebatch.core import webhooks
+from imagebatch.core.logging import log_context
+from imagebatch.core.queueing import PROCESS_CHUNK_TASK, make_celery
+from imagebatch.worker import runner
+from imagebatch.worker.metrics import metrics
+from imagebatch.worker.tasks import RETRY_POLICY, ChunkTask
 
 app = make_celery()
 

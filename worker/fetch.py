@@ -7,9 +7,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from imagebatch import errors
-from imagebatch.config import settings
-from imagebatch.netguard import BlockedAddress, check_host_name, resolve_public
+from imagebatch.core import errors
+from imagebatch.core.config import settings
+from imagebatch.core.netguard import BlockedAddress, check_host_name, resolve_public
 
 logger = logging.getLogger(__name__)
 _REDIRECTS = (301, 302, 303, 307, 308)

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from imagebatch.config import settings
-from worker.preprocess import NumpyNormalize, ResizeCrop
+from imagebatch.core.config import settings
+from imagebatch.worker.preprocess import NumpyNormalize, ResizeCrop
 
 logger = logging.getLogger(__name__)
 

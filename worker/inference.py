@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worker.devices import Precision
-from worker.gpu import current_plan, to_model_input
-from worker.models import LoadedModel
+from imagebatch.worker.devices import Precision
+from imagebatch.worker.gpu import current_plan, to_model_input
+from imagebatch.worker.models import LoadedModel
 
 logger = logging.getLogger(__name__)
 

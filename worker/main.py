@@ -10,24 +10,24 @@ from celery import bootsteps
 from celery.worker import state
 from celery.worker.consumer import Consumer
 
-from imagebatch.config import settings
-from imagebatch.logging import configure_logging
-from imagebatch.queueing import queue_for_model
-from worker.celery_app import app
-from worker.broker_watch import BrokerWatch
-from worker.devices import resolve_device
-from worker.metrics import start_metrics_server
-from worker.models import (
+from imagebatch.core.config import settings
+from imagebatch.core.logging import configure_logging
+from imagebatch.core.queueing import queue_for_model
+from imagebatch.worker.celery_app import app
+from imagebatch.worker.broker_watch import BrokerWatch
+from imagebatch.worker.devices import resolve_device
+from imagebatch.worker.metrics import start_metrics_server
+from imagebatch.worker.models import (
     ModelUnavailable,
     capabilities,
     ensure_weights,
     get_model,
     get_spec,
 )
-from worker.prefetch import configure_gate, cpu_split
-from worker.runner import decode_fast
-from worker.sweeper import queued_messages, start_sweeper
-from worker.writer import check_embedding_dtype
+from imagebatch.worker.prefetch import configure_gate, cpu_split
+from imagebatch.worker.runner import decode_fast
+from imagebatch.worker.sweeper import queued_messages, start_sweeper
+from imagebatch.worker.writer import check_embedding_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker", description="Run an imagebatch worker.")
+    parser = argparse.ArgumentParser(prog="python -m imagebatch.worker", description="Run an imagebatch worker.")
     parser.add_argument("--models", help="comma-separated models to serve (default IMAGEBATCH_WORKER_MODELS)")
     parser.add_argument("--loglevel", default=settings.LOG_LEVEL)
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")

@@ -4,7 +4,7 @@ import logging
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
-from worker.runner import ChunkReport
+from imagebatch.worker.runner import ChunkReport
 
 logger = logging.getLogger(__name__)
 

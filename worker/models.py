@@ -13,10 +13,10 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from imagebatch.catalog import MODELS, ModelSpec
-from imagebatch.config import settings
-from worker.devices import Capabilities, detect_capabilities, resolve_device
-from worker.gpu import current_plan, maybe_compile
+from imagebatch.core.catalog import MODELS, ModelSpec
+from imagebatch.core.config import settings
+from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
+from imagebatch.worker.gpu import current_plan, maybe_compile
 
 logger = logging.getLogger(__name__)
 

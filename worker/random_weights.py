@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from imagebatch.catalog import MODELS
+from imagebatch.core.catalog import MODELS
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
 
-from imagebatch import errors
-from imagebatch.config import settings
-from imagebatch.netguard import BlockedAddress, within_roots
-from imagebatch.storage import get_store
-from worker import gpu
-from worker.fetch import FetchError, fetch_url
+from imagebatch.core import errors
+from imagebatch.core.config import settings
+from imagebatch.core.netguard import BlockedAddress, within_roots
+from imagebatch.core.storage import get_store
+from imagebatch.worker import gpu
+from imagebatch.worker.fetch import FetchError, fetch_url
 
 logger = logging.getLogger(__name__)
 

@@ -12,19 +12,19 @@ import PIL
 import torch
 import torchvision
 
-from db.chunks import give_up_exhausted, release_claim
-from db.jobs import ClaimedImage, claim_chunk, fail_job
-from db.models import Job, utcnow
-from db.retry import retry_database
-from db.session import session_scope
-from imagebatch.config import settings
-from worker import writer
-from worker.devices import Precision, resolve_precision
-from worker.gpu import current_plan, host_transform
-from worker.inference import ImageResult, infer
-from worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
-from worker.prefetch import forward_gate
-from worker.reader import DecodedImage, ImageFailure, read_many
+from imagebatch.db.chunks import give_up_exhausted, release_claim
+from imagebatch.db.jobs import ClaimedImage, claim_chunk, fail_job
+from imagebatch.db.models import Job, utcnow
+from imagebatch.db.retry import retry_database
+from imagebatch.db.session import session_scope
+from imagebatch.core.config import settings
+from imagebatch.worker import writer
+from imagebatch.worker.devices import Precision, resolve_precision
+from imagebatch.worker.gpu import current_plan, host_transform
+from imagebatch.worker.inference import ImageResult, infer
+from imagebatch.worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
+from imagebatch.worker.prefetch import forward_gate
+from imagebatch.worker.reader import DecodedImage, ImageFailure, read_many
 
 logger = logging.getLogger(__name__)
 

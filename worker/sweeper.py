@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from db.chunks import ChunkSender, SweepReport, sweep
-from db.session import session_scope
-from imagebatch import webhooks
-from imagebatch.config import settings
-from imagebatch.queueing import PROCESS_CHUNK_TASK, chunk_priority, queue_for_model
+from imagebatch.db.chunks import ChunkSender, SweepReport, sweep
+from imagebatch.db.session import session_scope
+from imagebatch.core import webhooks
+from imagebatch.core.config import settings
+from imagebatch.core.queueing import PROCESS_CHUNK_TASK, chunk_priority, queue_for_model
 
 logger = logging.getLogger(__name__)
 

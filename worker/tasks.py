@@ -4,9 +4,9 @@ import logging
 
 from celery import Task
 
-from imagebatch import webhooks
-from worker import writer
-from worker.metrics import metrics
+from imagebatch.core import webhooks
+from imagebatch.worker import writer
+from imagebatch.worker.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class ChunkTask(Task):
     """Once retries are exhausted, the chunk's open images become `internal` errors so the job ends."""
 
     # Reports an acknowledgement lost with the broker connection (worker.broker_watch).
-    Request = "worker.broker_watch:WatchedRequest"
+    Request = "imagebatch.worker.broker_watch:WatchedRequest"
 
     def on_failure(self, exc: Exception, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
         try:

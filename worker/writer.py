@@ -9,13 +9,13 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db.jobs import finalize_job, record_reproducibility
-from db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, LabelSet, utcnow
-from db.results import EMBEDDING_DTYPES
-from db.session import session_scope
-from imagebatch import errors
-from worker.inference import ImageResult
-from worker.reader import DecodedImage, ImageFailure
+from imagebatch.db.jobs import finalize_job, record_reproducibility
+from imagebatch.db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, LabelSet, utcnow
+from imagebatch.db.results import EMBEDDING_DTYPES
+from imagebatch.db.session import session_scope
+from imagebatch.core import errors
+from imagebatch.worker.inference import ImageResult
+from imagebatch.worker.reader import DecodedImage, ImageFailure
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from api.enqueue import check_broker
-from api.schemas import Health, Readiness
-from db.session import get_engine
+from imagebatch.api.enqueue import check_broker
+from imagebatch.api.schemas import Health, Readiness
+from imagebatch.db.session import get_engine
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

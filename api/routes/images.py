@@ -14,14 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import TenantDep
-from api.deps import SessionDep, get_job_or_404
-from api.schemas import error_responses
-from db.models import Image
-from db.results import embedding_dtype, result_item
-from imagebatch import netguard
-from imagebatch.config import settings
-from imagebatch.storage import BlobStore, get_store
+from imagebatch.api.auth import TenantDep
+from imagebatch.api.deps import SessionDep, get_job_or_404
+from imagebatch.api.schemas import error_responses
+from imagebatch.db.models import Image
+from imagebatch.db.results import embedding_dtype, result_item
+from imagebatch.core import netguard
+from imagebatch.core.config import settings
+from imagebatch.core.storage import BlobStore, get_store
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])

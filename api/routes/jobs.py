@@ -10,22 +10,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api import idempotency
-from api.auth import TenantDep
-from api.deps import SessionDep, get_job_or_404
-from api.enqueue import enqueue_chunks
-from api.limits import check_job_size, check_tenant_limits
-from api.schemas import JobOut, JobPage, error_responses
-from api.submission import Submission, SubmissionError, read_submission
-from db import jobs as job_ops
-from db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState, as_utc
-from db.results import InvalidCursor, job_stats, list_jobs
-from db.session import session_scope
-from imagebatch import webhooks
-from imagebatch.catalog import MODELS
-from imagebatch.config import PRECISIONS, settings
-from imagebatch.logging import bind_job
-from imagebatch.storage import get_store
+from imagebatch.api import idempotency
+from imagebatch.api.auth import TenantDep
+from imagebatch.api.deps import SessionDep, get_job_or_404
+from imagebatch.api.enqueue import enqueue_chunks
+from imagebatch.api.limits import check_job_size, check_tenant_limits
+from imagebatch.api.schemas import JobOut, JobPage, error_responses
+from imagebatch.api.submission import Submission, SubmissionError, read_submission
+from imagebatch.db import jobs as job_ops
+from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState, as_utc
+from imagebatch.db.results import InvalidCursor, job_stats, list_jobs
+from imagebatch.db.session import session_scope
+from imagebatch.core import webhooks
+from imagebatch.core.catalog import MODELS
+from imagebatch.core.config import PRECISIONS, settings
+from imagebatch.core.logging import bind_job
+from imagebatch.core.storage import get_store
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import TenantDep
-from api.deps import SessionDep, get_job_or_404
-from api.routes.results import FiltersDep
-from api.schemas import error_responses
-from db.results import ResultFilters, csv_header, csv_row, iter_results
+from imagebatch.api.auth import TenantDep
+from imagebatch.api.deps import SessionDep, get_job_or_404
+from imagebatch.api.routes.results import FiltersDep
+from imagebatch.api.schemas import error_responses
+from imagebatch.db.results import ResultFilters, csv_header, csv_row, iter_results
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["results"])

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.auth import TenantDep
-from api.deps import SessionDep, get_job_or_404
-from api.schemas import ResultPage, error_responses
-from db.results import (
+from imagebatch.api.auth import TenantDep
+from imagebatch.api.deps import SessionDep, get_job_or_404
+from imagebatch.api.schemas import ResultPage, error_responses
+from imagebatch.db.results import (
     INCLUDABLE,
     STATUS_FILTERS,
     InvalidCursor,
@@ -27,7 +27,7 @@ from db.results import (
     result_item,
     result_page,
 )
-from imagebatch.catalog import MODELS
+from imagebatch.core.catalog import MODELS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["results"])

@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import TenantDep
-from api.deps import SessionDep, get_job_or_404
-from api.routes.images import get_image_or_404
-from api.schemas import error_responses
-from db.models import Image, ImageStatus, Job
-from db.results import embedding_dtype
+from imagebatch.api.auth import TenantDep
+from imagebatch.api.deps import SessionDep, get_job_or_404
+from imagebatch.api.routes.images import get_image_or_404
+from imagebatch.api.schemas import error_responses
+from imagebatch.db.models import Image, ImageStatus, Job
+from imagebatch.db.results import embedding_dtype
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])

@@ -10,10 +10,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 
-from api.auth import TenantDep
-from api.deps import SessionDep, get_job_or_404
-from api.schemas import error_responses
-from db.models import Image, ImageStatus
+from imagebatch.api.auth import TenantDep
+from imagebatch.api.deps import SessionDep, get_job_or_404
+from imagebatch.api.schemas import error_responses
+from imagebatch.db.models import Image, ImageStatus
 
 logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from db.models import Base
-from db.session import get_engine
+from imagebatch.db.models import Base
+from imagebatch.db.session import get_engine
 
 
 def run_migrations() -> None:

@@ -14,8 +14,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, inspect, text
 
-from db.session import make_engine
-from tests.support.services import clean_env, free_port, private_redis, scratch_database
+from imagebatch.db.session import make_engine
+from tests.harness.services import clean_env, free_port, private_redis, scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
 PG_DB = "imagebatch_api_test"
@@ -91,7 +91,7 @@ def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roo
         env["REDIS_URL"] = redis_url
     log = tmp / "api.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "imagebatch.api.main:app", "--port", str(port)],
         cwd=tmp, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     api = Api(f"http://127.0.0.1:{port}", data_dir, root_dir.resolve(),

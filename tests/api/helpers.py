@@ -7,7 +7,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Image, ImageStatus, Job, LabelSet
+from imagebatch.db.models import Image, ImageStatus, Job, LabelSet
 
 WEIGHTS = "ResNet18_Weights.IMAGENET1K_V1"
 # Like ImageNet ("crane" is both a bird and a machine), one label occurs twice.

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Image, Job
+from imagebatch.db.models import Image, Job
 from tests.api.conftest import REPO
 from tests.api.helpers import submit_uris
 

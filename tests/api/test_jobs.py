@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Image
+from imagebatch.db.models import Image
 from tests.api.helpers import image_rows, submit_uris, write_results
 
 URLS = [f"https://example.com/{i}.jpg" for i in range(3)]

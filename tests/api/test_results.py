@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from db.models import Image
+from imagebatch.db.models import Image
 from tests.api.helpers import LABELS, image_rows, submit_uris, write_results
 
 STATUSES = ["ok"] * 6 + ["error", "cancelled", "pending"]

@@ -4,7 +4,7 @@ import numpy as np
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from db.models import Image, Job
+from imagebatch.db.models import Image, Job
 from tests.api.helpers import image_rows, submit_uris, write_results
 
 

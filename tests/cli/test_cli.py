@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from imagebatch.cli import app
 from imagebatch.client import Client
-from tests.cli.conftest import REPO, clean_env
-from tests.support.services import free_port
+from tests.conftest import REPO, clean_env
+from tests.harness.services import free_port
 
 runner = CliRunner()
 

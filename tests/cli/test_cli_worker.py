@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imagebatch.catalog import MODELS
-from imagebatch.samples import write_sample_photos
-from tests.cli.conftest import REPO, clean_env
-from tests.support.stack import Stack
+from imagebatch.core.catalog import MODELS
+from imagebatch.cli.samples import write_sample_photos
+from tests.conftest import REPO, clean_env
+from tests.harness.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from imagebatch import demo
-from imagebatch.catalog import MODELS
-from tests.support.services import free_port
+from imagebatch.cli import demo
+from imagebatch.core.catalog import MODELS
+from tests.harness.services import free_port
 
 
 @pytest.mark.parametrize("variables", [{"TORCH_HOME": "th"}, {"XDG_CACHE_HOME": "xdg"}, {}])

@@ -15,9 +15,9 @@ from pathlib import Path
 
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    from db.jobs import ImageSource, chunk_bounds, claim_chunk, create_job
-    from db.migrate import upgrade_to_head
-    from db.session import session_scope
+    from imagebatch.db.jobs import ImageSource, chunk_bounds, claim_chunk, create_job
+    from imagebatch.db.migrate import upgrade_to_head
+    from imagebatch.db.session import session_scope
 
     upgrade_to_head()
     with session_scope() as session:
@@ -28,7 +28,7 @@ def main(spec_path: str) -> None:
             images=[ImageSource(source, location) for source, location in spec["images"]],
         )
     if spec.get("cancel_first"):
-        from db.jobs import request_cancel
+        from imagebatch.db.jobs import request_cancel
 
         with session_scope() as session:
             request_cancel(session, spec["job_id"])
@@ -36,13 +36,13 @@ def main(spec_path: str) -> None:
     action = spec.get("action", "process")
     out: dict = {"chunks": bounds}
     if action == "process":
-        from worker import runner
+        from imagebatch.worker import runner
 
         reports = [runner.process_chunk(spec["job_id"], start, stop) for start, stop in bounds]
         out["reports"] = [r and r.__dict__ for r in reports]
     elif action == "enqueue":
-        from imagebatch.config import settings
-        from imagebatch.queueing import PROCESS_CHUNK_TASK, make_celery, queue_for_model
+        from imagebatch.core.config import settings
+        from imagebatch.core.queueing import PROCESS_CHUNK_TASK, make_celery, queue_for_model
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded broker's file lives there
         app = make_celery()
@@ -50,7 +50,7 @@ def main(spec_path: str) -> None:
             app.send_task(PROCESS_CHUNK_TASK, args=[spec["job_id"], start, stop],
                           queue=queue_for_model(spec.get("model", "resnet18")))
     elif action == "fail_chunk":
-        from worker.celery_app import process_chunk
+        from imagebatch.worker.celery_app import process_chunk
 
         start, stop = bounds[0]
         with session_scope() as session:

@@ -16,9 +16,8 @@ import torchvision
 from PIL import Image
 from skimage import data as skdata
 
-from imagebatch.catalog import MODELS
-from tests.support.services import clean_env, private_redis, scratch_database
-from tests.support.weights import random_torch_home
+from imagebatch.core.catalog import MODELS
+from tests.harness.services import clean_env, private_redis, scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("chunk_driver.py")
@@ -26,22 +25,6 @@ PG_SCRATCH_DB = "imagebatch_worker_test"
 REDIS_DB = 12  # this test area's own Redis database
 
 ORIENTATION = 0x0112
-
-
-@pytest.fixture(scope="package")
-def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TORCH_HOME holding a seeded random resnet18 checkpoint under its official file name."""
-    return random_torch_home(tmp_path_factory, "resnet18")
-
-
-@pytest.fixture(scope="package")
-def resnet18(torch_home: Path):
-    """The worker's own loaded model, read through torchvision from torch_home."""
-    from worker.models import load_model
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(torch_home))
-        return load_model("resnet18", device="cpu")
 
 
 @pytest.fixture(scope="package")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worker.devices import Capabilities, Precision, resolve_device, resolve_precision
+from imagebatch.worker.devices import Capabilities, Precision, resolve_device, resolve_precision
 
 CPU_PLAIN = Capabilities(cuda=False, cpu_bf16=False)
 CPU_BF16 = Capabilities(cuda=False, cpu_bf16=True)

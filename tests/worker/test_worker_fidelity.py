@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from worker.devices import Precision
-from worker.inference import infer
-from worker.reader import DecodedImage, read_image
+from imagebatch.worker.devices import Precision
+from imagebatch.worker.inference import infer
+from imagebatch.worker.reader import DecodedImage, read_image
 
 FP32 = Precision("fp32", "fp32", "cpu")
 

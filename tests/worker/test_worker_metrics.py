@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worker.inference import entropy, margin, summarize, top_mean
+from imagebatch.worker.inference import entropy, margin, summarize, top_mean
 
 
 def test_uniform_distribution_has_maximal_entropy_and_no_margin() -> None:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from db.models import Image as ImageRow
-from db.models import Job
+from imagebatch.db.models import Image as ImageRow
+from imagebatch.db.models import Job
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_ID = "job0000worker0000process000000b"

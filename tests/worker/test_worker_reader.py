@@ -13,9 +13,9 @@ from PIL import Image, ImageOps
 from skimage import data as skdata
 from torchvision.models import ResNet18_Weights
 
-from imagebatch import errors
-from worker import reader
-from worker.reader import DecodedImage, ImageFailure, read_image, read_many
+from imagebatch.core import errors
+from imagebatch.worker import reader
+from imagebatch.worker.reader import DecodedImage, ImageFailure, read_image, read_many
 
 TRANSFORM = ResNet18_Weights.IMAGENET1K_V1.transforms()
 

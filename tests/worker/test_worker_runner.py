@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from torchvision.models import ResNet18_Weights
 
-from db.models import Image as ImageRow
-from db.models import Job, LabelSet
+from imagebatch.db.models import Image as ImageRow
+from imagebatch.db.models import Job, LabelSet
 
 JOB_ID = "job0000worker0000test000000000a"
 TRANSFORM = ResNet18_Weights.IMAGENET1K_V1.transforms()

@@ -1,0 +1,155 @@
+"""In-process baselines: seed loop, DataLoader script, model-only bound, decode-only, precision/decode fidelity."""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from imagebatch.worker.devices import Precision
+from imagebatch.worker.gpu import current_plan, host_transform
+from imagebatch.worker.inference import entropy
+from imagebatch.worker.models import LoadedModel
+from imagebatch.worker.reader import DecodedImage, read_image
+
+logger = logging.getLogger(__name__)
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
+
+
+def seed_loop(model: LoadedModel, paths: Sequence[Path]) -> float:
+    """Images/s of the single-image dashboard way: open, transform, forward one at a time in fp32."""
+    net = model.net.to(memory_format=torch.contiguous_format)
+    try:
+        t0 = time.perf_counter()
+        for path in paths:
+            with Image.open(path) as im:
+                x = model.transform(im.convert("RGB")).unsqueeze(0)
+            with torch.no_grad():
+                logits, _ = net(x)
+                torch.softmax(logits, dim=-1).topk(5)
+        return _rate(len(paths), time.perf_counter() - t0)
+    finally:
+        model.net.to(memory_format=torch.channels_last)
+
+
+class _Files(Dataset):
+    def __init__(self, paths: Sequence[Path], transform) -> None:
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im.convert("RGB"))
+
+
+def offline_script(
+    model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int, workers: int
+) -> float:
+    """Images/s of a careful hand-written script: DataLoader decode workers, batched channels_last
+    forward at the service's precision, top-5 + entropy + embedding kept in memory."""
+    loader = DataLoader(_Files(paths, model.transform), batch_size=batch_size, num_workers=workers,
+                        persistent_workers=False, prefetch_factor=2 if workers else None)
+    kept: list[tuple[torch.Tensor, ...]] = []
+    t0 = time.perf_counter()
+    for batch in loader:
+        with torch.inference_mode(), precision.autocast():
+            logits, embedding = model.net(batch.to(memory_format=torch.channels_last))
+        probs = torch.softmax(logits.float(), dim=-1)
+        kept.append((*probs.topk(5), entropy(probs), embedding.float()))
+    seconds = time.perf_counter() - t0
+    assert sum(len(k[0]) for k in kept) == len(paths)
+    return _rate(len(paths), seconds)
+
+
+def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batches: int, streams: int = 1) -> float:
+    """Images/s of forward passes alone on ready tensors: this machine's limit for the model.
+
+    streams > 1 runs that many forwards at once from as many threads, each on cores / streams
+    torch threads: the worker's layout with several forward slots.
+    """
+    x = torch.randn(batch_size, 3, 224, 224).to(model.device, memory_format=torch.channels_last)
+    per_stream = max(1, batches // streams)
+    threads_before = torch.get_num_threads()
+
+    def run(n: int) -> None:
+        with torch.inference_mode(), precision.autocast():
+            for _ in range(n):
+                model.net(x)
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // streams))
+    try:
+        run(2)  # warm-up: oneDNN picks and caches its kernels
+        workers = [threading.Thread(target=run, args=(per_stream,)) for _ in range(streams)]
+        t0 = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if model.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return _rate(batch_size * per_stream * streams, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def decode_only(model: LoadedModel, paths: Sequence[Path], fast: bool) -> float:
+    """Images/s of read + decode + preprocess on one thread (the service's reader, per core)."""
+    transform = host_transform(model.transform, current_plan(model.device), fast)
+    t0 = time.perf_counter()
+    for path in paths:
+        outcome = read_image(f"file:{path}", transform, fast)
+        assert isinstance(outcome, DecodedImage), outcome
+    return _rate(len(paths), time.perf_counter() - t0)
+
+
+def _probabilities(model: LoadedModel, tensors: list[torch.Tensor], precision: Precision, batch: int) -> torch.Tensor:
+    out = []
+    for i in range(0, len(tensors), batch):
+        x = torch.stack(tensors[i : i + batch]).to(memory_format=torch.channels_last)
+        with torch.inference_mode(), precision.autocast():
+            logits, _ = model.net(x)
+        out.append(torch.softmax(logits.float(), dim=-1))
+    return torch.cat(out)
+
+
+def agreement(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """Top-1 agreement and max |Δp| between two probability matrices of the same images."""
+    return {
+        "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean()) if len(a) else float("nan"),
+        "max_abs_dp": float((a - b).abs().max()) if len(a) else float("nan"),
+        "images": len(a),
+    }
+
+
+def fidelity(
+    model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int
+) -> dict[str, dict[str, float]]:
+    """Each reduced precision vs fp32, and fast decode (draft, region resize) vs exact on the images it changes.
+
+    bf16 and fp16 are both measured whatever the service resolved to: on a CPU without native
+    support they run emulated (slowly), with the same rounding, so the agreement still holds.
+    """
+    exact = [read_image(f"file:{p}", model.transform, False) for p in paths]
+    service_fast = host_transform(model.transform, current_plan(model.device), True)  # as the worker runs it
+    fast = [read_image(f"file:{p}", service_fast, True) for p in paths]
+    fp32 = Precision("fp32", "fp32", precision.device_type)
+    exact_t = [d.tensor for d in exact]
+    reference = _probabilities(model, exact_t, fp32, batch_size)
+    result = {}
+    for reduced in ("bf16", "fp16"):
+        candidate = Precision(reduced, reduced, precision.device_type)
+        result[f"{reduced}_vs_fp32"] = agreement(_probabilities(model, exact_t, candidate, batch_size), reference)
+    changed = [i for i, (e, f) in enumerate(zip(exact, fast)) if not torch.equal(e.tensor, f.tensor)]
+    drafted = _probabilities(model, [fast[i].tensor for i in changed], fp32, batch_size) if changed else reference[:0]
+    result["fast_decode_vs_exact"] = agreement(drafted, reference[changed])
+    return result

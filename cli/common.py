@@ -1,0 +1,23 @@
+"""What every command shares: the documented exit codes, the model choice, one-line failures."""
+
+import enum
+
+import typer
+
+from imagebatch.core.config import MODEL_NAMES
+from imagebatch.cli.console import err
+
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 the job ended failed or cancelled (--wait), or the demo could not finish; "
+    "2 bad arguments or input files; 3 API unreachable; 4 no such job; 5 any other API error; "
+    "6 API key missing, wrong or revoked; 130 interrupted."
+)
+EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_API_ERROR, EXIT_AUTH = 1, 2, 3, 4, 5, 6
+
+ModelName = enum.Enum("ModelName", {m: m for m in MODEL_NAMES}, type=str)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print `message` as one red line on stderr; raise the returned Exit to end with `code`."""
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)

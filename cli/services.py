@@ -1,0 +1,48 @@
+"""`imagebatch serve|worker|migrate`: run the API, a worker, or the database migration here."""
+
+import typer
+
+from imagebatch.cli.common import EXIT_USAGE, fail
+from imagebatch.core.config import MODEL_NAMES, settings
+from imagebatch.cli.console import out
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(settings.API_HOST, help="Interface to bind."),
+    port: int = typer.Option(settings.API_PORT, help="TCP port."),
+) -> None:
+    """Run the HTTP API (uvicorn)."""
+    from imagebatch.api.main import run
+
+    run(host=host, port=port)
+
+
+@app.command()
+def worker(
+    models: str | None = typer.Option(None, help="Comma-separated models. Default: IMAGEBATCH_WORKER_MODELS."),
+    loglevel: str = typer.Option(settings.LOG_LEVEL, help="Celery log level."),
+    burst: bool = typer.Option(False, "--burst", help="Exit once the queues are empty."),
+) -> None:
+    """Run one Celery worker process (loads each model once, needs torch)."""
+    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    unknown = sorted(set(chosen or ()) - set(MODEL_NAMES))
+    if unknown:
+        raise fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}", EXIT_USAGE)
+    from imagebatch.worker.main import run_worker
+
+    raise typer.Exit(run_worker(chosen, loglevel, burst=burst))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic upgrade head)."""
+    from sqlalchemy.engine import make_url
+
+    from imagebatch.db.migrate import upgrade_to_head
+
+    upgrade_to_head()
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    out.print(f"database {shown} is at the latest schema", highlight=False)

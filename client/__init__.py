@@ -1,0 +1,10 @@
+"""Python client for the imagebatch HTTP API: submit jobs, watch them, fetch and export results."""
+
+from imagebatch.client.client import Client, ProgressCallback
+from imagebatch.client.errors import ApiError, ApiUnreachable, ImagebatchError, NotFound, Unauthorized, WaitTimeout
+from imagebatch.client.job import FINAL_STATES, Job
+
+__all__ = [
+    "FINAL_STATES", "ApiError", "ApiUnreachable", "Client", "ImagebatchError", "Job", "NotFound",
+    "ProgressCallback", "Unauthorized", "WaitTimeout",
+]

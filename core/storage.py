@@ -1,0 +1,57 @@
+"""Blob storage for uploaded images: a local directory by default, any fsspec URL otherwise."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import BinaryIO
+
+from fsspec.core import url_to_fs
+
+from imagebatch.core.config import settings
+
+_COPY_BUFFER = 1024 * 1024
+
+
+class BlobStore:
+    """Keys are relative paths such as '<job id>/000001-cat.jpg' under one root URL."""
+
+    def __init__(self, root_url: str) -> None:
+        self.fs, root = url_to_fs(root_url)
+        self.root = root.rstrip("/")
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def write_stream(self, key: str, stream: BinaryIO) -> int:
+        """Copy a file-like object to storage in 1 MiB pieces; returns bytes written."""
+        written = 0
+        parent = self.path(key).rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        with self.fs.open(self.path(key), "wb") as out:
+            while block := stream.read(_COPY_BUFFER):
+                out.write(block)
+                written += len(block)
+        return written
+
+    @contextmanager
+    def open(self, key: str) -> Iterator[BinaryIO]:
+        with self.fs.open(self.path(key), "rb") as f:
+            yield f
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.fs.cat_file(self.path(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        target = self.path(prefix.rstrip("/"))
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=True)
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self.path(key))
+
+
+@lru_cache(maxsize=None)
+def get_store() -> BlobStore:
+    return BlobStore(settings.storage_url)
+

@@ -1,1 +1,0 @@
-"""Shared test support: real service URLs, scratch databases, processes, images, references."""

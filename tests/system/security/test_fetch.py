@@ -1,0 +1,137 @@
+"""worker/fetch.py against a real HTTP server on loopback: address policy, redirects, limits."""
+
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from imagebatch.core import errors
+from imagebatch.core.config import settings
+from imagebatch.core.netguard import BlockedAddress, check_host_name, resolve_public
+from imagebatch.worker.fetch import FetchError, fetch_url
+
+BODY = b"\x89PNG fake image bytes" * 100
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """/img: the body; /to?u=X: 302 to X; /loop: 302 to itself; /host: echoes the Host header."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.paths.append(self.path)
+        if self.path == "/img":
+            self._send(200, BODY)
+        elif self.path.startswith("/to?u="):
+            self._redirect(self.path[len("/to?u="):])
+        elif self.path == "/loop":
+            self._redirect("/loop")
+        elif self.path == "/host":
+            self._send(200, self.headers["Host"].encode())
+        else:
+            self._send(404, b"no")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, where: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", where)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, http.server.ThreadingHTTPServer]]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.paths = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _category(url: str) -> str:
+    with pytest.raises(FetchError) as caught:
+        fetch_url(url)
+    return caught.value.category
+
+
+def test_loopback_is_refused_by_default_before_any_connection(server, monkeypatch):
+    base, srv = server
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", False)
+    port = srv.server_address[1]
+    # A literal address, a loopback name, and this machine's own name (which resolves to loopback).
+    for url in (f"{base}/img", f"http://localhost:{port}/img", f"http://[::ffff:127.0.0.1]:{port}/img",
+                f"http://{socket.gethostname()}:{port}/img"):
+        assert _category(url) == errors.FORBIDDEN_ADDRESS, url
+    assert srv.paths == []  # nothing reached the server
+
+
+def test_allowed_private_fetch_keeps_the_host_header(server, monkeypatch):
+    base, srv = server
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    port = srv.server_address[1]
+    assert fetch_url(f"{base}/img") == BODY
+    # Connected to the resolved IP, yet the server sees the name the URL used.
+    assert fetch_url(f"http://localhost:{port}/host") == f"localhost:{port}".encode()
+
+
+def test_every_redirect_hop_is_checked(server, monkeypatch):
+    base, srv = server
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    assert fetch_url(f"{base}/to?u=/img") == BODY
+    # Metadata addresses stay forbidden even when private addresses are allowed.
+    assert _category(f"{base}/to?u=http://169.254.169.254/latest/meta-data/") == errors.FORBIDDEN_ADDRESS
+    assert _category(f"{base}/to?u=http://[fd00:ec2::254]/") == errors.FORBIDDEN_ADDRESS
+    assert _category(f"{base}/to?u=file:///etc/passwd") == errors.FETCH_FAILED
+    monkeypatch.setattr(settings, "FETCH_MAX_REDIRECTS", 3)
+    with pytest.raises(FetchError, match="more than 3 redirects"):
+        fetch_url(f"{base}/loop")
+    assert srv.paths.count("/loop") == 4  # the first request and three redirects, then it stops
+
+
+def test_size_limit_and_http_errors(server, monkeypatch):
+    base, _srv = server
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    monkeypatch.setattr(settings, "FETCH_MAX_BYTES", len(BODY) - 1)
+    assert _category(f"{base}/img") == errors.TOO_LARGE
+    assert _category(f"{base}/missing") == errors.FETCH_FAILED
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.8", "172.16.3.4", "192.168.1.1", "169.254.169.254",
+                                  "[::1]", "[fd00::1]", "[fe80::1]", "0.0.0.0", "localhost", "LOCALHOST.",
+                                  "api.localhost", "[::ffff:10.0.0.1]", "100.64.0.1"])
+def test_private_host_spellings_are_refused(host):
+    with pytest.raises(BlockedAddress):
+        check_host_name(host)
+
+
+def test_public_addresses_pass_and_private_resolution_is_refused():
+    check_host_name("8.8.8.8")
+    check_host_name("[2606:4700:4700::1111]")
+    check_host_name("images.example.com")  # names are judged after DNS, in resolve_public
+    assert resolve_public("127.0.0.1", 80, allow_private=True) == ["127.0.0.1"]
+    with pytest.raises(BlockedAddress, match="resolves to"):
+        resolve_public(socket.gethostname(), 80)  # this machine's own name: loopback or a private address
+
+
+def test_worker_rechecks_local_paths_against_the_roots(tmp_path, monkeypatch):
+    """A symlink swapped in under a root after submission must not let the worker read outside it."""
+    from imagebatch.worker.reader import ImageFailure, read_image
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"secret")
+    (root / "photo.jpg").symlink_to(outside / "secret.jpg")
+    monkeypatch.setattr(settings, "ALLOWED_ROOTS", str(root))
+    outcome = read_image(f"file:{root / 'photo.jpg'}", lambda image: image)
+    assert isinstance(outcome, ImageFailure) and outcome.category == errors.NOT_FOUND
+    assert "outside the allowed roots" in outcome.message
