@@ -91,7 +91,9 @@ def _triple(row: Mapping[str, Any], *names: str) -> list[float] | None:
     return None if row[names[0]] is None else [row[name] for name in names]
 
 
-def result_item(row: Mapping[str, Any], *, embedding_dtype: str = "<f4", include: Iterable[str] = ()) -> dict[str, Any]:
+def item_from_columns(
+    row: Mapping[str, Any], *, embedding_dtype: str = "<f4", include: Iterable[str] = ()
+) -> dict[str, Any]:
     """The JSON item of one image from its stored columns (item_columns(include) of them).
 
     `embedding_dtype` is the job's, as embedding_dtype() reads it from the job's record.

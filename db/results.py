@@ -180,7 +180,7 @@ def iter_item_pages(
 def result_item(image: Image, *, embedding_dtype: str, include: Iterable[str] = ()) -> dict[str, Any]:
     """One image row as the schema's JSON item; heavy vectors only when asked for (and loaded)."""
     columns = {name: getattr(image, name) for name in results.item_columns(include)}
-    return results.result_item(columns, embedding_dtype=embedding_dtype, include=include)
+    return results.item_from_columns(columns, embedding_dtype=embedding_dtype, include=include)
 
 
 def label_set(session: Session, weights: str) -> list[str] | None:

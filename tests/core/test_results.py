@@ -45,7 +45,7 @@ def _rows(dtype: str = "float16") -> list[dict]:
 
 def _items(include=("embedding", "probabilities"), dtype: str = "float16") -> list[dict]:
     numpy_dtype = results.check_embedding_dtype(dtype)
-    return [results.result_item(row, embedding_dtype=numpy_dtype, include=include) for row in _rows(dtype)]
+    return [results.item_from_columns(row, embedding_dtype=numpy_dtype, include=include) for row in _rows(dtype)]
 
 
 def _as_json(items: list[dict]) -> list[dict]:
@@ -60,7 +60,7 @@ def test_stored_result_has_exactly_the_result_columns_and_round_trips():
     row = _rows("float32")[0]
     assert set(row) == set(results.STORED_COLUMNS)
     assert (row["top1_index"], row["top1_label"]) == (row["topk"][0]["index"], row["topk"][0]["label"])
-    item = results.result_item(row, embedding_dtype="<f4", include=("embedding", "probabilities"))
+    item = results.item_from_columns(row, embedding_dtype="<f4", include=("embedding", "probabilities"))
     assert item["embedding"] == np.frombuffer(row["embedding"], "<f4").astype(np.float64).tolist()
     assert item["probabilities"] == np.frombuffer(row["probabilities"], "<f4").astype(np.float64).tolist()
     assert item["channel_mean"] == [10.5, 20.25, 30.0] and item["channel_std"] == [1.0, 2.0, 3.5]
@@ -71,7 +71,7 @@ def test_stored_result_has_exactly_the_result_columns_and_round_trips():
 
 def test_items_leave_heavy_vectors_out_unless_included_and_never_read_them():
     row = {name: value for name, value in _rows()[0].items() if name not in results.INCLUDABLE}
-    item = results.result_item(row)  # no embedding/probabilities columns needed (they stay deferred)
+    item = results.item_from_columns(row)  # no embedding/probabilities columns needed (they stay deferred)
     assert "embedding" not in item and "probabilities" not in item
     assert results.item_columns() == tuple(c for c in results.STORED_COLUMNS if c not in results.INCLUDABLE)
     with_embedding = results.item_columns(["embedding"])

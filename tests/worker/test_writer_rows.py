@@ -37,7 +37,7 @@ def test_ok_row_stores_vectors_in_the_dtype_the_schema_decodes():
     for dtype, size in (("float32", 4), ("float16", 2)):
         row = _ok_row(dtype)
         assert len(row["embedding"]) == 512 * size and len(row["probabilities"]) == 1000 * 4
-        item = results.result_item({"idx": 0, "source": "a.png", **row},
+        item = results.item_from_columns({"idx": 0, "source": "a.png", **row},
                                    embedding_dtype=results.EMBEDDING_DTYPES[dtype], include=results.INCLUDABLE)
         np.testing.assert_allclose(item["embedding"], np.linspace(-1, 1, 512), atol=1e-3)
         assert item["top_k"][0]["label"] == "cock" and item["probabilities"][0] == np.float32(0.001)
