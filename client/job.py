@@ -105,11 +105,13 @@ class Job:
             return self.client.export_csv(self.id, path, probabilities=probabilities, on_progress=on_progress,
                                           expected=expected, **filters)
         if chosen == "parquet":
-            return exports.write_parquet(self.client, self.id, path, probabilities=probabilities,
-                                         expected=expected, on_progress=on_progress, **filters)
+            return exports.write_parquet(self.client, self.id, path, model=self.data["model"],
+                                         probabilities=probabilities, expected=expected, on_progress=on_progress,
+                                         **filters)
         if filters or probabilities:
             raise ValueError("embeddings (.npy) export takes every image: no filters or probabilities")
-        return exports.write_embeddings(self.client, self.id, path, total=expected, on_progress=on_progress)
+        return exports.write_embeddings(self.client, self.id, path, model=self.data["model"], total=expected,
+                                        on_progress=on_progress)
 
     def similar(self, index: int, k: int = 10, scope: str = "job") -> "pd.DataFrame":
         return self.client.similar(self.id, index, k=k, scope=scope)

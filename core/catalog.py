@@ -10,6 +10,7 @@ class ModelSpec:
     weights_member: str
     weights_file: str  # official file name in $TORCH_HOME/hub/checkpoints/
     embedding_dim: int
+    num_classes: int = 1000  # the classifier head's outputs (ImageNet-1k)
 
     @property
     def weights_name(self) -> str:

@@ -4,60 +4,41 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from imagebatch.db.jobs import finalize_job, record_reproducibility
 from imagebatch.db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, LabelSet, utcnow
-from imagebatch.db.results import EMBEDDING_DTYPES
 from imagebatch.db.session import session_scope
 from imagebatch.core import errors
+# check_embedding_dtype is the worker's startup check, kept importable from here.
+from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, stored_result  # noqa: F401
 from imagebatch.worker.inference import ImageResult
 from imagebatch.worker.reader import DecodedImage, ImageFailure
 
 logger = logging.getLogger(__name__)
 
-# Every row carries every column so the whole chunk is a single executemany.
-_RESULT_COLUMNS = (
-    "width", "height", "mode", "format", "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",
-    "top1_index", "top1_label", "confidence", "top5_mean", "margin", "entropy", "topk",
-    "embedding", "probabilities",
-)
-
-
-def check_embedding_dtype(dtype: str) -> None:
-    if dtype not in EMBEDDING_DTYPES:
-        raise ValueError(f"IMAGEBATCH_EMBEDDING_DTYPE must be float32 or float16, not {dtype!r}")
-
-
-def embedding_bytes(embedding: np.ndarray, dtype: str) -> bytes:
-    check_embedding_dtype(dtype)
-    return np.asarray(embedding).astype(EMBEDDING_DTYPES[dtype]).tobytes()
-
 
 def ok_row(
     image_id: int, decoded: DecodedImage, result: ImageResult, embedding_dtype: str, now: datetime
 ) -> dict:
-    best = result.topk[0]
-    probabilities = None
-    if result.probabilities is not None:
-        probabilities = np.asarray(result.probabilities, dtype="<f4").tobytes()
+    """The row of a processed image: its outcome and core.results' stored result columns."""
     return {
         "id": image_id, "status": ImageStatus.OK.value, "error_category": None, "error_message": None,
-        "width": decoded.width, "height": decoded.height, "mode": decoded.mode, "format": decoded.format,
-        "mean_r": decoded.mean[0], "mean_g": decoded.mean[1], "mean_b": decoded.mean[2],
-        "std_r": decoded.std[0], "std_g": decoded.std[1], "std_b": decoded.std[2],
-        "top1_index": best["index"], "top1_label": best["label"], "confidence": result.confidence,
-        "top5_mean": result.top5_mean, "margin": result.margin, "entropy": result.entropy,
-        "topk": result.topk, "embedding": embedding_bytes(result.embedding, embedding_dtype),
-        "probabilities": probabilities, "processed_at": now,
+        "processed_at": now,
+        **stored_result(
+            width=decoded.width, height=decoded.height, mode=decoded.mode, format=decoded.format,
+            mean=decoded.mean, std=decoded.std, topk=result.topk, confidence=result.confidence,
+            top5_mean=result.top5_mean, margin=result.margin, entropy=result.entropy,
+            embedding=result.embedding, embedding_dtype=embedding_dtype, probabilities=result.probabilities,
+        ),
     }
 
 
 def error_row(image_id: int, category: str, message: str, now: datetime) -> dict:
-    row: dict = dict.fromkeys(_RESULT_COLUMNS)
+    # Every row carries every column so the whole chunk is a single executemany.
+    row: dict = dict.fromkeys(RESULT_COLUMNS)
     row.update(id=image_id, status=ImageStatus.ERROR.value, error_category=category,
                error_message=message[:2000], processed_at=now)
     return row

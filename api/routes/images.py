@@ -18,7 +18,8 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import error_responses
 from imagebatch.db.models import Image
-from imagebatch.db.results import embedding_dtype, result_item
+from imagebatch.core.results import embedding_dtype
+from imagebatch.db.results import result_item
 from imagebatch.core import netguard
 from imagebatch.core.config import settings
 from imagebatch.core.storage import BlobStore, get_store

@@ -1,40 +1,45 @@
-"""Results as a Parquet file: the CSV's columns with their types, for the dashboard's export button."""
+"""Results as a Parquet file in core.results' schema, streamed a row group per page of results."""
 
-import io
 import logging
+from typing import Annotated
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
 
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.results import FiltersDep
 from imagebatch.api.schemas import error_responses
-from imagebatch.db.results import ResultFilters, csv_header, csv_row, iter_results
+from imagebatch.core.catalog import MODELS
+from imagebatch.core.results import arrow_schema, embedding_dtype, parquet_chunks
+from imagebatch.db.results import iter_item_pages
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["results"])
 
-
-def parquet_bytes(job_id: str, filters: ResultFilters, top_k: int) -> bytes:
-    """Every matching image as one row; built in memory (the CSV route streams instead)."""
-    header = csv_header(top_k)
-    rows = [csv_row(image, top_k) for image in iter_results(job_id, filters)]
-    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
-    buffer = io.BytesIO()
-    pq.write_table(pa.table(columns), buffer)
-    return buffer.getvalue()
+# Rows per page and row group: a resnet50 page with probabilities holds ~250 × 3048 floats.
+_PAGE = 250
 
 
-@router.get("/{job_id}/results.parquet", response_class=Response,
-            responses={200: {"content": {"application/vnd.apache.parquet": {}}}, **error_responses(404, 422, 503)})
-async def export_parquet(job_id: str, session: SessionDep, tenant: TenantDep, filters: FiltersDep) -> Response:
-    """All matching results as Parquet: the CSV's columns, numbers as numbers."""
-    job = await run_in_threadpool(get_job_or_404, session, job_id, tenant)
-    top_k = job.top_k
+@router.get("/{job_id}/results.parquet", response_class=StreamingResponse,
+            responses={200: {"content": {"application/vnd.apache.parquet": {}}}, **error_responses(404, 409, 422, 503)})
+def export_parquet(
+    job_id: str,
+    session: SessionDep,
+    tenant: TenantDep,
+    filters: FiltersDep,
+    probabilities: Annotated[bool, Query(description="add all class probabilities")] = False,
+) -> StreamingResponse:
+    """All matching results as Parquet: one typed row per image, with its embedding."""
+    job = get_job_or_404(session, job_id, tenant)
+    if probabilities and not job.store_probabilities:
+        raise HTTPException(409, "Job did not store probabilities; submit with store_probabilities=true")
+    spec = MODELS[job.model]
+    schema = arrow_schema(embedding_size=spec.embedding_dim, probability_count=spec.num_classes if probabilities else 0)
+    include = ("embedding", "probabilities") if probabilities else ("embedding",)
+    pages = iter_item_pages(job_id, filters, page_size=_PAGE, include=include,
+                            embedding_dtype=embedding_dtype(job.reproducibility))
+    # The generator pages with short sessions of its own; end this one before streaming starts.
     session.close()
-    body = await run_in_threadpool(parquet_bytes, job_id, filters, top_k)
-    return Response(body, media_type="application/vnd.apache.parquet",
-                    headers={"Content-Disposition": f'attachment; filename="{job_id}.parquet"'})
+    return StreamingResponse(parquet_chunks(pages, schema), media_type="application/vnd.apache.parquet",
+                             headers={"Content-Disposition": f'attachment; filename="{job_id}.parquet"'})

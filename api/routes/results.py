@@ -13,21 +13,17 @@ from sqlalchemy.orm import Session
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import ResultPage, error_responses
+from imagebatch.core.catalog import MODELS
+from imagebatch.core.results import INCLUDABLE, csv_header, csv_row, embedding_dtype, probability_columns
 from imagebatch.db.results import (
-    INCLUDABLE,
     STATUS_FILTERS,
     InvalidCursor,
     ResultFilters,
-    csv_header,
-    csv_row,
-    embedding_dtype,
-    iter_results,
+    iter_item_pages,
     label_set,
-    probability_columns,
     result_item,
     result_page,
 )
-from imagebatch.core.catalog import MODELS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["results"])
@@ -89,7 +85,7 @@ def get_results(
 
 
 def _csv_lines(job_id: str, filters: ResultFilters, header: list[str], top_k: int, probs: int) -> Iterator[str]:
-    """The header, then rows a page at a time: never the whole job in memory."""
+    """The header, then rows (made from the JSON items) a page at a time: never the whole job in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -101,13 +97,14 @@ def _csv_lines(job_id: str, filters: ResultFilters, header: list[str], top_k: in
 
     writer.writerow(header)
     yield flush()
-    page = _CSV_PAGE_WITH_PROBABILITIES if probs else _CSV_PAGE
+    page_size = _CSV_PAGE_WITH_PROBABILITIES if probs else _CSV_PAGE
     include = ("probabilities",) if probs else ()
-    for n, image in enumerate(iter_results(job_id, filters, page_size=page, include=include), 1):
-        writer.writerow(csv_row(image, top_k, probability_count=probs))
-        if n % 50 == 0:
-            yield flush()
-    yield flush()
+    for page in iter_item_pages(job_id, filters, page_size=page_size, include=include):
+        for n, item in enumerate(page, 1):
+            writer.writerow(csv_row(item, top_k, probability_count=probs))
+            if n % 50 == 0:
+                yield flush()
+        yield flush()
 
 
 def _probability_names(session: Session, model: str) -> list[str]:

@@ -13,7 +13,7 @@ from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.images import get_image_or_404
 from imagebatch.api.schemas import error_responses
 from imagebatch.db.models import Image, ImageStatus, Job
-from imagebatch.db.results import embedding_dtype
+from imagebatch.core.results import embedding_dtype
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])

@@ -101,3 +101,4 @@ def test_exports_hold_every_row(stack_url: str, finished_job, tmp_path: Path):
     assert sorted(csv["status"]) == sorted(parquet["status"]) == ["error", "ok", "ok", "ok", "ok"]
     ok = parquet[parquet["status"] == "ok"].sort_values("index")
     assert list(ok["top1_label"]) == [row[0]["label"] for row in ok["top_k"]]
+    assert {len(e) for e in ok["embedding"]} == {512} and parquet["embedding"].isna().sum() == 1
