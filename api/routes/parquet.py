@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.results import FiltersDep
-from imagebatch.api.schemas import error_responses
+from imagebatch.api.schemas import BINARY, content_response, error_responses
 from imagebatch.db.results import ResultFilters, csv_header, csv_row, iter_results
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,9 @@ def parquet_bytes(job_id: str, filters: ResultFilters, top_k: int) -> bytes:
 
 
 @router.get("/{job_id}/results.parquet", response_class=Response,
-            responses={200: {"content": {"application/vnd.apache.parquet": {}}}, **error_responses(404, 422, 503)})
-async def export_parquet(job_id: str, session: SessionDep, tenant: TenantDep, filters: FiltersDep) -> Response:
+            responses={200: content_response("Parquet, one row per image", BINARY, "application/vnd.apache.parquet"),
+                       **error_responses(404, 422, 503)})
+async def export_results_parquet(job_id: str, session: SessionDep, tenant: TenantDep, filters: FiltersDep) -> Response:
     """All matching results as Parquet: the CSV's columns, numbers as numbers."""
     job = await run_in_threadpool(get_job_or_404, session, job_id, tenant)
     top_k = job.top_k
