@@ -8,6 +8,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +46,12 @@ async def _database_down(_request: Request, exc: OperationalError) -> JSONRespon
     return JSONResponse({"detail": f"database unavailable: {reason[0] if reason else exc}"}, status_code=503)
 
 
+def operation_id(route: APIRoute) -> str:
+    """OpenAPI operation ids are the route names (submit_job, export_results_csv), so generated
+    clients get short function names instead of FastAPI's name + path + method."""
+    return route.name
+
+
 def create_app() -> FastAPI:
     """A fresh application with its own metrics registry."""
     app = FastAPI(
@@ -52,6 +59,7 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Asynchronous bulk image classification with ResNet: submit, watch, query, export.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.metrics_registry = make_registry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)

@@ -1,58 +1,11 @@
-"""Request options and response models of the HTTP API (separate from the table models)."""
+"""Request and response schemas of the HTTP API (separate from the table models)."""
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imagebatch.core.catalog import MODELS
-from imagebatch.core.config import PRECISIONS, settings
-
-
-class JobOptions(BaseModel):
-    """How to run a job; form fields for multipart submissions, JSON keys otherwise."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(default_factory=lambda: settings.DEFAULT_MODEL)
-    top_k: int = 5
-    store_probabilities: bool = False
-    precision: str = Field(default_factory=lambda: settings.DEFAULT_PRECISION)
-    # POSTed once (HMAC-signed) when the job reaches a final state.
-    callback_url: str | None = None
-
-    @field_validator("callback_url")
-    @classmethod
-    def _safe_callback(cls, value: str | None) -> str | None:
-        from imagebatch.core.webhooks import UnsafeUrl, check_callback_url
-
-        if not value:
-            return None
-        try:
-            return check_callback_url(value)
-        except UnsafeUrl as exc:
-            raise ValueError(str(exc)) from exc
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: str) -> str:
-        if value not in MODELS:
-            raise ValueError(f"must be one of {', '.join(MODELS)} (got {value!r})")
-        return value
-
-    @field_validator("top_k")
-    @classmethod
-    def _top_k_in_range(cls, value: int) -> int:
-        if not 1 <= value <= settings.MAX_TOP_K:
-            raise ValueError(f"must be between 1 and {settings.MAX_TOP_K} (got {value})")
-        return value
-
-    @field_validator("precision")
-    @classmethod
-    def _known_precision(cls, value: str) -> str:
-        if value not in PRECISIONS:
-            raise ValueError(f"must be one of {', '.join(PRECISIONS)} (got {value!r})")
-        return value
+from imagebatch.core.options import JobOptions
 
 
 def describe_validation_error(exc: ValidationError | Any) -> str:
@@ -189,3 +142,33 @@ _ERROR_TEXT = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the {"detail": "..."} errors a route can answer with."""
     return {code: {"model": ErrorOut, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+BINARY = {"type": "string", "format": "binary"}
+TEXT = {"type": "string"}
+
+
+def content_response(description: str, schema: dict[str, Any], *media_types: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is not JSON: a file (BINARY) or text (TEXT) in these media types."""
+    return {"description": description, "content": {media: {"schema": schema} for media in media_types}}
+
+
+def submit_request_body() -> dict[str, Any]:
+    """POST /v1/jobs's two bodies: the images (parts or a URI list) beside every option of JobOptions."""
+    options = JobOptions.model_json_schema()["properties"]
+    form = {
+        "files": {"type": "array", "items": BINARY, "description": "the images, one part each"},
+        "archive": {**BINARY, "description": ".zip, .tar, .tar.gz or .tgz; images at any depth"},
+    }
+    uris = {"uris": {"type": "array", "items": {"type": "string"},
+                     "description": "absolute paths or file:// URIs under an allowed root, or http(s) URLs"}}
+    # Not marked required although it is (without one the answer is 415): openapi-python-client
+    # 0.28-0.29 writes uncompilable code for a required body with two media types (its issue #1451).
+    return {"requestBody": {"required": False, "content": {
+        "multipart/form-data": {"schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {**form, **options}}},
+        "application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": ["uris"],
+            "properties": {**uris, **options}}},
+    }}}

@@ -15,14 +15,17 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from imagebatch.api.schemas import JobOptions, describe_validation_error
+from imagebatch.api.schemas import describe_validation_error
 from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
 from imagebatch.db.jobs import ImageSource
 from imagebatch.core.config import settings
 from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roots
+from imagebatch.core.options import JobOptions
 from imagebatch.core.storage import get_store
 
-OPTION_FIELDS = ("model", "top_k", "store_probabilities", "precision", "callback_url")
+# A multipart body's parts: the images, then one text field per option (each at most once).
+IMAGE_FIELDS = ("files", "archive")
+OPTION_FIELDS = tuple(JobOptions.model_fields)
 _MAX_FIELD_BYTES = 64 * 1024
 # A file part stays in memory up to this size, then rolls over to disk; only one is open at once.
 _SPOOL_BYTES = 1024 * 1024
@@ -101,7 +104,7 @@ class _FormReader:
             raise SubmissionError(400, "a multipart part has no name in its Content-Disposition")
         self._name = _text(params[b"name"])
         self._filename = _text(params[b"filename"]) if b"filename" in params else None
-        if self._name in ("files", "archive"):
+        if self._name in IMAGE_FIELDS:
             if self._name == "archive" and self.archive is not None:
                 raise SubmissionError(422, "archive: send one archive per job")
             # An archive must be seekable as a whole, so it always goes to a real temp file.
@@ -112,7 +115,7 @@ class _FormReader:
             if self._name in self.fields:
                 raise SubmissionError(422, f"{self._name}: given more than once")
         else:
-            expected = ", ".join(("files", "archive") + OPTION_FIELDS)
+            expected = ", ".join(IMAGE_FIELDS + OPTION_FIELDS)
             raise SubmissionError(422, f"unknown form field {self._name!r}; expected one of {expected}")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:

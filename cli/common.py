@@ -4,7 +4,7 @@ import enum
 
 import typer
 
-from imagebatch.core.config import MODEL_NAMES
+from imagebatch.core.catalog import MODEL_NAMES
 from imagebatch.cli.console import err
 
 EXIT_CODES = (

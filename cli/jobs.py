@@ -22,7 +22,8 @@ from imagebatch.cli.common import (
     fail,
 )
 from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound, Unauthorized
-from imagebatch.core.config import PRECISIONS, settings
+from imagebatch.core.config import settings
+from imagebatch.core.options import PRECISIONS, JobOptions
 from imagebatch.cli.console import err, out, render_job, render_results, row_progress, upload_progress
 
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
@@ -67,7 +68,9 @@ def submit(
         ..., help="Image files and folders, one .zip/.tar/.tar.gz, http(s) URLs, or a .txt/.json URI manifest."
     ),
     model: ModelName | None = typer.Option(None, help=f"Default: {settings.DEFAULT_MODEL}."),
-    top_k: int | None = typer.Option(None, "--top-k", min=1, help="Predictions kept per image. Default: 5."),
+    top_k: int | None = typer.Option(
+        None, "--top-k", min=1,
+        help=f"Predictions kept per image. Default: {JobOptions.model_fields['top_k'].default}."),
     store_probabilities: bool = typer.Option(False, "--store-probabilities", help="Keep all 1000 probabilities."),
     precision: Precision | None = typer.Option(None, help=f"Default: {settings.DEFAULT_PRECISION}."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until the job ends."),

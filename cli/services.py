@@ -3,7 +3,8 @@
 import typer
 
 from imagebatch.cli.common import EXIT_USAGE, fail
-from imagebatch.core.config import MODEL_NAMES, settings
+from imagebatch.core.catalog import MODEL_NAMES
+from imagebatch.core.config import settings
 from imagebatch.cli.console import out
 
 app = typer.Typer()

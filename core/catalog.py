@@ -21,3 +21,6 @@ MODELS: dict[str, ModelSpec] = {
     "resnet18": ModelSpec("resnet18", "ResNet18_Weights", "IMAGENET1K_V1", "resnet18-f37072fd.pth", 512),
     "resnet50": ModelSpec("resnet50", "ResNet50_Weights", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", 2048),
 }
+
+# The names clients choose from (API option, CLI choice), in catalog order.
+MODEL_NAMES = tuple(MODELS)

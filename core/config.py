@@ -6,9 +6,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MODEL_NAMES = ("resnet18", "resnet50")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
 
 class Settings(BaseSettings):
     """Every setting; the README documents each one."""

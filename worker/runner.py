@@ -18,6 +18,7 @@ from imagebatch.db.models import Job, utcnow
 from imagebatch.db.retry import retry_database
 from imagebatch.db.session import session_scope
 from imagebatch.core.config import settings
+from imagebatch.core.options import JobOptions
 from imagebatch.worker import writer
 from imagebatch.worker.devices import Precision, resolve_precision
 from imagebatch.worker.gpu import current_plan, host_transform
@@ -27,15 +28,6 @@ from imagebatch.worker.prefetch import forward_gate
 from imagebatch.worker.reader import DecodedImage, ImageFailure, read_many
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    model: str
-    top_k: int
-    store_probabilities: bool
-    precision: str
-    chunk_size: int
 
 
 @dataclass(frozen=True)
@@ -50,8 +42,8 @@ class ChunkReport:
 
 
 @retry_database
-def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOptions] | None:
-    """The chunk's open images, now marked running, and the job's options; None if nothing to do."""
+def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOptions, int] | None:
+    """The chunk's open images, now marked running, the job's options and chunk size; None if nothing to do."""
     with session_scope() as session:
         # A chunk claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
         give_up_exhausted(session, job_id, start, stop, settings.CHUNK_MAX_ATTEMPTS)
@@ -59,8 +51,9 @@ def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOp
         if not claimed:
             return None
         job = session.get(Job, job_id)
-        options = JobOptions(job.model, job.top_k, job.store_probabilities, job.precision, job.chunk_size)
-    return claimed, options
+        # Read back as stored: submission validated them (a callback host is not resolved again).
+        options, chunk_size = JobOptions.from_record(job), job.chunk_size
+    return claimed, options, chunk_size
 
 
 def decode_fast() -> bool:
@@ -71,7 +64,7 @@ def decode_fast() -> bool:
     return mode == "fast"
 
 
-def reproducibility_record(model: LoadedModel, precision: Precision, options: JobOptions) -> dict:
+def reproducibility_record(model: LoadedModel, precision: Precision, chunk_size: int) -> dict:
     """Everything needed to tell whether two jobs' numbers are comparable."""
     if precision.device_type == "cuda":
         device_name = torch.cuda.get_device_name(model.device)
@@ -92,8 +85,8 @@ def reproducibility_record(model: LoadedModel, precision: Precision, options: Jo
         "device": model.device,
         "device_name": device_name,
         "embedding_dtype": settings.EMBEDDING_DTYPE,
-        "batch_size": options.chunk_size,
-        "chunk_size": options.chunk_size,
+        "batch_size": chunk_size,
+        "chunk_size": chunk_size,
         "decode": "fast" if decode_fast() else "exact",
     }
 
@@ -131,7 +124,9 @@ def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, 
     logger.info("chunk-timing %s", json.dumps(timing))
 
 
-def _run(job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions) -> ChunkReport | None:
+def _run(
+    job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions, chunk_size: int
+) -> ChunkReport | None:
     try:
         model = get_model(options.model)
         precision = resolve_precision(options.precision, model.device, capabilities())
@@ -152,7 +147,7 @@ def _run(job_id: str, start: int, stop: int, claimed: list[ClaimedImage], option
     t3 = time.perf_counter()
     retry_database(writer.commit_chunk)(
         job_id, build_rows(claimed, decoded, results), weights_name=model.weights_name,
-        labels=model.labels, reproducibility=reproducibility_record(model, precision, options),
+        labels=model.labels, reproducibility=reproducibility_record(model, precision, chunk_size),
     )
     report = ChunkReport(len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3,
                          waited, began)
@@ -167,9 +162,9 @@ def process_chunk(job_id: str, start: int, stop: int) -> ChunkReport | None:
         logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
         retry_database(writer.finalize)(job_id)
         return None
-    claimed, options = claimed_and_options
+    claimed, options, chunk_size = claimed_and_options
     try:
-        return _run(job_id, start, stop, claimed, options)
+        return _run(job_id, start, stop, claimed, options, chunk_size)
     except Exception:
         # The task's retries govern errors this worker saw; attempts count only vanished claims.
         release_claim(job_id, start, stop)

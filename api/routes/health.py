@@ -9,7 +9,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api.enqueue import check_broker
-from imagebatch.api.schemas import Health, Readiness
+from imagebatch.api.schemas import TEXT, Health, Readiness, content_response
 from imagebatch.db.session import get_engine
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,14 @@ def check_database() -> None:
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> dict[str, str]:
+def health() -> dict[str, str]:
     """Liveness: the process answers HTTP."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", response_model=Readiness,
             responses={503: {"description": "Database or broker unreachable; detail names which"}})
-async def readyz() -> JSONResponse:
+async def ready() -> JSONResponse:
     """Readiness: 200 when the database answers and the broker is reachable, else 503 naming which."""
     checks: dict[str, str] = {}
     problems = []
@@ -51,7 +51,8 @@ async def readyz() -> JSONResponse:
     return JSONResponse({"status": "ready", **checks})
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get("/metrics", response_class=Response,
+            responses={200: content_response("Prometheus text exposition format", TEXT, CONTENT_TYPE_LATEST)})
 def metrics(request: Request) -> Response:
     """Prometheus text: HTTP requests by route, jobs by state and images by status."""
     body = generate_latest(request.app.state.metrics_registry)

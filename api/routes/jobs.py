@@ -15,45 +15,20 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.api.limits import check_job_size, check_tenant_limits
-from imagebatch.api.schemas import JobOut, JobPage, error_responses
+from imagebatch.api.schemas import JobOut, JobPage, error_responses, submit_request_body
 from imagebatch.api.submission import Submission, SubmissionError, read_submission
 from imagebatch.db import jobs as job_ops
 from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState, as_utc
 from imagebatch.db.results import InvalidCursor, job_stats, list_jobs
 from imagebatch.db.session import session_scope
 from imagebatch.core import webhooks
-from imagebatch.core.catalog import MODELS
-from imagebatch.core.config import PRECISIONS, settings
+from imagebatch.core.config import settings
 from imagebatch.core.logging import bind_job
 from imagebatch.core.storage import get_store
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _STATES = tuple(state.value for state in JobState)
-
-_SUBMIT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": {"type": "object", "properties": {
-                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                "archive": {"type": "string", "format": "binary",
-                            "description": ".zip, .tar, .tar.gz or .tgz; images at any depth"},
-                "model": {"type": "string", "enum": list(MODELS), "default": "resnet18"},
-                "top_k": {"type": "integer", "default": 5, "minimum": 1},
-                "store_probabilities": {"type": "boolean", "default": False},
-                "precision": {"type": "string", "enum": list(PRECISIONS), "default": "auto"},
-            }}},
-            "application/json": {"schema": {"type": "object", "required": ["uris"], "properties": {
-                "uris": {"type": "array", "items": {"type": "string"},
-                         "description": "absolute paths or file:// URIs under an allowed root, or http(s) URLs"},
-                "model": {"type": "string"}, "top_k": {"type": "integer"},
-                "store_probabilities": {"type": "boolean"}, "precision": {"type": "string"},
-            }}},
-        },
-    }
-}
-
 
 def _rate(done: int, started: datetime | None, until: datetime | None) -> float | None:
     if started is None or until is None:
@@ -139,7 +114,7 @@ async def _existing(response: Response, job_id: str, tenant: str | None) -> JobO
     return await run_in_threadpool(_view, job_id, tenant)
 
 
-@router.post("", status_code=202, response_model=JobOut, openapi_extra=_SUBMIT_BODY,
+@router.post("", status_code=202, response_model=JobOut, openapi_extra=submit_request_body(),
              responses=error_responses(401, 413, 415, 422, 429, 503))
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobOut:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
@@ -176,7 +151,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
     return await run_in_threadpool(_view, job_id)
 
 
-@router.get("", response_model=JobPage, responses=error_responses(422, 503))
+@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(422, 503))
 def list_all_jobs(
     session: SessionDep,
     tenant: TenantDep,

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.results import FiltersDep
-from imagebatch.api.schemas import error_responses
+from imagebatch.api.schemas import BINARY, content_response, error_responses
 from imagebatch.core.catalog import MODELS
 from imagebatch.core.results import arrow_schema, embedding_dtype, parquet_chunks
 from imagebatch.db.results import iter_item_pages
@@ -22,8 +22,9 @@ _PAGE = 250
 
 
 @router.get("/{job_id}/results.parquet", response_class=StreamingResponse,
-            responses={200: {"content": {"application/vnd.apache.parquet": {}}}, **error_responses(404, 409, 422, 503)})
-def export_parquet(
+            responses={200: content_response("Parquet, one row per image", BINARY, "application/vnd.apache.parquet"),
+                       **error_responses(404, 409, 422, 503)})
+def export_results_parquet(
     job_id: str,
     session: SessionDep,
     tenant: TenantDep,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
-from imagebatch.api.schemas import ResultPage, error_responses
+from imagebatch.api.schemas import TEXT, ResultPage, content_response, error_responses
 from imagebatch.core.catalog import MODELS
 from imagebatch.core.results import INCLUDABLE, csv_header, csv_row, embedding_dtype, probability_columns
 from imagebatch.db.results import (
@@ -61,7 +61,7 @@ def _include(include: str | None) -> set[str]:
 
 @router.get("/{job_id}/results", response_model=ResultPage, response_model_exclude_unset=True,
             responses=error_responses(404, 422, 503))
-def get_results(
+def list_results(
     job_id: str,
     session: SessionDep,
     tenant: TenantDep,
@@ -117,8 +117,9 @@ def _probability_names(session: Session, model: str) -> list[str]:
 
 
 @router.get("/{job_id}/results.csv", response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}}}, **error_responses(404, 409, 422, 503)})
-def export_csv(
+            responses={200: content_response("CSV, one row per image", TEXT, "text/csv"),
+                       **error_responses(404, 409, 422, 503)})
+def export_results_csv(
     job_id: str,
     session: SessionDep,
     tenant: TenantDep,

@@ -53,7 +53,7 @@ def nearest(query: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, 
 
 
 @router.get("/{job_id}/images/{index}/similar", responses=error_responses(404, 409, 422, 503))
-def similar_images(
+def find_similar_images(
     job_id: str, index: int, session: SessionDep, tenant: TenantDep,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     scope: Annotated[Literal["job", "model"], Query(description="this job, or every job of the same model")] = "job",

@@ -36,7 +36,7 @@ def _histogram(values: list[float], low: float, high: float, bins: int) -> dict[
 
 
 @summary_router.get("/{job_id}/summary", responses=error_responses(404, 422, 503))
-def job_summary(
+def get_job_summary(
     job_id: str, session: SessionDep, tenant: TenantDep,
     bins: Annotated[int, Query(ge=2, le=100)] = 20,
 ) -> dict[str, Any]:
