@@ -1,6 +1,5 @@
 """A chunk's pipeline: claim rows -> read (threads) -> infer (one forward, in turn) -> write -> finalize."""
 
-import json
 import logging
 import os
 import platform
@@ -25,6 +24,7 @@ from imagebatch.worker.inference import ImageResult, infer
 from imagebatch.worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
 from imagebatch.worker.prefetch import forward_gate
 from imagebatch.worker.reader import DecodedImage, ImageFailure, read_many
+from imagebatch.worker.timing import timing_line
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, 
     # One parseable line per chunk: the benchmark derives the time split and per-chunk overhead from it.
     timing = {"job": job_id, "start": start, "n": n, "pid": os.getpid(),
               "thread": threading.current_thread().name, "ended": time.time(), **asdict(report)}
-    logger.info("chunk-timing %s", json.dumps(timing))
+    logger.info("%s", timing_line(timing))
 
 
 def _run(job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions) -> ChunkReport | None:
