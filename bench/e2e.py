@@ -1,6 +1,5 @@
 """The service end to end: a real API process and worker process(es) on PostgreSQL + Redis, timed from submit."""
 
-import json
 import logging
 import shutil
 import time
@@ -12,6 +11,7 @@ import psycopg
 import redis
 
 from imagebatch.client import FINAL_STATES
+from imagebatch.worker.timing import parse_timing
 from tests.harness.services import clean_env
 from tests.harness.stack import Stack
 
@@ -53,10 +53,8 @@ def chunk_timings(log_dir: Path) -> list[dict]:
     """Every chunk-timing record the workers logged in `log_dir`."""
     records = []
     for path in log_dir.glob("worker*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if "chunk-timing " in line:
-                # raw_decode: log formatters may append context after the JSON object.
-                records.append(json.JSONDecoder().raw_decode(line.split("chunk-timing ", 1)[1])[0])
+        lines = path.read_text(errors="replace").splitlines()
+        records += [record for record in map(parse_timing, lines) if record is not None]
     return records
 
 

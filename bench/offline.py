@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.devices import Precision
-from imagebatch.worker.gpu import current_plan, host_transform
+from imagebatch.worker.gpu import plan_for
 from imagebatch.worker.inference import entropy
 from imagebatch.worker.models import LoadedModel
-from imagebatch.worker.reader import DecodedImage, read_image
+from imagebatch.worker.preprocess import DecodedImage
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +103,12 @@ def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batch
         torch.set_num_threads(threads_before)
 
 
-def decode_only(model: LoadedModel, paths: Sequence[Path], fast: bool) -> float:
+def decode_only(ctx: WorkerContext, model: LoadedModel, paths: Sequence[Path], fast: bool) -> float:
     """Images/s of read + decode + preprocess on one thread (the service's reader, per core)."""
-    transform = host_transform(model.transform, current_plan(model.device), fast)
+    decode = ctx.plan.decoder(model.transform, fast)
     t0 = time.perf_counter()
     for path in paths:
-        outcome = read_image(f"file:{path}", transform, fast)
+        outcome = ctx.reader.read_image(f"file:{path}", decode)
         assert isinstance(outcome, DecodedImage), outcome
     return _rate(len(paths), time.perf_counter() - t0)
 
@@ -132,16 +133,17 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
 
 
 def fidelity(
-    model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int
+    ctx: WorkerContext, model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int
 ) -> dict[str, dict[str, float]]:
     """Each reduced precision vs fp32, and fast decode (draft, region resize) vs exact on the images it changes.
 
     bf16 and fp16 are both measured whatever the service resolved to: on a CPU without native
     support they run emulated (slowly), with the same rounding, so the agreement still holds.
     """
-    exact = [read_image(f"file:{p}", model.transform, False) for p in paths]
-    service_fast = host_transform(model.transform, current_plan(model.device), True)  # as the worker runs it
-    fast = [read_image(f"file:{p}", service_fast, True) for p in paths]
+    reference = plan_for("cpu").decoder(model.transform, fast=False)  # weights.transforms(), bit for bit
+    service_fast = ctx.plan.decoder(model.transform, fast=True)  # as the worker runs it
+    exact = [ctx.reader.read_image(f"file:{p}", reference) for p in paths]
+    fast = [ctx.reader.read_image(f"file:{p}", service_fast) for p in paths]
     fp32 = Precision("fp32", "fp32", precision.device_type)
     exact_t = [d.tensor for d in exact]
     reference = _probabilities(model, exact_t, fp32, batch_size)

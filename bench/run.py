@@ -8,11 +8,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from bench import offline
 from bench.images import bench_images, kind_of
+
+if TYPE_CHECKING:
+    from imagebatch.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +75,27 @@ def options_record(o: BenchOptions) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(o).items()}
 
 
-def service_model(o: BenchOptions):
-    """(loaded model, resolved precision) as the worker would run them; the model loads once per process."""
+def worker_context() -> "WorkerContext":
+    """The worker's context in this process, from its settings; models load on first use, once."""
+    from imagebatch.core.config import settings
+    from imagebatch.worker.context import WorkerContext
+
+    return WorkerContext.build(settings)
+
+
+def service_model(ctx: "WorkerContext", o: BenchOptions):
+    """(loaded model, resolved precision) as the worker would run them."""
     from imagebatch.worker.devices import resolve_precision
-    from imagebatch.worker.models import capabilities, get_model
 
-    model = get_model(o.model)
-    return model, resolve_precision(o.precision, model.device, capabilities())
+    model = ctx.models.get(o.model)
+    return model, resolve_precision(o.precision, model.device, ctx.capabilities)
 
 
-def _offline_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
+def _offline_part(ctx: "WorkerContext", o: BenchOptions, paths: list[Path], home: Path) -> dict:
     os.environ["TORCH_HOME"] = str(home)  # torch.hub reads it at call time
     if o.torch_threads:
         torch.set_num_threads(o.torch_threads)
-    model, precision = service_model(o)
+    model, precision = service_model(ctx, o)
     sample = paths[: min(len(paths), 300)]
     phones = [p for i, p in enumerate(paths) if kind_of(i) == "phone"][:40]
     fidelity_paths = list(dict.fromkeys(paths[:200] + phones))
@@ -93,9 +104,9 @@ def _offline_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
         "offline_script_img_s": lambda: offline.offline_script(
             model, paths, precision, o.batch_size, o.loader_workers),
         "model_bound_layouts": lambda: model_bound_layouts(model, precision, o.batch_size, len(paths)),
-        "decode_img_s": lambda: offline.decode_only(model, sample, o.decode == "fast"),
-        "decode_exact_img_s": lambda: offline.decode_only(model, sample, False),
-        "fidelity": lambda: offline.fidelity(model, fidelity_paths, precision, o.batch_size),
+        "decode_img_s": lambda: offline.decode_only(ctx, model, sample, o.decode == "fast"),
+        "decode_exact_img_s": lambda: offline.decode_only(ctx, model, sample, False),
+        "fidelity": lambda: offline.fidelity(ctx, model, fidelity_paths, precision, o.batch_size),
     }
     result = {"device": model.device, "precision_resolved": precision.resolved,
               "weights_sha256": model.weights_sha256}
@@ -137,13 +148,13 @@ def e2e_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
     )
 
 
-def _remeasure_baselines(o: BenchOptions, paths: list[Path], result: dict) -> None:
+def _remeasure_baselines(ctx: "WorkerContext", o: BenchOptions, paths: list[Path], result: dict) -> None:
     """Measure the two batched baselines again right after e2e and keep the faster of each.
 
     On a machine shared with other work, load shifts within minutes; the best of two runs
     bracketing the e2e part is the conservative bar for the ratios. Both runs are recorded.
     """
-    model, precision = service_model(o)
+    model, precision = service_model(ctx, o)
     layouts = model_bound_layouts(model, precision, o.batch_size, len(paths))
     result["model_bound_layouts_runs"] = [result["model_bound_layouts"], layouts]
     again = {
@@ -179,10 +190,14 @@ def run_benchmark(o: BenchOptions) -> dict:
     result: dict = {"options": options_record(o),
                     "machine": machine_facts(), "random_weights": random_weights,
                     "image_mix": {k: sum(kind_of(i) == k for i in range(len(paths))) for k in ("jpeg", "phone", "png")}}
-    result.update(_offline_part(o, paths, home))
-    if not o.skip_e2e:
-        result.update(e2e_part(o, paths, home))
-        _remeasure_baselines(o, paths, result)
+    ctx = worker_context()
+    try:
+        result.update(_offline_part(ctx, o, paths, home))
+        if not o.skip_e2e:
+            result.update(e2e_part(o, paths, home))
+            _remeasure_baselines(ctx, o, paths, result)
+    finally:
+        ctx.close()
     result.update(ratios(result))
     result["benchmark_seconds"] = time.perf_counter() - t0
     return result

@@ -10,6 +10,8 @@ import itertools
 import logging
 import os
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +25,11 @@ from bench.run import (
     options_record,
     prepare_weights,
     service_model,
+    worker_context,
 )
+
+if TYPE_CHECKING:
+    from imagebatch.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +55,18 @@ def combinations(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def _bound(o: BenchOptions, count: int) -> dict[str, float]:
-    model, precision = service_model(o)
+def _bound(ctx: "WorkerContext", o: BenchOptions, count: int) -> dict[str, float]:
+    model, precision = service_model(ctx, o)
     return model_bound_layouts(model, precision, o.batch_size, count)
+
+
+def _sweep_run(o: BenchOptions, combo: dict, paths: list[Path], home: Path) -> dict:
+    options = dataclasses.replace(o, **combo, skip_submission=True)
+    logger.info("sweep: %s", combo)
+    e2e = e2e_part(options, paths, home)
+    return {"settings": combo, "e2e_img_s": e2e["e2e_img_s"], "split": e2e["split"],
+            "worker_rss_peak_mib": e2e["worker_rss_peak_mib"], "job_state": e2e["job_state"],
+            "cpu_during_e2e": e2e["cpu_during_e2e"]}
 
 
 def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
@@ -60,16 +75,13 @@ def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
     paths = bench_images(o.images, o.seed)
     home, random_weights = prepare_weights(o.model, o.torch_home)
     os.environ["TORCH_HOME"] = str(home)
-    before = _bound(o, len(paths))
-    runs = []
-    for combo in combinations(grid):
-        options = dataclasses.replace(o, **combo, skip_submission=True)
-        logger.info("sweep: %s", combo)
-        e2e = e2e_part(options, paths, home)
-        runs.append({"settings": combo, "e2e_img_s": e2e["e2e_img_s"], "split": e2e["split"],
-                     "worker_rss_peak_mib": e2e["worker_rss_peak_mib"], "job_state": e2e["job_state"],
-                     "cpu_during_e2e": e2e["cpu_during_e2e"]})
-    after = _bound(o, len(paths))
+    ctx = worker_context()
+    try:
+        before = _bound(ctx, o, len(paths))
+        runs = [_sweep_run(o, combo, paths, home) for combo in combinations(grid)]
+        after = _bound(ctx, o, len(paths))
+    finally:
+        ctx.close()
     bound = max(*before.values(), *after.values())
     for run in runs:
         run["e2e_over_model_bound"] = run["e2e_img_s"] / bound

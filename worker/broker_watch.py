@@ -43,6 +43,9 @@ class LostAcks:
         return channels
 
 
+# Process-wide on purpose, unlike the worker context: Celery itself makes both ends (WatchedRequest
+# from ChunkTask.Request's class path, BrokerWatch as a consumer bootstep), and a process has one
+# consumer connection whose lost acknowledgements they share.
 lost_acks = LostAcks()
 
 

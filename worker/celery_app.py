@@ -4,7 +4,7 @@ from imagebatch.core import webhooks
 from imagebatch.core.logging import log_context
 from imagebatch.core.queueing import PROCESS_CHUNK_TASK, make_celery
 from imagebatch.worker import runner
-from imagebatch.worker.metrics import metrics
+from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.tasks import RETRY_POLICY, ChunkTask
 
 app = make_celery()
@@ -13,7 +13,8 @@ app = make_celery()
 @app.task(name=PROCESS_CHUNK_TASK, base=ChunkTask, **RETRY_POLICY)
 def process_chunk(job_id: str, start: int, stop: int) -> None:
     """Classify images [start, stop) of a job; the work lives in worker.runner."""
+    ctx = WorkerContext.of(app)  # attached by worker.main at start-up
     with log_context(job_id=job_id, chunk=f"{start}-{stop}"):
-        metrics.observe_chunk(runner.process_chunk(job_id, start, stop))
+        ctx.metrics.observe_chunk(runner.process_chunk(ctx, job_id, start, stop))
     # The chunk that finished the job (there is exactly one claim) sends its webhook.
     webhooks.deliver_in_background(job_id)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from imagebatch.worker.devices import Precision
-from imagebatch.worker.gpu import current_plan, to_model_input
+from imagebatch.worker.gpu import to_model_input
 from imagebatch.worker.models import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def forward(
     model: LoadedModel, tensors: Sequence[torch.Tensor], precision: Precision
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(float32 probabilities, float32 embeddings) on the CPU, from one forward over the batch."""
-    batch = to_model_input(tensors, model.transform, current_plan(model.device))
+    batch = to_model_input(tensors, model.transform, model.plan)
     with torch.inference_mode(), precision.autocast():
         logits, embedding = model.net(batch)
     with torch.inference_mode():

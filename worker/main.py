@@ -7,7 +7,7 @@ import socket
 
 import torch
 from celery import bootsteps
-from celery.worker import state
+from celery.worker import WorkController, state
 from celery.worker.consumer import Consumer
 
 from imagebatch.core.config import settings
@@ -15,17 +15,9 @@ from imagebatch.core.logging import configure_logging
 from imagebatch.core.queueing import queue_for_model
 from imagebatch.worker.celery_app import app
 from imagebatch.worker.broker_watch import BrokerWatch
-from imagebatch.worker.devices import resolve_device
-from imagebatch.worker.metrics import start_metrics_server
-from imagebatch.worker.models import (
-    ModelUnavailable,
-    capabilities,
-    ensure_weights,
-    get_model,
-    get_spec,
-)
-from imagebatch.worker.prefetch import configure_gate, cpu_split
-from imagebatch.worker.runner import decode_fast
+from imagebatch.worker.context import WorkerContext
+from imagebatch.worker.metrics import WorkerMetrics, start_metrics_server
+from imagebatch.worker.models import ModelUnavailable, ensure_weights, get_spec
 from imagebatch.worker.sweeper import queued_messages, start_sweeper
 from imagebatch.worker.writer import check_embedding_dtype
 
@@ -61,22 +53,42 @@ class BurstStep(bootsteps.StartStopStep):
             state.should_stop = 0  # EX_OK; the consumer loop turns this into a warm shutdown
 
 
-def prepare(models: list[str]) -> str:
-    """Everything that must hold before consuming; raises ModelUnavailable/ValueError with a fix."""
+def prepare(models: list[str], metrics: WorkerMetrics) -> WorkerContext:
+    """The worker's context, once everything holds that must before consuming.
+
+    Raises ModelUnavailable/ValueError with a fix: a bad setting now rather than on every chunk.
+    """
     check_embedding_dtype(settings.EMBEDDING_DTYPE)
-    decode_fast()  # raises on a bad IMAGEBATCH_DECODE_MODE now rather than on every chunk
+    ctx = WorkerContext.build(settings, metrics=metrics)
     for name in models:
         ensure_weights(get_spec(name))
-    device = resolve_device(settings.DEVICE, capabilities())
-    split = cpu_split(torch.device(device).type, settings.WORKER_CONCURRENCY, settings.FORWARD_SLOTS,
-                      settings.TORCH_THREADS)
-    torch.set_num_threads(split.torch_threads)
-    configure_gate(split.forward_slots)
+    # torch's intra-op thread pool belongs to the process, whatever holds the context: set it once, here.
+    torch.set_num_threads(ctx.split.torch_threads)
     logger.info("%d chunk(s) in flight, %d forward(s) at once with %d torch thread(s) each",
-                settings.WORKER_CONCURRENCY, split.forward_slots, split.torch_threads)
+                settings.WORKER_CONCURRENCY, ctx.split.forward_slots, ctx.split.torch_threads)
     default = settings.DEFAULT_MODEL if settings.DEFAULT_MODEL in models else models[0]
-    get_model(default)  # eagerly, so the first chunk does not pay for it; others load on first use
-    return device
+    ctx.models.get(default)  # eagerly, so the first chunk does not pay for it; others load on first use
+    return ctx
+
+
+def _celery_worker(queues: list[str], loglevel: str) -> WorkController:
+    # Several chunks in flight (threads pool) let the next chunk decode while one runs forward;
+    # worker.prefetch decides how many forwards run at once. One in flight keeps the plain solo pool.
+    concurrency = settings.WORKER_CONCURRENCY
+    return app.Worker(
+        hostname=f"imagebatch-{os.getpid()}@{socket.gethostname()}",
+        pool_cls="threads" if concurrency > 1 else "solo",
+        concurrency=concurrency,
+        queues=queues,
+        loglevel=loglevel.upper(),
+        quiet=True,
+        without_gossip=True,
+        without_mingle=True,
+        # Flower needs heartbeats (worker online) and task events; off by default (the
+        # embedded SQLite broker has no fanout exchange for them).
+        without_heartbeat=not settings.WORKER_EVENTS,
+        task_events=settings.WORKER_EVENTS,
+    )
 
 
 def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: bool = False) -> int:
@@ -91,37 +103,26 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
     if not models:
         raise SystemExit("imagebatch worker: no models to serve (set IMAGEBATCH_WORKER_MODELS)")
     # Before loading models, so a scrape tells "starting" from "down".
-    start_metrics_server(settings.WORKER_METRICS_PORT)
+    metrics = WorkerMetrics()
+    start_metrics_server(settings.WORKER_METRICS_PORT, registry=metrics.registry)
     try:
-        device = prepare(models)
+        ctx = prepare(models, metrics)
     except (ModelUnavailable, ValueError) as exc:
         raise SystemExit(f"imagebatch worker: {exc}") from None
+    ctx.attach(app)  # the chunk task finds it there
     app.steps["consumer"].add(BrokerWatch)
     if burst:
         app.steps["consumer"].add(BurstStep)
     if settings.is_embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
     queues = [queue_for_model(m) for m in models]
-    logger.info("worker serving %s on %s, consuming %s", ", ".join(models), device, ", ".join(queues))
-    # Several chunks in flight (threads pool) let the next chunk decode while one runs forward;
-    # worker.prefetch decides how many forwards run at once. One in flight keeps the plain solo pool.
-    concurrency = settings.WORKER_CONCURRENCY
-    worker = app.Worker(
-        hostname=f"imagebatch-{os.getpid()}@{socket.gethostname()}",
-        pool_cls="threads" if concurrency > 1 else "solo",
-        concurrency=concurrency,
-        queues=queues,
-        loglevel=loglevel.upper(),
-        quiet=True,
-        without_gossip=True,
-        without_mingle=True,
-        # Flower needs heartbeats (worker online) and task events; off by default (the
-        # embedded SQLite broker has no fanout exchange for them).
-        without_heartbeat=not settings.WORKER_EVENTS,
-        task_events=settings.WORKER_EVENTS,
-    )
+    logger.info("worker serving %s on %s, consuming %s", ", ".join(models), ctx.device, ", ".join(queues))
+    worker = _celery_worker(queues, loglevel)
     start_sweeper(app)
-    worker.start()
+    try:
+        worker.start()
+    finally:
+        ctx.close()
     return worker.exitcode or 0
 
 

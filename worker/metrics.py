@@ -1,10 +1,12 @@
 """Prometheus metrics of one worker process: chunk latency by stage, batch sizes, images done."""
 
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
-from imagebatch.worker.runner import ChunkReport
+if TYPE_CHECKING:  # the runner's context holds these metrics: a runtime import would be circular
+    from imagebatch.worker.runner import ChunkReport
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +19,7 @@ class WorkerMetrics:
     """The worker's instruments, registered in one registry (the process default unless given)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
         self.stage_seconds = Histogram(
             "imagebatch_worker_chunk_stage_seconds", "Time per chunk in each stage",
             ["stage"], buckets=_SECONDS, registry=registry,
@@ -32,7 +35,7 @@ class WorkerMetrics:
             "imagebatch_worker_chunks", "Chunk tasks by outcome", ["outcome"], registry=registry
         )
 
-    def observe_chunk(self, report: ChunkReport | None) -> None:
+    def observe_chunk(self, report: "ChunkReport | None") -> None:
         """Record a chunk that ran (report) or had nothing to do (None)."""
         if report is None:
             self.chunks.labels("skipped").inc()
@@ -52,12 +55,9 @@ class WorkerMetrics:
         self.images.labels("failed").inc(images)
 
 
-metrics = WorkerMetrics()
-
-
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
+def start_metrics_server(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
     """Serve /metrics from a background thread (one port per worker process; 0 = off)."""
     if port <= 0:
         return
-    start_http_server(port, addr=addr)
+    start_http_server(port, addr=addr, registry=registry)
     logger.info("worker metrics on http://%s:%d/metrics", addr, port)

@@ -1,11 +1,10 @@
-"""Load a served ResNet through torchvision, once per process, as one module giving logits and embedding."""
+"""Load a served ResNet through torchvision as one module giving logits and embedding; keep each loaded once."""
 
 import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -14,9 +13,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from imagebatch.core.catalog import MODELS, ModelSpec
-from imagebatch.core.config import settings
-from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
-from imagebatch.worker.gpu import current_plan, maybe_compile
+from imagebatch.worker.gpu import DevicePlan, maybe_compile, plan_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +51,7 @@ class LoadedModel:
     weights_path: Path
     weights_sha256: str
     device: str
+    plan: DevicePlan  # how its inputs travel to `device`
 
     @property
     def weights_name(self) -> str:
@@ -102,17 +100,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def capabilities() -> Capabilities:
-    return detect_capabilities()
-
-
-def load_model(name: str, device: str | None = None) -> LoadedModel:
-    """Build the model from its official weights file; no cache (see get_model)."""
+def load_model(name: str, device: str, plan: DevicePlan | None = None) -> LoadedModel:
+    """Build the model from its official weights file on `device` (plan: the device's, without extras)."""
     spec = get_spec(name)
     path = ensure_weights(spec)
     weights = weights_enum(spec)
-    device = device or resolve_device(settings.DEVICE, capabilities())
+    plan = plan or plan_for(device)
     try:
         resnet = getattr(torchvision.models, spec.name)(weights=weights)
     except Exception as exc:
@@ -123,28 +116,46 @@ def load_model(name: str, device: str | None = None) -> LoadedModel:
     net = ResNetWithEmbedding(resnet).eval().requires_grad_(False)
     # channels_last lets oneDNN/cuDNN pick their fastest convolution kernels.
     net = net.to(device=device, memory_format=torch.channels_last)
-    net = maybe_compile(net, current_plan(device))
     loaded = LoadedModel(
         spec=spec,
         weights=weights,
-        net=net,
+        net=maybe_compile(net, plan),
         transform=weights.transforms(),
         labels=list(weights.meta["categories"]),
         weights_path=path,
         weights_sha256=sha256_file(path),
         device=device,
+        plan=plan,
     )
     logger.info("loaded %s (%s) on %s, sha256 %s", name, spec.weights_name, device, loaded.weights_sha256)
     return loaded
 
 
-_cache: dict[str, LoadedModel] = {}
-_cache_lock = threading.Lock()
+class ModelRegistry:
+    """The models a worker serves, each loaded once on first use; threads asking meanwhile wait for it."""
 
+    def __init__(self, device: str, plan: DevicePlan) -> None:
+        self.device, self.plan = device, plan
+        self._loaded: dict[str, LoadedModel] = {}
+        self._loading: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
 
-def get_model(name: str) -> LoadedModel:
-    """The process-wide instance of a model, loaded on first use and then kept."""
-    with _cache_lock:
-        if name not in _cache:
-            _cache[name] = load_model(name)
-        return _cache[name]
+    def get(self, name: str) -> LoadedModel:
+        """The loaded model; ModelUnavailable (with the fix) when it cannot run here."""
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        # One lock per model: loading resnet50 does not hold up a chunk that needs resnet18.
+        with loading:
+            with self._lock:
+                if name in self._loaded:
+                    return self._loaded[name]
+            model = load_model(name, self.device, self.plan)
+            with self._lock:
+                self._loaded[name] = model
+        return model
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)

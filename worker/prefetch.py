@@ -94,18 +94,3 @@ def cpu_split(
     slots = min(slots, concurrency)  # more slots than chunks in flight could never fill
     threads = torch_threads or max(1, cores // slots)
     return CpuSplit(forward_slots=slots, torch_threads=threads)
-
-
-_gate = ForwardGate()
-
-
-def configure_gate(slots: int) -> ForwardGate:
-    """Replace the process-wide gate (at worker start, before any chunk runs)."""
-    global _gate
-    _gate = ForwardGate(slots)
-    return _gate
-
-
-def forward_gate() -> ForwardGate:
-    """The process-wide gate (one model set per process, so one gate)."""
-    return _gate

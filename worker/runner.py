@@ -1,6 +1,5 @@
 """A chunk's pipeline: claim rows -> read (threads) -> infer (one forward, in turn) -> write -> finalize."""
 
-import json
 import logging
 import os
 import platform
@@ -20,12 +19,12 @@ from imagebatch.db.session import session_scope
 from imagebatch.core.config import settings
 from imagebatch.core.options import JobOptions
 from imagebatch.worker import writer
+from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.devices import Precision, resolve_precision
-from imagebatch.worker.gpu import current_plan, host_transform
 from imagebatch.worker.inference import ImageResult, infer
-from imagebatch.worker.models import LoadedModel, ModelUnavailable, capabilities, get_model
-from imagebatch.worker.prefetch import forward_gate
-from imagebatch.worker.reader import DecodedImage, ImageFailure, read_many
+from imagebatch.worker.models import LoadedModel, ModelUnavailable
+from imagebatch.worker.preprocess import DecodedImage, ImageFailure
+from imagebatch.worker.timing import timing_line
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +55,9 @@ def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOp
     return claimed, options, chunk_size
 
 
-def decode_fast() -> bool:
-    """IMAGEBATCH_DECODE_MODE: fast (JPEG draft decode of large photos) or exact."""
-    mode = settings.DECODE_MODE.strip().lower()
-    if mode not in ("fast", "exact"):
-        raise ValueError(f"IMAGEBATCH_DECODE_MODE must be fast or exact, not {settings.DECODE_MODE!r}")
-    return mode == "fast"
-
-
-def reproducibility_record(model: LoadedModel, precision: Precision, chunk_size: int) -> dict:
+def reproducibility_record(
+    ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int
+) -> dict:
     """Everything needed to tell whether two jobs' numbers are comparable."""
     if precision.device_type == "cuda":
         device_name = torch.cuda.get_device_name(model.device)
@@ -84,15 +77,18 @@ def reproducibility_record(model: LoadedModel, precision: Precision, chunk_size:
         "precision_note": precision.note,
         "device": model.device,
         "device_name": device_name,
-        "embedding_dtype": settings.EMBEDDING_DTYPE,
+        "embedding_dtype": ctx.settings.EMBEDDING_DTYPE,
         "batch_size": chunk_size,
         "chunk_size": chunk_size,
-        "decode": "fast" if decode_fast() else "exact",
+        "decode": "fast" if ctx.fast_decode else "exact",
     }
 
 
 def build_rows(
-    claimed: list[ClaimedImage], decoded: list[DecodedImage | ImageFailure], results: list[ImageResult]
+    claimed: list[ClaimedImage],
+    decoded: list[DecodedImage | ImageFailure],
+    results: list[ImageResult],
+    embedding_dtype: str,
 ) -> list[dict]:
     """One update dict per claimed image; results are in the order of the decoded successes."""
     now = utcnow()
@@ -102,7 +98,7 @@ def build_rows(
         if isinstance(outcome, ImageFailure):
             rows.append(writer.failure_row(image.id, outcome, now))
         else:
-            rows.append(writer.ok_row(image.id, outcome, next(good), settings.EMBEDDING_DTYPE, now))
+            rows.append(writer.ok_row(image.id, outcome, next(good), embedding_dtype, now))
     return rows
 
 
@@ -121,33 +117,31 @@ def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, 
     # One parseable line per chunk: the benchmark derives the time split and per-chunk overhead from it.
     timing = {"job": job_id, "start": start, "n": n, "pid": os.getpid(),
               "thread": threading.current_thread().name, "ended": time.time(), **asdict(report)}
-    logger.info("chunk-timing %s", json.dumps(timing))
+    logger.info("%s", timing_line(timing))
 
 
 def _run(
-    job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions, chunk_size: int
+    ctx: WorkerContext, job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions,
+    chunk_size: int,
 ) -> ChunkReport | None:
     try:
-        model = get_model(options.model)
-        precision = resolve_precision(options.precision, model.device, capabilities())
+        model = ctx.models.get(options.model)
+        precision = resolve_precision(options.precision, model.device, ctx.capabilities)
     except (ModelUnavailable, ValueError) as exc:
         _fail(job_id, str(exc))
         return None
     began, t0 = time.time(), time.perf_counter()
-    plan = current_plan(model.device)
-    fast = decode_fast()
-    decoded = read_many([image.location for image in claimed], host_transform(model.transform, plan, fast),
-                        fast=fast, device=model.device if plan.gpu_decode else None)
+    decoded = ctx.reader.read_many([image.location for image in claimed], ctx.decoder(model))
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
-    with forward_gate().turn() as waited:
+    with ctx.gate.turn() as waited:
         t2 = time.perf_counter()
         results = infer(model, tensors, precision, options.top_k, options.store_probabilities)
     t3 = time.perf_counter()
     retry_database(writer.commit_chunk)(
-        job_id, build_rows(claimed, decoded, results), weights_name=model.weights_name,
-        labels=model.labels, reproducibility=reproducibility_record(model, precision, chunk_size),
+        job_id, build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE), weights_name=model.weights_name,
+        labels=model.labels, reproducibility=reproducibility_record(ctx, model, precision, chunk_size),
     )
     report = ChunkReport(len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3,
                          waited, began)
@@ -155,8 +149,8 @@ def _run(
     return report
 
 
-def process_chunk(job_id: str, start: int, stop: int) -> ChunkReport | None:
-    """Run one chunk task to completion; known fatal problems fail the job instead of raising."""
+def process_chunk(ctx: WorkerContext, job_id: str, start: int, stop: int) -> ChunkReport | None:
+    """Run one chunk task with the worker's resources; known fatal problems fail the job instead of raising."""
     claimed_and_options = claim(job_id, start, stop)
     if claimed_and_options is None:
         logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
@@ -164,7 +158,7 @@ def process_chunk(job_id: str, start: int, stop: int) -> ChunkReport | None:
         return None
     claimed, options, chunk_size = claimed_and_options
     try:
-        return _run(job_id, start, stop, claimed, options, chunk_size)
+        return _run(ctx, job_id, start, stop, claimed, options, chunk_size)
     except Exception:
         # The task's retries govern errors this worker saw; attempts count only vanished claims.
         release_claim(job_id, start, stop)

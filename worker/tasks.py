@@ -6,7 +6,7 @@ from celery import Task
 
 from imagebatch.core import webhooks
 from imagebatch.worker import writer
-from imagebatch.worker.metrics import metrics
+from imagebatch.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
@@ -49,5 +49,7 @@ class ChunkTask(Task):
             logger.exception("job %s: could not record the failure of chunk [%d, %d)", job_id, start, stop)
             return
         logger.error("job %s: %d images of chunk [%d, %d) marked internal errors", job_id, count, start, stop)
-        metrics.observe_gave_up(count)
+        ctx = WorkerContext.find(self.app)
+        if ctx is not None:  # None only where the task could not run for want of a context
+            ctx.metrics.observe_gave_up(count)
         webhooks.deliver_in_background(job_id)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from imagebatch.cli.demo import free_port
+from imagebatch.worker.timing import CHUNK_TIMING
 
 BIN = Path(sys.executable).parent
 
@@ -79,7 +80,7 @@ class Stack:
         parts = []
         for name, proc in self.processes().items():
             state = "not started" if proc is None else "running" if proc.poll() is None else f"exited {proc.returncode}"
-            lines = [line for line in self.logs(name, 20000).splitlines() if "chunk-timing " not in line]
+            lines = [line for line in self.logs(name, 20000).splitlines() if CHUNK_TIMING not in line]
             parts.append(f"--- {name} ({state}) ---\n" + "\n".join(lines)[-5000:])
         return "\n".join(parts)
 

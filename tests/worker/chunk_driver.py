@@ -2,9 +2,10 @@
 
 Usage: python chunk_driver.py SPEC.json; prints one JSON line. Spec keys:
   job_id, images [[source, location]...], model, top_k, store_probabilities, precision,
-  chunk_size, action: "process" (run every chunk via worker.runner), "enqueue" (send the
-  chunk tasks by name, as the API does), "fail_chunk" (claim chunk 0, then give up on it as
-  the task's last retry would), "none" (only create the job); cancel_first: cancel the job
+  chunk_size, action: "process" (run every chunk via worker.runner with a worker context built
+  from this process's settings), "enqueue" (send the chunk tasks by name, as the API does),
+  "fail_chunk" (claim chunk 0, then give up on it as the task's last retry would, with a context
+  attached to the Celery app), "none" (only create the job); cancel_first: cancel the job
   before acting.
 """
 
@@ -36,9 +37,15 @@ def main(spec_path: str) -> None:
     action = spec.get("action", "process")
     out: dict = {"chunks": bounds}
     if action == "process":
+        from imagebatch.core.config import settings
         from imagebatch.worker import runner
+        from imagebatch.worker.context import WorkerContext
 
-        reports = [runner.process_chunk(spec["job_id"], start, stop) for start, stop in bounds]
+        ctx = WorkerContext.build(settings)  # as worker.main does, without the Celery worker around it
+        try:
+            reports = [runner.process_chunk(ctx, spec["job_id"], start, stop) for start, stop in bounds]
+        finally:
+            ctx.close()
         out["reports"] = [r and r.__dict__ for r in reports]
     elif action == "enqueue":
         from imagebatch.core.config import settings
@@ -50,13 +57,19 @@ def main(spec_path: str) -> None:
             app.send_task(PROCESS_CHUNK_TASK, args=[spec["job_id"], start, stop],
                           queue=queue_for_model(spec.get("model", "resnet18")))
     elif action == "fail_chunk":
-        from imagebatch.worker.celery_app import process_chunk
+        from imagebatch.core.config import settings
+        from imagebatch.worker.celery_app import app, process_chunk
+        from imagebatch.worker.context import WorkerContext
 
+        WorkerContext.build(settings).attach(app)
         start, stop = bounds[0]
         with session_scope() as session:
             claim_chunk(session, spec["job_id"], start, stop)
         error = RuntimeError("database went away")
         process_chunk.on_failure(error, "task-id", (spec["job_id"], start, stop), {}, None)
+        metrics = WorkerContext.of(app).metrics.registry
+        out["gave_up"] = metrics.get_sample_value("imagebatch_worker_chunks_total", {"outcome": "gave_up"})
+        out["failed_images"] = metrics.get_sample_value("imagebatch_worker_images_total", {"outcome": "failed"})
     print(json.dumps(out))
 
 

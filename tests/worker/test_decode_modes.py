@@ -11,27 +11,29 @@ import torch
 from PIL import Image, JpegImagePlugin
 from torchvision.transforms import functional as F
 
+from imagebatch.core.config import settings
+from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.devices import Precision
+from imagebatch.worker.gpu import DevicePlan, plan_for
 from imagebatch.worker.inference import infer
-from imagebatch.worker.gpu import host_transform, plan_for
-from imagebatch.worker.preprocess import ResizeCrop
-from imagebatch.worker.reader import DecodedImage, decode, draft_target, read_image
+from imagebatch.worker.preprocess import DecodedImage, ResizeCrop, fast_decode
 
 FP32 = Precision("fp32", "fp32", "cpu")
 # Measured on the benchmark's phone photos with the seeded random weights: max |dp| ~0.006.
 MAX_PROBABILITY_SHIFT = 0.03
 
 
-def _read(path: Path, transform, fast: bool) -> DecodedImage:
-    outcome = read_image(f"file:{path}", transform, fast)
+def _read(reader, path: Path, transform, fast: bool) -> DecodedImage:
+    """Read as the worker does on a CPU in the given decode mode."""
+    outcome = reader.read_image(f"file:{path}", plan_for("cpu").decoder(transform, fast))
     assert isinstance(outcome, DecodedImage), outcome
     return outcome
 
 
-def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18) -> None:
+def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18, reader) -> None:
     phone = bench_photos[7]
     assert Image.open(phone).size == (4032, 3024) or Image.open(phone).size == (3024, 4032)
-    exact, fast = (_read(phone, resnet18.transform, f) for f in (False, True))
+    exact, fast = (_read(reader, phone, resnet18.transform, f) for f in (False, True))
     assert (fast.width, fast.height) == (exact.width, exact.height) == Image.open(phone).size
     assert not torch.equal(exact.tensor, fast.tensor), "draft mode did not change the decode"
     assert (exact.tensor - fast.tensor).abs().mean() < 0.05
@@ -42,20 +44,22 @@ def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18) -
 
 
 @pytest.mark.parametrize("uint8_input", [False, True])  # the CPU and the CUDA host transforms
-def test_host_transforms_let_the_reader_draft_decode_large_jpegs(bench_photos, resnet18, uint8_input) -> None:
-    plan = plan_for("cpu").__class__(device="cpu", uint8_input=uint8_input, pin_memory=False,
-                                     compile=False, gpu_decode=False)
-    transform = host_transform(resnet18.transform, plan, True)
-    assert draft_target(transform) == 256
+@pytest.mark.parametrize("fast", [False, True])
+def test_host_transforms_let_the_decoder_draft_decode_large_jpegs_in_fast_mode(
+    bench_photos, resnet18, uint8_input, fast
+) -> None:
+    plan = DevicePlan(device="cpu", uint8_input=uint8_input, pin_memory=False, compile=False, gpu_decode=False)
+    decoder = plan.decoder(resnet18.transform, fast)
+    assert decoder.transform.draft_size == (256 if fast else None)
     jpeg = JpegImagePlugin.JpegImageFile
     with patch.object(jpeg, "draft", autospec=True, side_effect=jpeg.draft) as draft:
-        decode(bench_photos[7].read_bytes(), transform, fast=True)  # the phone photo
-    assert draft.call_count == 1
+        decoder(bench_photos[7].read_bytes())  # the phone photo
+    assert draft.call_count == (1 if fast else 0)
 
 
 @pytest.mark.parametrize("index", [0, 9])  # an ImageNet-sized JPEG and a PNG: no draft decode
-def test_small_images_differ_by_at_most_one_level_in_fast_mode(bench_photos, resnet18, index) -> None:
-    exact, fast = (_read(bench_photos[index], resnet18.transform, f) for f in (False, True))
+def test_small_images_differ_by_at_most_one_level_in_fast_mode(bench_photos, resnet18, reader, index) -> None:
+    exact, fast = (_read(reader, bench_photos[index], resnet18.transform, f) for f in (False, True))
     assert (exact.width, exact.height, exact.mean, exact.std) == (fast.width, fast.height, fast.mean, fast.std)
     # One level of 255 after normalization is 1 / (255 * std) for each channel.
     one_level = torch.tensor([1 / (255 * s) for s in resnet18.transform.std]).view(3, 1, 1)
@@ -101,20 +105,18 @@ def test_draft_keeps_exif_orientation_and_file_size(resnet18) -> None:
     exif[0x0112] = 6  # rotate 90: reads as 1000 x 1600
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif.tobytes())
-    fast = decode(buffer.getvalue(), resnet18.transform, fast=True)
-    exact = decode(buffer.getvalue(), resnet18.transform, fast=False)
+    fast = plan_for("cpu").decoder(resnet18.transform, fast=True)(buffer.getvalue())
+    exact = plan_for("cpu").decoder(resnet18.transform, fast=False)(buffer.getvalue())
     assert (fast.width, fast.height) == (exact.width, exact.height) == (1000, 1600)
     assert fast.tensor.shape == exact.tensor.shape == (3, 224, 224)
 
 
 def test_decode_mode_setting_is_validated(monkeypatch) -> None:
-    from imagebatch.core.config import settings
-    from imagebatch.worker import runner
-
-    monkeypatch.setattr(settings, "DECODE_MODE", "exact")
-    assert runner.decode_fast() is False
-    monkeypatch.setattr(settings, "DECODE_MODE", "Fast")
-    assert runner.decode_fast() is True
-    monkeypatch.setattr(settings, "DECODE_MODE", "sloppy")
+    assert fast_decode("exact") is False
+    assert fast_decode(" Fast") is True
     with pytest.raises(ValueError, match="fast or exact"):
-        runner.decode_fast()
+        fast_decode("sloppy")
+    # A worker refuses a bad mode when it builds its context, before any chunk runs.
+    monkeypatch.setattr(settings, "DECODE_MODE", "sloppy")
+    with pytest.raises(ValueError, match="IMAGEBATCH_DECODE_MODE must be fast or exact, not 'sloppy'"):
+        WorkerContext.build(settings, device="cpu")

@@ -8,8 +8,9 @@ import torch
 from PIL import Image, ImageOps
 
 from imagebatch.worker.devices import Precision
+from imagebatch.worker.gpu import plan_for
 from imagebatch.worker.inference import infer
-from imagebatch.worker.reader import DecodedImage, read_image
+from imagebatch.worker.preprocess import DecodedImage
 
 FP32 = Precision("fp32", "fp32", "cpu")
 
@@ -32,8 +33,10 @@ def reference_outputs(sample_images, reference_resnet18, resnet18, reference):
 
 
 @pytest.fixture(scope="module")
-def decoded(sample_images, resnet18) -> list[DecodedImage]:
-    outcomes = [read_image(f"file:{path}", resnet18.transform) for path in sample_images.values()]
+def decoded(sample_images, resnet18, reader) -> list[DecodedImage]:
+    """Read and decoded as the worker does on a CPU in exact mode."""
+    decode = plan_for("cpu").decoder(resnet18.transform, fast=False)
+    outcomes = [reader.read_image(f"file:{path}", decode) for path in sample_images.values()]
     assert all(isinstance(o, DecodedImage) for o in outcomes), outcomes
     return outcomes
 

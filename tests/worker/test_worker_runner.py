@@ -153,7 +153,9 @@ def test_float16_embeddings_without_probabilities(
 def test_exhausted_retries_turn_open_images_into_internal_errors(tmp_path, torch_home, run_driver, make_env) -> None:
     url = f"sqlite:///{tmp_path / 'fail.sqlite'}"
     images = [[f"img{i}.jpg", f"file:{tmp_path}/img{i}.jpg"] for i in range(3)]
-    run_driver(make_env(tmp_path, torch_home, url), job_id=JOB_ID, images=images, chunk_size=4, action="fail_chunk")
+    out = run_driver(make_env(tmp_path, torch_home, url), job_id=JOB_ID, images=images, chunk_size=4,
+                     action="fail_chunk")
+    assert (out["gave_up"], out["failed_images"]) == (1, 3)  # counted in the worker context's metrics
     job, rows = _job_and_rows(url)
     assert job.state == "completed"
     assert [(r.status, r.error_category) for r in rows] == [("error", "internal")] * 3

@@ -4,13 +4,14 @@ import http.server
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from imagebatch.core import errors
 from imagebatch.core.config import settings
 from imagebatch.core.netguard import BlockedAddress, check_host_name, resolve_public
-from imagebatch.worker.fetch import FetchError, fetch_url
+from imagebatch.worker.fetch import Fetcher, FetchError
 
 BODY = b"\x89PNG fake image bytes" * 100
 
@@ -57,52 +58,60 @@ def server() -> Iterator[tuple[str, http.server.ThreadingHTTPServer]]:
     srv.server_close()
 
 
-def _category(url: str) -> str:
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    """The worker's downloader, reading the settings each test patches."""
+    fetcher = Fetcher(settings)
+    yield fetcher
+    fetcher.close()
+
+
+def _category(fetcher: Fetcher, url: str) -> str:
     with pytest.raises(FetchError) as caught:
-        fetch_url(url)
+        fetcher.fetch(url)
     return caught.value.category
 
 
-def test_loopback_is_refused_by_default_before_any_connection(server, monkeypatch):
+def test_loopback_is_refused_by_default_before_any_connection(server, fetcher, monkeypatch):
     base, srv = server
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", False)
     port = srv.server_address[1]
     # A literal address, a loopback name, and this machine's own name (which resolves to loopback).
     for url in (f"{base}/img", f"http://localhost:{port}/img", f"http://[::ffff:127.0.0.1]:{port}/img",
                 f"http://{socket.gethostname()}:{port}/img"):
-        assert _category(url) == errors.FORBIDDEN_ADDRESS, url
+        assert _category(fetcher, url) == errors.FORBIDDEN_ADDRESS, url
     assert srv.paths == []  # nothing reached the server
 
 
-def test_allowed_private_fetch_keeps_the_host_header(server, monkeypatch):
+def test_allowed_private_fetch_keeps_the_host_header(server, fetcher, monkeypatch):
     base, srv = server
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
     port = srv.server_address[1]
-    assert fetch_url(f"{base}/img") == BODY
+    assert fetcher.fetch(f"{base}/img") == BODY
     # Connected to the resolved IP, yet the server sees the name the URL used.
-    assert fetch_url(f"http://localhost:{port}/host") == f"localhost:{port}".encode()
+    assert fetcher.fetch(f"http://localhost:{port}/host") == f"localhost:{port}".encode()
 
 
-def test_every_redirect_hop_is_checked(server, monkeypatch):
+def test_every_redirect_hop_is_checked(server, fetcher, monkeypatch):
     base, srv = server
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
-    assert fetch_url(f"{base}/to?u=/img") == BODY
+    assert fetcher.fetch(f"{base}/to?u=/img") == BODY
     # Metadata addresses stay forbidden even when private addresses are allowed.
-    assert _category(f"{base}/to?u=http://169.254.169.254/latest/meta-data/") == errors.FORBIDDEN_ADDRESS
-    assert _category(f"{base}/to?u=http://[fd00:ec2::254]/") == errors.FORBIDDEN_ADDRESS
-    assert _category(f"{base}/to?u=file:///etc/passwd") == errors.FETCH_FAILED
+    assert _category(fetcher, f"{base}/to?u=http://169.254.169.254/latest/meta-data/") == errors.FORBIDDEN_ADDRESS
+    assert _category(fetcher, f"{base}/to?u=http://[fd00:ec2::254]/") == errors.FORBIDDEN_ADDRESS
+    assert _category(fetcher, f"{base}/to?u=file:///etc/passwd") == errors.FETCH_FAILED
     monkeypatch.setattr(settings, "FETCH_MAX_REDIRECTS", 3)
     with pytest.raises(FetchError, match="more than 3 redirects"):
-        fetch_url(f"{base}/loop")
+        fetcher.fetch(f"{base}/loop")
     assert srv.paths.count("/loop") == 4  # the first request and three redirects, then it stops
 
 
-def test_size_limit_and_http_errors(server, monkeypatch):
+def test_size_limit_and_http_errors(server, fetcher, monkeypatch):
     base, _srv = server
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
     monkeypatch.setattr(settings, "FETCH_MAX_BYTES", len(BODY) - 1)
-    assert _category(f"{base}/img") == errors.TOO_LARGE
-    assert _category(f"{base}/missing") == errors.FETCH_FAILED
+    assert _category(fetcher, f"{base}/img") == errors.TOO_LARGE
+    assert _category(fetcher, f"{base}/missing") == errors.FETCH_FAILED
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.8", "172.16.3.4", "192.168.1.1", "169.254.169.254",
@@ -122,9 +131,10 @@ def test_public_addresses_pass_and_private_resolution_is_refused():
         resolve_public(socket.gethostname(), 80)  # this machine's own name: loopback or a private address
 
 
-def test_worker_rechecks_local_paths_against_the_roots(tmp_path, monkeypatch):
+def test_worker_rechecks_local_paths_against_the_roots(tmp_path, fetcher, monkeypatch):
     """A symlink swapped in under a root after submission must not let the worker read outside it."""
-    from imagebatch.worker.reader import ImageFailure, read_image
+    from imagebatch.worker.preprocess import ImageFailure
+    from imagebatch.worker.reader import Reader
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
@@ -132,6 +142,8 @@ def test_worker_rechecks_local_paths_against_the_roots(tmp_path, monkeypatch):
     (outside / "secret.jpg").write_bytes(b"secret")
     (root / "photo.jpg").symlink_to(outside / "secret.jpg")
     monkeypatch.setattr(settings, "ALLOWED_ROOTS", str(root))
-    outcome = read_image(f"file:{root / 'photo.jpg'}", lambda image: image)
+    with ThreadPoolExecutor(1) as pool:
+        reader = Reader(settings, fetcher, pool)
+        outcome = reader.read_image(f"file:{root / 'photo.jpg'}", lambda data: pytest.fail("read outside the roots"))
     assert isinstance(outcome, ImageFailure) and outcome.category == errors.NOT_FOUND
     assert "outside the allowed roots" in outcome.message

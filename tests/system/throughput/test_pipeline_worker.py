@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import redis
 
+from imagebatch.worker.timing import parse_timing
 from tests.harness.reference import reference_probabilities
 from tests.harness.services import clean_env, libpq_url
 from tests.harness.stack import Stack, wait_for_job
@@ -122,6 +123,5 @@ def test_chunks_overlap_and_ack_only_after_commit(
         expected = reference_probabilities("resnet18", torch_home, path)
         assert result["top_k"][0]["index"] == int(expected.argmax()), uri
         assert result["confidence"] == pytest.approx(float(expected.max()), abs=1e-4), uri
-    timings = [json.loads(line.split("chunk-timing ", 1)[1].split(" [")[0])
-               for line in stack.logs("worker0").splitlines() if "chunk-timing " in line]
+    timings = [t for t in map(parse_timing, stack.logs("worker0", tail=None).splitlines()) if t is not None]
     assert len({t["thread"] for t in timings}) == 2, "both pool threads ran chunks"

@@ -1,0 +1,108 @@
+"""A worker process's resources, made once at start-up and handed to every chunk (arq's startup context)."""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+from celery import Celery
+from prometheus_client import CollectorRegistry
+
+from imagebatch.core.config import Settings
+from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
+from imagebatch.worker.fetch import Fetcher
+from imagebatch.worker.gpu import DevicePlan, plan_for
+from imagebatch.worker.metrics import WorkerMetrics
+from imagebatch.worker.models import LoadedModel, ModelRegistry
+from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
+from imagebatch.worker.preprocess import Decoder, fast_decode
+from imagebatch.worker.reader import Reader
+
+_APP_ATTRIBUTE = "imagebatch_context"
+
+
+class WorkerContextMissing(RuntimeError):
+    """A chunk task ran in a process that never built its worker context."""
+
+
+@dataclass
+class WorkerContext:
+    """Everything a chunk needs besides its rows; one per worker process, shared by its chunk threads."""
+
+    settings: Settings
+    capabilities: Capabilities
+    device: str
+    plan: DevicePlan
+    fast_decode: bool  # IMAGEBATCH_DECODE_MODE
+    split: CpuSplit  # forwards at once, torch threads each
+    models: ModelRegistry
+    gate: ForwardGate
+    fetcher: Fetcher
+    decode_pool: ThreadPoolExecutor
+    reader: Reader
+    metrics: WorkerMetrics
+    _decoders: dict[str, Decoder] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        device: str | None = None,
+        capabilities: Capabilities | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> "WorkerContext":
+        """Resources from `settings` (device: instead of IMAGEBATCH_DEVICE); no model loads yet.
+
+        ValueError names the setting when one is invalid. Without `metrics` the instruments go to
+        a registry of their own, so contexts built side by side (tests, the benchmark) do not clash.
+        """
+        capabilities = capabilities or detect_capabilities()
+        device = resolve_device(device or settings.DEVICE, capabilities)
+        fast = fast_decode(settings.DECODE_MODE)
+        plan = plan_for(device, settings.COMPILE, settings.GPU_DECODE)
+        split = cpu_split(torch.device(device).type, settings.WORKER_CONCURRENCY, settings.FORWARD_SLOTS,
+                          settings.TORCH_THREADS)
+        fetcher = Fetcher(settings)
+        pool = ThreadPoolExecutor(max_workers=settings.DECODE_THREADS or os.cpu_count() or 1,
+                                  thread_name_prefix="decode")
+        return cls(
+            settings=settings, capabilities=capabilities, device=device, plan=plan, fast_decode=fast,
+            split=split, models=ModelRegistry(device, plan), gate=ForwardGate(split.forward_slots),
+            fetcher=fetcher, decode_pool=pool, reader=Reader(settings, fetcher, pool),
+            metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
+        )
+
+    def decoder(self, model: LoadedModel) -> Decoder:
+        """The model's preprocessing on this device in this decode mode, made once per model."""
+        with self._lock:
+            if model.spec.name not in self._decoders:
+                self._decoders[model.spec.name] = self.plan.decoder(model.transform, self.fast_decode)
+            return self._decoders[model.spec.name]
+
+    def close(self) -> None:
+        """Let running decodes finish, then release the decode threads and the HTTP client."""
+        self.decode_pool.shutdown(wait=True)
+        self.fetcher.close()
+
+    def attach(self, app: Celery) -> None:
+        """Make this the context of `app`'s chunk tasks in this process (at worker start-up)."""
+        setattr(app, _APP_ATTRIBUTE, self)
+
+    @staticmethod
+    def find(app: Celery) -> "WorkerContext | None":
+        return getattr(app, _APP_ATTRIBUTE, None)
+
+    @classmethod
+    def of(cls, app: Celery) -> "WorkerContext":
+        """The context attached to `app`; WorkerContextMissing when this process never built one."""
+        context = cls.find(app)
+        if context is None:
+            raise WorkerContextMissing(
+                "no worker context in this process: chunk tasks run only in a worker started with "
+                "`imagebatch worker` or `python -m imagebatch.worker`, which builds it at start-up "
+                "(imagebatch.worker.main)"
+            )
+        return context

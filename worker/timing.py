@@ -1,0 +1,19 @@
+"""The chunk-timing log line: one JSON record per chunk, written by the runner, read by the benchmark and tests."""
+
+# Free of torch and the database, so test harnesses and the benchmark import it cheaply.
+import json
+
+CHUNK_TIMING = "chunk-timing "  # the marker that starts the record in a log line
+
+
+def timing_line(record: dict) -> str:
+    """The log message for one chunk's record."""
+    return CHUNK_TIMING + json.dumps(record)
+
+
+def parse_timing(line: str) -> dict | None:
+    """The record in a log line, or None when the line holds none."""
+    if CHUNK_TIMING not in line:
+        return None
+    # raw_decode: log formatters may append context after the JSON object.
+    return json.JSONDecoder().raw_decode(line.split(CHUNK_TIMING, 1)[1])[0]
