@@ -5,8 +5,8 @@ from functools import lru_cache
 
 from celery import Celery
 
-from imagebatch.db.jobs import chunk_bounds
-from imagebatch.core.queueing import PROCESS_CHUNK_TASK, chunk_priority, make_celery, queue_for_model
+from imagebatch.core.chunks import job_chunks, send_chunks
+from imagebatch.core.queueing import make_celery, queue_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -18,19 +18,10 @@ def celery_app() -> Celery:
 
 
 def enqueue_chunks(job_id: str, model: str, total: int, chunk_size: int) -> int:
-    """One process_chunk message per chunk on the model's queue; returns how many were sent."""
-    app = celery_app()
-    queue = queue_for_model(model)
-    bounds = chunk_bounds(total, chunk_size)
-    # One producer (one broker connection) for all of a job's messages, and on Redis one pipeline:
-    # kombu's publish batch sends them in round trips of up to 1,000 (other brokers: one by one).
-    # A failure inside the batch discards what was not sent and raises, as a single send would.
-    with app.producer_or_acquire() as producer, producer.batch():
-        for index, (start, stop) in enumerate(bounds):
-            app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue, producer=producer,
-                          priority=chunk_priority(index))
-    logger.info("job %s: sent %d chunk task(s) to %s", job_id, len(bounds), queue)
-    return len(bounds)
+    """One process_chunk message per chunk of the job (core.chunks' plan); returns how many were sent."""
+    sent = send_chunks(celery_app(), job_chunks(job_id, model, total, chunk_size))
+    logger.info("job %s: sent %d chunk task(s) to %s", job_id, sent, queue_for_model(model))
+    return sent
 
 
 def check_broker(timeout: float = 3.0) -> None:

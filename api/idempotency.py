@@ -5,11 +5,11 @@ import logging
 import re
 
 from fastapi import HTTPException, Request
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from imagebatch.api.enqueue import enqueue_chunks
-from imagebatch.db.chunks import mark_enqueued
-from imagebatch.db.models import Job, JobState, utcnow
+from imagebatch.db.lifecycle import mark_enqueued
+from imagebatch.db.models import Job, JobState
 from imagebatch.db.session import session_scope
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,7 @@ def find_job(key: str) -> str | None:
             return None
         if job.state != JobState.QUEUED.value or job.enqueued_at is not None:
             return job.id
-        won = session.execute(
-            update(Job).where(Job.id == job.id, Job.enqueued_at.is_(None)).values(enqueued_at=utcnow())
-        ).rowcount
-        if won:
+        if mark_enqueued(session=session, job_id=job.id):
             try:
                 enqueue_chunks(job.id, job.model, job.total, job.chunk_size)
             except Exception as exc:  # the mark rolls back with the transaction
@@ -62,6 +59,6 @@ def record_enqueued(job_id: str) -> None:
     """Mark the job's chunks as sent; if this fails the sweeper re-sends them (harmless duplicates)."""
     try:
         with session_scope() as session:
-            mark_enqueued(session, job_id)
+            mark_enqueued(session=session, job_id=job_id)
     except Exception as exc:
         logger.warning("job %s: chunks sent but not marked enqueued: %s", job_id, exc)

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imagebatch.core.options import JobOptions
+from imagebatch.db.views import JobView
 
 
 def describe_validation_error(exc: ValidationError | Any) -> str:
@@ -21,60 +22,8 @@ def describe_validation_error(exc: ValidationError | Any) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-class Counts(BaseModel):
-    total: int
-    succeeded: int
-    failed: int
-    pending: int
-    cancelled: int
-
-
-class Timestamps(BaseModel):
-    created: datetime | None
-    queued: datetime | None
-    running: datetime | None
-    completed: datetime | None
-    failed: datetime | None
-    cancelling: datetime | None
-    cancelled: datetime | None
-
-
-class Links(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    # `self` is a reserved-looking name in Python, so the attribute carries an alias.
-    self_: str = Field(alias="self")
-    results: str
-    csv: str
-
-
-class Skipped(BaseModel):
-    source: str
-    reason: str
-
-
-class JobOut(BaseModel):
-    id: str
-    state: str
-    model: str
-    top_k: int
-    store_probabilities: bool
-    precision: str
-    counts: Counts
-    progress: float = Field(description="(succeeded + failed + cancelled) / total")
-    images_per_second: float | None
-    eta_seconds: float | None
-    timestamps: Timestamps
-    error: str | None
-    skipped: list[Skipped]
-    reproducibility: dict[str, Any] | None
-    links: Links
-    # {"url", "state", "attempts", "error", "delivered_at"} when the job has a callback URL.
-    webhook: dict[str, Any] | None = None
-
-
 class JobPage(BaseModel):
-    items: list[JobOut]
+    items: list[JobView]
     next_cursor: str | None
 
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api.schemas import describe_validation_error
 from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
-from imagebatch.db.jobs import ImageSource
+from imagebatch.db.lifecycle import ImageSource
 from imagebatch.core.config import settings
 from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roots
 from imagebatch.core.options import JobOptions

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO
 
-from imagebatch.db.jobs import ImageSource
+from imagebatch.db.lifecycle import ImageSource
 from imagebatch.core.config import settings
 from imagebatch.core.storage import BlobStore
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from imagebatch.client.errors import ApiError, ApiUnreachable, NotFound, Unauthorized, error_detail
+from imagebatch.client.files import RowProgress, replace_into
 from imagebatch.client.job import Job
 from imagebatch.core.config import settings
 from imagebatch.client.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files, collect_uris, suffix_of
@@ -16,7 +17,6 @@ from imagebatch.client.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files,
 if TYPE_CHECKING:  # pandas is imported on first use so the CLI starts quickly
     import pandas as pd
 
-    from imagebatch.client.exports import RowProgress
 
 _PAGE_SIZE = 500
 
@@ -203,11 +203,9 @@ class Client:
 
     def export_csv(
         self, job_id: str, path: str | Path, probabilities: bool = False,
-        on_progress: "RowProgress | None" = None, expected: int = 0, **filters: Any,
+        on_progress: RowProgress | None = None, expected: int = 0, **filters: Any,
     ) -> Path:
         """Stream GET /results.csv to `path` (written beside it, then renamed into place)."""
-        from imagebatch.client.exports import _replace_into
-
         params = _query({**filters, "probabilities": probabilities})
 
         def write(partial: Path) -> None:
@@ -224,7 +222,7 @@ class Client:
                             on_progress(max(lines - 1, 0), max(expected, lines - 1))
 
         try:
-            return _replace_into(Path(path), write)
+            return replace_into(Path(path), write)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 

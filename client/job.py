@@ -1,19 +1,34 @@
 """A job as the client sees it: its state and counts, waiting for it, its results and exports."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from imagebatch.client import exports
 from imagebatch.client.errors import WaitTimeout
+from imagebatch.client.files import RowProgress
 
 if TYPE_CHECKING:  # pandas is imported on first use so the CLI starts quickly
     import pandas as pd
 
-    from imagebatch.client.client import Client
-    from imagebatch.client.exports import RowProgress
-
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
+class JobClient(Protocol):
+    """What a Job asks of the client that made it (imagebatch.client.Client)."""
+
+    def get_job(self, job_id: str) -> "Job": ...
+
+    def iter_results(self, job_id: str, *, page_size: int = ..., **filters: Any) -> Iterator[dict[str, Any]]: ...
+
+    def results(self, job_id: str, *, limit: int | None = None, **filters: Any) -> "pd.DataFrame": ...
+
+    def export_csv(self, job_id: str, path: str | Path, probabilities: bool = False,
+                   on_progress: RowProgress | None = None, expected: int = 0, **filters: Any) -> Path: ...
+
+    def similar(self, image: str | tuple[str, int], index: int | None = None, *, k: int = 10,
+                scope: str = "job") -> "pd.DataFrame": ...
 
 
 class Job:
@@ -22,7 +37,7 @@ class Job:
     `data` is the API's JSON for the job; the common fields are properties.
     """
 
-    def __init__(self, client: "Client", data: dict[str, Any]) -> None:
+    def __init__(self, client: JobClient, data: dict[str, Any]) -> None:
         self.client, self.data = client, data
 
     def __repr__(self) -> str:
@@ -65,7 +80,7 @@ class Job:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if progress:
-            from imagebatch.cli.console import JobProgress
+            from imagebatch.client.progress import JobProgress  # rich loads only for a bar
 
         view = JobProgress(self.id) if progress else None
         try:
@@ -89,15 +104,13 @@ class Job:
 
     def export(
         self, path: str | Path, format: str | None = None, probabilities: bool = False,
-        on_progress: "RowProgress | None" = None, **filters: Any,
+        on_progress: RowProgress | None = None, **filters: Any,
     ) -> Path:
         """Write the results to `path`: "csv" (streamed from the API), "parquet", or "npy"
         (embeddings, row i = image i, NaN where none); default from the suffix, else CSV.
 
         `on_progress(rows, expected)` follows the export; filters apply to csv and parquet.
         """
-        from imagebatch.client import exports
-
         path = Path(path)
         chosen = exports.format_for(path, format)
         expected = self.counts.get("total", 0)
@@ -105,12 +118,14 @@ class Job:
             return self.client.export_csv(self.id, path, probabilities=probabilities, on_progress=on_progress,
                                           expected=expected, **filters)
         if chosen == "parquet":
-            return exports.write_parquet(self.client, self.id, path, model=self.data["model"],
-                                         probabilities=probabilities, expected=expected, on_progress=on_progress,
-                                         **filters)
+            include = ["embedding", "probabilities"] if probabilities else ["embedding"]
+            items = self.client.iter_results(self.id, page_size=exports.PAGE_SIZE, include=include, **filters)
+            return exports.write_parquet(items, path, model=self.data["model"], probabilities=probabilities,
+                                         expected=expected, on_progress=on_progress)
         if filters or probabilities:
             raise ValueError("embeddings (.npy) export takes every image: no filters or probabilities")
-        return exports.write_embeddings(self.client, self.id, path, model=self.data["model"], total=expected,
+        items = self.client.iter_results(self.id, page_size=exports.PAGE_SIZE, include="embedding")
+        return exports.write_embeddings(items, path, job_id=self.id, model=self.data["model"], total=expected,
                                         on_progress=on_progress)
 
     def similar(self, index: int, k: int = 10, scope: str = "job") -> "pd.DataFrame":

@@ -5,20 +5,8 @@ from celery import Celery
 from imagebatch.core.config import Settings, settings
 
 PROCESS_CHUNK_TASK = "imagebatch.process_chunk"
+# Redis priority lists 0 (consumed first) .. 9; core.chunks decides which chunk gets which.
 PRIORITY_LEVELS = 10
-CHUNKS_PER_PRIORITY = 4
-
-
-def chunk_priority(chunk_index: int) -> int:
-    """Fair scheduling: a job's first chunks go ahead of a long job's later ones.
-
-    With Redis, priority 0 is consumed first. A job's chunks 0-3 get priority 0, 4-7 get 1, ...,
-    36 onwards 9, so a small job submitted while a big one runs waits only for the chunks
-    workers already hold (and the big job's first few), then interleaves with it. Priority 0
-    is the plain queue list, so small jobs' messages sit where they always did. The embedded
-    SQLite broker ignores priorities (FIFO).
-    """
-    return min(max(chunk_index, 0) // CHUNKS_PER_PRIORITY, PRIORITY_LEVELS - 1)
 
 
 def queue_for_model(model: str) -> str:
@@ -48,7 +36,7 @@ def make_celery(config: Settings = settings) -> Celery:
         # which rejects these keys, so the embedded broker keeps kombu's defaults (1 s polling).
         broker_transport_options={} if config.is_embedded else {
             "visibility_timeout": config.VISIBILITY_TIMEOUT,
-            # One Redis list per priority 0 (first) .. 9 (last): see chunk_priority().
+            # One Redis list per priority 0 (first) .. 9 (last): see core.chunks.chunk_priority().
             "priority_steps": list(range(PRIORITY_LEVELS)),
             # Scan for messages of dead workers every 10 s (kombu's default scans every 100 s),
             # so a chunk comes back about VISIBILITY_TIMEOUT + 10 s after its worker died.

@@ -1,21 +1,20 @@
-"""Completion webhooks: check callback URLs, sign payloads (HMAC-SHA256), deliver once with retries."""
+"""Completion webhooks over HTTP: check callback URLs, sign payloads (HMAC-SHA256), POST with retries.
+
+Who sends when, once, is the outbox's business (db.webhooks); nothing here touches the database.
+"""
 
 import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from imagebatch.db.jobs import image_counts
-from imagebatch.db.models import FINAL_STATES, Job, utcnow
-from imagebatch.db.session import session_scope
 from imagebatch.core import netguard
 from imagebatch.core.config import settings
 
@@ -70,35 +69,6 @@ def verify(secret: str, timestamp: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(signature(secret, timestamp, body), header)
 
 
-def _claim(job_id: str) -> dict[str, Any] | None:
-    """Move a final job's webhook from pending to sending; the payload if this caller won."""
-    with session_scope() as session:
-        won = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.webhook_state == "pending", Job.state.in_(FINAL_STATES))
-            .values(webhook_state="sending")
-        ).rowcount
-        if not won:
-            return None
-        job = session.get(Job, job_id)
-        stamp = job.completed_at or job.failed_at or job.cancelled_at
-        return {
-            "event": EVENT,
-            "job": {
-                "id": job.id, "state": job.state, "model": job.model, "error": job.error,
-                "counts": image_counts(session, job_id),
-                "finished_at": stamp.isoformat() if stamp else None,
-                "links": {"self": f"/v1/jobs/{job.id}", "results": f"/v1/jobs/{job.id}/results"},
-            },
-            "url": job.callback_url,
-        }
-
-
-def _record(job_id: str, **values: Any) -> None:
-    with session_scope() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(**values))
-
-
 def _post(client: httpx.Client, url: str, body: bytes, job_id: str) -> httpx.Response:
     timestamp = str(int(time.time()))
     headers = {
@@ -114,10 +84,26 @@ def _post(client: httpx.Client, url: str, body: bytes, job_id: str) -> httpx.Res
     return response
 
 
-def _send(job_id: str, claimed: dict[str, Any]) -> str:
-    """POST the claimed payload with retries and record the outcome on the job."""
-    url = claimed.pop("url")
-    body = json.dumps(claimed, separators=(",", ":")).encode()
+@dataclass(frozen=True)
+class Delivery:
+    """How a delivery ended: `error` is None when the receiver accepted it."""
+
+    attempts: int
+    error: str | None = None
+
+
+def delivery_lease() -> float:
+    """Seconds a delivery may take at most: every attempt timing out (connect and read) plus
+    the backoff between attempts, with a margin. A delivery claimed longer ago than this and
+    never recorded belongs to a process that died, and is claimed again."""
+    attempts = settings.WEBHOOK_MAX_ATTEMPTS
+    backoff = sum(min(_BACKOFF_BASE * 2**i, _MAX_BACKOFF) for i in range(attempts - 1))
+    return attempts * 2 * settings.WEBHOOK_TIMEOUT + backoff + 60.0
+
+
+def deliver(url: str, payload: dict[str, Any], job_id: str) -> Delivery:
+    """POST the signed payload to `url` with retries; never raises for the receiver's failures."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
     attempts = 0
     try:
         check_callback_url(url)  # again: DNS may have changed since submission
@@ -137,45 +123,6 @@ def _send(job_id: str, claimed: dict[str, Any]) -> str:
         cause = exc.last_attempt.exception() if isinstance(exc, RetryError) else exc
         logger.warning("job %s: webhook to %s failed after %d attempt(s): %s", job_id, url, attempts, cause,
                        extra={"job_id": job_id})
-        _record(job_id, webhook_state="failed", webhook_attempts=attempts, webhook_error=str(cause)[:1000])
-        return "failed"
+        return Delivery(attempts, str(cause) or type(cause).__name__)
     logger.info("job %s: webhook delivered to %s (%d attempt(s))", job_id, url, attempts, extra={"job_id": job_id})
-    _record(job_id, webhook_state="delivered", webhook_attempts=attempts, webhook_error=None,
-            webhook_delivered_at=utcnow())
-    return "delivered"
-
-
-def _send_logged(job_id: str, claimed: dict[str, Any]) -> None:
-    try:
-        _send(job_id, claimed)
-    except Exception:
-        logger.exception("job %s: webhook delivery crashed", job_id, extra={"job_id": job_id})
-
-
-def deliver_due(limit: int = 50) -> int:
-    """Start deliveries for finished jobs whose webhook is still pending, whichever path ended
-    them (e.g. the sweeper timing chunks out); the periodic safety net. Returns how many."""
-    with session_scope() as session:
-        due = list(session.scalars(
-            select(Job.id).where(Job.webhook_state == "pending", Job.state.in_(FINAL_STATES)).limit(limit)
-        ))
-    return sum(deliver_in_background(job_id) is not None for job_id in due)
-
-
-def deliver_in_background(job_id: str) -> threading.Thread | None:
-    """Claim the webhook now (one UPDATE); if it is due, send it on a thread so retries never
-    hold up a worker's next chunk or an API request.
-
-    Not a daemon thread: a worker asked to stop still finishes a delivery in progress.
-    """
-    try:
-        claimed = _claim(job_id)
-    except Exception:
-        # The job's results are committed; a webhook must never make the chunk fail or retry.
-        logger.exception("job %s: could not check the webhook", job_id, extra={"job_id": job_id})
-        return None
-    if claimed is None:
-        return None
-    thread = threading.Thread(target=_send_logged, args=(job_id, claimed), name=f"webhook-{job_id}")
-    thread.start()
-    return thread
+    return Delivery(attempts)

@@ -60,6 +60,15 @@ class ImageStatus(str, enum.Enum):
 OPEN_IMAGE_STATUSES = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
 
 
+class WebhookState(str, enum.Enum):
+    """A completion webhook's delivery: the outbox row is the job itself (db.lifecycle.webhooks)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -108,6 +117,9 @@ class Job(Base):
     webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     webhook_error: Mapped[str | None] = mapped_column(Text)
     webhook_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Migration 0006_claims: when the delivery was claimed (pending -> sending). A delivery still
+    # `sending` long after its claim belongs to a process that died, and is claimed again.
+    webhook_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Image(Base):
@@ -155,6 +167,9 @@ class Image(Base):
     # claimed, so the sweeper can requeue chunks nobody finished and give up after a few.
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Migration 0006_claims: the delivery (Celery task id) holding the row while it is running.
+    # A redelivery of that same message takes its rows back; any other message leaves them alone.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class LabelSet(Base):

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
 from imagebatch.core import results
-from imagebatch.db.jobs import counts_from_statuses
 from imagebatch.db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, LabelSet, as_utc
 from imagebatch.db.session import session_scope
 
@@ -43,31 +42,6 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidCursor("cursor: not a cursor returned by this API")
     return payload
-
-
-@dataclass(frozen=True)
-class JobStats:
-    counts: dict[str, int]
-    last_processed_at: datetime | None
-
-
-def job_stats(session: Session, job_ids: Sequence[str]) -> dict[str, JobStats]:
-    """Counts and last processing time for many jobs in one grouped query (no N+1)."""
-    if not job_ids:
-        return {}
-    rows = session.execute(
-        select(Image.job_id, Image.status, func.count(), func.max(Image.processed_at))
-        .where(Image.job_id.in_(job_ids))
-        .group_by(Image.job_id, Image.status)
-    ).all()
-    by_job: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
-    last: dict[str, datetime | None] = {job_id: None for job_id in job_ids}
-    for job_id, status, count, processed in rows:
-        by_job[job_id][status] = count
-        processed = as_utc(processed)
-        if processed is not None and (last[job_id] is None or processed > last[job_id]):
-            last[job_id] = processed
-    return {job_id: JobStats(counts_from_statuses(by_job[job_id]), last[job_id]) for job_id in job_ids}
 
 
 def list_jobs(

@@ -1,12 +1,10 @@
 """Prometheus metrics of one worker process: chunk latency by stage, batch sizes, images done."""
 
 import logging
-from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
-if TYPE_CHECKING:  # the runner's context holds these metrics: a runtime import would be circular
-    from imagebatch.worker.runner import ChunkReport
+from imagebatch.worker.timing import ChunkReport
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +33,7 @@ class WorkerMetrics:
             "imagebatch_worker_chunks", "Chunk tasks by outcome", ["outcome"], registry=registry
         )
 
-    def observe_chunk(self, report: "ChunkReport | None") -> None:
+    def observe_chunk(self, report: ChunkReport | None) -> None:
         """Record a chunk that ran (report) or had nothing to do (None)."""
         if report is None:
             self.chunks.labels("skipped").inc()

@@ -5,14 +5,15 @@ import os
 import platform
 import threading
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict
 
 import PIL
 import torch
 import torchvision
 
-from imagebatch.db.chunks import give_up_exhausted, release_claim
-from imagebatch.db.jobs import ClaimedImage, claim_chunk, fail_job
+from imagebatch.db import lifecycle
+from imagebatch.db.lifecycle import ClaimedImage
 from imagebatch.db.models import Job, utcnow
 from imagebatch.db.retry import retry_database
 from imagebatch.db.session import session_scope
@@ -24,29 +25,19 @@ from imagebatch.worker.devices import Precision, resolve_precision
 from imagebatch.worker.inference import ImageResult, infer
 from imagebatch.worker.models import LoadedModel, ModelUnavailable
 from imagebatch.worker.preprocess import DecodedImage, ImageFailure
-from imagebatch.worker.timing import timing_line
+from imagebatch.worker.timing import ChunkReport, timing_line
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ChunkReport:
-    succeeded: int
-    failed: int
-    read_seconds: float
-    forward_seconds: float
-    write_seconds: float
-    wait_seconds: float = 0.0  # decoded, waiting for another chunk's forward to finish
-    began: float = 0.0  # wall clock (time.time()) when reading started
-
-
 @retry_database
-def claim(job_id: str, start: int, stop: int) -> tuple[list[ClaimedImage], JobOptions, int] | None:
-    """The chunk's open images, now marked running, the job's options and chunk size; None if nothing to do."""
+def claim(job_id: str, start: int, stop: int, token: str) -> tuple[list[ClaimedImage], JobOptions, int] | None:
+    """The chunk's open images, now marked running for `token`, the job's options and chunk size; None if nothing to do."""
+    chunk = {"job_id": job_id, "start": start, "stop": stop, "claimed_by": token}
     with session_scope() as session:
-        # A chunk claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
-        give_up_exhausted(session, job_id, start, stop, settings.CHUNK_MAX_ATTEMPTS)
-        claimed = claim_chunk(session, job_id, start, stop)
+        # A chunk this delivery claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
+        lifecycle.give_up_exhausted(session=session, **chunk, max_attempts=settings.CHUNK_MAX_ATTEMPTS)
+        claimed = lifecycle.claim_chunk(session=session, **chunk)
         if not claimed:
             return None
         job = session.get(Job, job_id)
@@ -105,7 +96,7 @@ def build_rows(
 def _fail(job_id: str, message: str) -> None:
     logger.error("job %s cannot run: %s", job_id, message)
     with session_scope() as session:
-        fail_job(session, job_id, message)
+        lifecycle.fail_job(session=session, job_id=job_id, message=message)
 
 
 def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, precision: str) -> None:
@@ -149,9 +140,16 @@ def _run(
     return report
 
 
-def process_chunk(ctx: WorkerContext, job_id: str, start: int, stop: int) -> ChunkReport | None:
-    """Run one chunk task with the worker's resources; known fatal problems fail the job instead of raising."""
-    claimed_and_options = claim(job_id, start, stop)
+def process_chunk(
+    ctx: WorkerContext, job_id: str, start: int, stop: int, token: str | None = None
+) -> ChunkReport | None:
+    """Run one chunk task with the worker's resources; known fatal problems fail the job instead of raising.
+
+    `token` names the delivery (the Celery task id): a redelivery of the same message takes
+    back the rows it left running, a duplicate message finds them held. None: a fresh one.
+    """
+    token = token or uuid.uuid4().hex
+    claimed_and_options = claim(job_id, start, stop, token)
     if claimed_and_options is None:
         logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
         retry_database(writer.finalize)(job_id)
@@ -161,5 +159,5 @@ def process_chunk(ctx: WorkerContext, job_id: str, start: int, stop: int) -> Chu
         return _run(ctx, job_id, start, stop, claimed, options, chunk_size)
     except Exception:
         # The task's retries govern errors this worker saw; attempts count only vanished claims.
-        release_claim(job_id, start, stop)
+        writer.release_claim(job_id, start, stop, token)
         raise

@@ -1,29 +1,21 @@
-"""The stuck-work sweeper: a daemon thread in every worker process running db.chunks.sweep()."""
+"""The stuck-work sweeper: a daemon thread in every worker process running db.lifecycle.sweep()."""
 
 import logging
 import random
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from celery import Celery
 
-from imagebatch.db.chunks import ChunkSender, SweepReport, sweep
-from imagebatch.db.session import session_scope
-from imagebatch.core import webhooks
+from imagebatch.core.chunks import send_chunks
 from imagebatch.core.config import settings
-from imagebatch.core.queueing import PROCESS_CHUNK_TASK, chunk_priority, queue_for_model
+from imagebatch.core.queueing import queue_for_model
+from imagebatch.db import webhooks
+from imagebatch.db.lifecycle import SweepReport, sweep
+from imagebatch.db.session import session_scope
 
 logger = logging.getLogger(__name__)
-
-
-def chunk_sender(app: Celery) -> ChunkSender:
-    """Send one chunk message by name, exactly as the API does."""
-
-    def send(job_id: str, model: str, start: int, stop: int, chunk_index: int) -> None:
-        app.send_task(PROCESS_CHUNK_TASK, args=[job_id, start, stop], queue=queue_for_model(model),
-                      priority=chunk_priority(chunk_index))
-
-    return send
 
 
 def queued_messages(app: Celery, queues: list[str]) -> int:
@@ -53,7 +45,7 @@ def queue_checker(app: Celery) -> Callable[[str], bool]:
 def sweep_once(app: Celery) -> SweepReport:
     """One sweep in one transaction (conditional updates make concurrent sweepers safe)."""
     with session_scope() as session:
-        report = sweep(session, chunk_sender(app), deadline=settings.CHUNK_DEADLINE,
+        report = sweep(session=session, send=partial(send_chunks, app), deadline=settings.CHUNK_DEADLINE,
                        max_attempts=settings.CHUNK_MAX_ATTEMPTS, grace=settings.SUBMIT_GRACE,
                        orphan_after=settings.ORPHAN_AFTER, queue_empty=queue_checker(app))
     if report.requeued or report.timed_out or report.enqueued_jobs:

@@ -4,7 +4,7 @@ import logging
 
 from celery import Task
 
-from imagebatch.core import webhooks
+from imagebatch.db import webhooks
 from imagebatch.worker import writer
 from imagebatch.worker.context import WorkerContext
 

@@ -4,14 +4,13 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from imagebatch.db.jobs import finalize_job, record_reproducibility
-from imagebatch.db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, LabelSet, utcnow
+from imagebatch.db import lifecycle
+from imagebatch.db.models import ImageStatus, LabelSet
 from imagebatch.db.session import session_scope
-from imagebatch.core import errors
 # check_embedding_dtype is the worker's startup check, kept importable from here.
 from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, stored_result  # noqa: F401
 from imagebatch.worker.inference import ImageResult
@@ -70,13 +69,12 @@ def write_chunk(
     labels: Sequence[str] = (),
     reproducibility: dict | None = None,
 ) -> None:
-    """Bulk UPDATE of the chunk's rows by primary key (one executemany, no ORM object per row)."""
+    """The chunk's rows (one executemany, only rows still running: db.lifecycle), its labels, its record."""
     if weights_name:
         ensure_label_set(session, weights_name, labels)
-    if rows:
-        session.execute(update(Image), list(rows))
+    lifecycle.write_chunk_results(session=session, rows=rows)
     if reproducibility is not None:
-        record_reproducibility(session, job_id, reproducibility)
+        lifecycle.record_reproducibility(session=session, job_id=job_id, record=reproducibility)
 
 
 def commit_chunk(
@@ -91,21 +89,21 @@ def commit_chunk(
 
 def finalize(job_id: str) -> None:
     with session_scope() as session:
-        finalize_job(session, job_id)
+        lifecycle.finalize_job(session=session, job_id=job_id)
 
 
 def fail_open_images(job_id: str, start: int, stop: int, message: str) -> int:
-    """Give up on a chunk: its images still open become `internal` errors; then finalize.
-
-    Pending ones are included because a chunk whose claim itself kept failing never made them
-    running, and the job could otherwise never finish.
-    """
+    """Give up on a chunk: its images still open become `internal` errors; then finalize."""
     with session_scope() as session:
-        result = session.execute(
-            update(Image)
-            .where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop, Image.status.in_(OPEN_IMAGE_STATUSES))
-            .values(status=ImageStatus.ERROR.value, error_category=errors.INTERNAL,
-                    error_message=message[:2000], processed_at=utcnow())
-        )
+        count = lifecycle.fail_chunk(session=session, job_id=job_id, start=start, stop=stop, message=message)
     finalize(job_id)
-    return result.rowcount
+    return count
+
+
+def release_claim(job_id: str, start: int, stop: int, token: str) -> None:
+    """Hand a chunk that raised back as pending, the attempt not counted; best effort."""
+    try:
+        with session_scope() as session:
+            lifecycle.release_claim(session=session, job_id=job_id, start=start, stop=stop, claimed_by=token)
+    except Exception as exc:  # the database may be the reason the chunk failed
+        logger.warning("job %s: could not release chunk [%d, %d): %s", job_id, start, stop, exc)

@@ -1,7 +1,6 @@
 """Job routes: submit, list, inspect, cancel and delete jobs."""
 
 import logging
-from datetime import datetime, timezone
 from typing import Annotated
 from uuid import uuid4
 
@@ -15,13 +14,13 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.api.limits import check_job_size, check_tenant_limits
-from imagebatch.api.schemas import JobOut, JobPage, error_responses, submit_request_body
+from imagebatch.api.schemas import JobPage, error_responses, submit_request_body
 from imagebatch.api.submission import Submission, SubmissionError, read_submission
-from imagebatch.db import jobs as job_ops
-from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, Job, JobState, as_utc
-from imagebatch.db.results import InvalidCursor, job_stats, list_jobs
+from imagebatch.db import lifecycle, views, webhooks
+from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, JobState
+from imagebatch.db.results import InvalidCursor, list_jobs
 from imagebatch.db.session import session_scope
-from imagebatch.core import webhooks
+from imagebatch.db.views import JobView
 from imagebatch.core.config import settings
 from imagebatch.core.logging import bind_job
 from imagebatch.core.storage import get_store
@@ -30,73 +29,28 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _STATES = tuple(state.value for state in JobState)
 
-def _rate(done: int, started: datetime | None, until: datetime | None) -> float | None:
-    if started is None or until is None:
-        return None
-    seconds = (until - started).total_seconds()
-    return done / seconds if seconds > 0 else None
-
-
-def webhook_view(job: Job) -> dict | None:
-    if not job.callback_url:
-        return None
-    return {"url": job.callback_url, "state": job.webhook_state, "attempts": job.webhook_attempts,
-            "error": job.webhook_error, "delivered_at": as_utc(job.webhook_delivered_at)}
-
-
-def job_view(job: Job, counts: dict[str, int], last_processed: datetime | None) -> JobOut:
-    """The job as clients see it: counts, progress, throughput and ETA derived from rows."""
-    final = job.state in FINAL_STATES
-    done = counts["succeeded"] + counts["failed"]
-    total = counts["total"]
-    progress = (done + counts["cancelled"]) / total if total else (1.0 if final else 0.0)
-    # A finished job's rate stops at its last processed image, not at "now".
-    until = last_processed if final else datetime.now(timezone.utc)
-    rate = _rate(done, as_utc(job.running_at), as_utc(until))
-    if final:
-        eta = 0.0
-    else:
-        eta = counts["pending"] / rate if rate else None
-    link = f"/v1/jobs/{job.id}"
-    return JobOut(
-        id=job.id, state=job.state, model=job.model, top_k=job.top_k,
-        store_probabilities=job.store_probabilities, precision=job.precision,
-        counts=counts, progress=progress, images_per_second=rate, eta_seconds=eta,
-        timestamps={name: as_utc(getattr(job, f"{name}_at")) for name in
-                    ("created", "queued", "running", "completed", "failed", "cancelling", "cancelled")},
-        error=job.error, skipped=job.skipped or [], reproducibility=job.reproducibility,
-        links={"self": link, "results": f"{link}/results", "csv": f"{link}/results.csv"},
-        webhook=webhook_view(job),
-    )
-
-
-def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> JobOut:
-    job = get_job_or_404(session, job_id, tenant)
-    stats = job_stats(session, [job_id])[job_id]  # counts and last processing time in one query
-    return job_view(job, stats.counts, stats.last_processed_at)
+def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> JobView:
+    """The job's view, or 404 (another tenant's job included)."""
+    return views.job_views(session, [get_job_or_404(session, job_id, tenant)])[0]
 
 
 def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None) -> None:
     with session_scope() as session:
         check_tenant_limits(session, tenant, len(sub.images))
-        job = job_ops.create_job(
+        lifecycle.create_job(
             session=session, job_id=job_id, model=sub.options.model, top_k=sub.options.top_k,
             store_probabilities=sub.options.store_probabilities, precision=sub.options.precision,
-            chunk_size=settings.CHUNK_SIZE, images=sub.images,
+            chunk_size=settings.CHUNK_SIZE, images=sub.images, skipped=sub.skipped, tenant=tenant,
+            idempotency_key=idempotency_key, callback_url=sub.options.callback_url,
         )
-        job.skipped = sub.skipped or None
-        job.tenant = tenant
-        job.idempotency_key = idempotency_key
-        if sub.options.callback_url:
-            job.callback_url, job.webhook_state = sub.options.callback_url, "pending"
 
 
 def _fail(job_id: str, message: str) -> None:
     with session_scope() as session:
-        job_ops.fail_job(session, job_id, message)
+        lifecycle.fail_job(session=session, job_id=job_id, message=message)
 
 
-def _view(job_id: str, tenant: str | None = None) -> JobOut:
+def _view(job_id: str, tenant: str | None = None) -> JobView:
     with session_scope() as session:
         return load_job_view(session, job_id, tenant)
 
@@ -107,16 +61,16 @@ def _admit(tenant: str | None) -> None:
         check_tenant_limits(session, tenant)
 
 
-async def _existing(response: Response, job_id: str, tenant: str | None) -> JobOut:
+async def _existing(response: Response, job_id: str, tenant: str | None) -> JobView:
     """200 with the job an earlier attempt with the same Idempotency-Key created."""
     response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return await run_in_threadpool(_view, job_id, tenant)
 
 
-@router.post("", status_code=202, response_model=JobOut, openapi_extra=submit_request_body(),
+@router.post("", status_code=202, response_model=JobView, openapi_extra=submit_request_body(),
              responses=error_responses(401, 413, 415, 422, 429, 503))
-async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobOut:
+async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobView:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
     key = idempotency.read_key(request, tenant)
     if key and (found := await run_in_threadpool(idempotency.find_job, key)):
@@ -166,26 +120,24 @@ def list_all_jobs(
         page, next_cursor = list_jobs(session, state=state or None, limit=limit, cursor=cursor, tenant=tenant)
     except InvalidCursor as exc:
         raise HTTPException(422, str(exc)) from exc
-    stats = job_stats(session, [job.id for job in page])
-    items = [job_view(job, stats[job.id].counts, stats[job.id].last_processed_at) for job in page]
-    return JobPage(items=items, next_cursor=next_cursor)
+    return JobPage(items=views.job_views(session, page), next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404, 422, 503))
-def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
+@router.get("/{job_id}", response_model=JobView, responses=error_responses(404, 422, 503))
+def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobView:
     """One job: state, counts, progress, throughput, ETA, timestamps and reproducibility record."""
     return load_job_view(session, job_id, tenant)
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobView,
              responses=error_responses(404, 409, 422, 503))
-def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
+def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobView:
     """Cancel a job: pending images are cancelled now, chunks already running finish."""
     job = get_job_or_404(session, job_id, tenant)
     if job.state in FINAL_STATES:
         raise HTTPException(409, f"Job is already {job.state}; only queued or running jobs can be cancelled")
     if job.state in ACTIVE_STATES:
-        job_ops.request_cancel(session, job_id)
+        lifecycle.request_cancel(session=session, job_id=job_id)
         session.commit()
         webhooks.deliver_in_background(job_id)  # only if the cancel already finished the job
     session.expire_all()
@@ -197,9 +149,9 @@ def delete_job(job_id: str, session: SessionDep, tenant: TenantDep) -> Response:
     """Delete a job, its result rows and its uploaded images (cancelling it first if active)."""
     job = get_job_or_404(session, job_id, tenant)
     if job.state in ACTIVE_STATES:
-        job_ops.request_cancel(session, job_id)
+        lifecycle.request_cancel(session=session, job_id=job_id)
         session.commit()
-    job_ops.delete_job(session, job_id)
+    lifecycle.delete_job(session=session, job_id=job_id)
     session.commit()
     get_store().delete_prefix(f"{job_id}/")
     return Response(status_code=204)

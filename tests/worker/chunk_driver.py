@@ -16,7 +16,8 @@ from pathlib import Path
 
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    from imagebatch.db.jobs import ImageSource, chunk_bounds, claim_chunk, create_job
+    from imagebatch.core.chunks import chunk_bounds, job_chunks, send_chunks
+    from imagebatch.db.lifecycle import ImageSource, claim_chunk, create_job
     from imagebatch.db.migrate import upgrade_to_head
     from imagebatch.db.session import session_scope
 
@@ -29,10 +30,10 @@ def main(spec_path: str) -> None:
             images=[ImageSource(source, location) for source, location in spec["images"]],
         )
     if spec.get("cancel_first"):
-        from imagebatch.db.jobs import request_cancel
+        from imagebatch.db.lifecycle import request_cancel
 
         with session_scope() as session:
-            request_cancel(session, spec["job_id"])
+            request_cancel(session=session, job_id=spec["job_id"])
     bounds = chunk_bounds(len(spec["images"]), spec["chunk_size"])
     action = spec.get("action", "process")
     out: dict = {"chunks": bounds}
@@ -49,13 +50,11 @@ def main(spec_path: str) -> None:
         out["reports"] = [r and r.__dict__ for r in reports]
     elif action == "enqueue":
         from imagebatch.core.config import settings
-        from imagebatch.core.queueing import PROCESS_CHUNK_TASK, make_celery, queue_for_model
+        from imagebatch.core.queueing import make_celery
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded broker's file lives there
-        app = make_celery()
-        for start, stop in bounds:
-            app.send_task(PROCESS_CHUNK_TASK, args=[spec["job_id"], start, stop],
-                          queue=queue_for_model(spec.get("model", "resnet18")))
+        send_chunks(make_celery(), job_chunks(spec["job_id"], spec.get("model", "resnet18"),
+                                              len(spec["images"]), spec["chunk_size"]))
     elif action == "fail_chunk":
         from imagebatch.core.config import settings
         from imagebatch.worker.celery_app import app, process_chunk
@@ -64,7 +63,7 @@ def main(spec_path: str) -> None:
         WorkerContext.build(settings).attach(app)
         start, stop = bounds[0]
         with session_scope() as session:
-            claim_chunk(session, spec["job_id"], start, stop)
+            claim_chunk(session=session, job_id=spec["job_id"], start=start, stop=stop, claimed_by="task-id")
         error = RuntimeError("database went away")
         process_chunk.on_failure(error, "task-id", (spec["job_id"], start, stop), {}, None)
         metrics = WorkerContext.of(app).metrics.registry

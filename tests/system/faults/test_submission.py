@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from imagebatch.api.idempotency import scoped_key
-from imagebatch.db.jobs import ImageSource, create_job
+from imagebatch.db.lifecycle import ImageSource, create_job
 from imagebatch.db.models import Job, utcnow
 from imagebatch.db.session import session_scope
 from tests.harness.faults import Setup, status_counts
@@ -59,9 +59,8 @@ def _half_created(job_id: str, paths: list[Path], key: str | None) -> None:
     """The rows an API leaves when it dies after committing the job, before sending its chunks."""
     with session_scope() as session:
         job = create_job(session=session, job_id=job_id, model="resnet18", top_k=5, store_probabilities=False,
-                         precision="auto", chunk_size=4,
-                         images=[ImageSource(p.name, f"file:{p}") for p in paths])
-        job.idempotency_key = scoped_key(key, None) if key else None
+                         precision="auto", chunk_size=4, images=[ImageSource(p.name, f"file:{p}") for p in paths],
+                         idempotency_key=scoped_key(key, None) if key else None)
         job.created_at = utcnow() - timedelta(seconds=1)
 
 

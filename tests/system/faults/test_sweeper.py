@@ -5,18 +5,22 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from imagebatch.db.chunks import give_up_exhausted, release_claim, sweep
-from imagebatch.db.jobs import ImageSource, claim_chunk, create_job
+from imagebatch.core.chunks import Chunk
+from imagebatch.db.lifecycle import ImageSource, claim_chunk, create_job, give_up_exhausted, release_claim, sweep
 from imagebatch.db.models import Image, Job, utcnow
 from imagebatch.db.session import session_scope
 
 
 class Recorder:
+    """Stands in for core.chunks.send_chunks: (job_id, model, start, stop, priority) of each chunk sent."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, int, int, int]] = []
+        self.batches = 0
 
-    def __call__(self, job_id: str, model: str, start: int, stop: int, index: int) -> None:
-        self.sent.append((job_id, model, start, stop, index))
+    def __call__(self, chunks: list[Chunk]) -> None:
+        self.batches += 1
+        self.sent += [(c.job_id, c.model, c.start, c.stop, c.priority) for c in chunks]
 
 
 def _job(job_id: str, total: int = 10, *, enqueued: bool = True, age: float = 0.0) -> None:
@@ -28,9 +32,9 @@ def _job(job_id: str, total: int = 10, *, enqueued: bool = True, age: float = 0.
         job.enqueued_at = job.created_at if enqueued else None
 
 
-def _claim(job_id: str, start: int, stop: int, ago: float) -> None:
+def _claim(job_id: str, start: int, stop: int, ago: float, by: str = "task-1") -> None:
     with session_scope() as session:
-        assert claim_chunk(session, job_id, start, stop)
+        assert claim_chunk(session=session, job_id=job_id, start=start, stop=stop, claimed_by=by)
         session.execute(update(Image).where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop)
                         .values(claimed_at=utcnow() - timedelta(seconds=ago)))
 
@@ -44,7 +48,7 @@ def _rows(job_id: str) -> list[tuple[int, str, int, str | None]]:
 def _sweep(send: Recorder, **kwargs) -> object:
     options = {"deadline": 60, "max_attempts": 3, "grace": 30, "orphan_after": 60} | kwargs
     with session_scope() as session:
-        return sweep(session, send, **options)
+        return sweep(session=session, send=send, **options)
 
 
 @pytest.fixture(autouse=True)
@@ -86,12 +90,13 @@ def test_a_redelivered_chunk_at_its_attempt_limit_is_given_up_before_the_next_cl
     _job("poison", total=4)
     for _ in range(2):
         _claim("poison", 0, 4, ago=1)
+    poison = {"job_id": "poison", "start": 0, "stop": 4, "claimed_by": "task-1"}  # the same message, redelivered
     with session_scope() as session:
-        assert give_up_exhausted(session, "poison", 0, 4, max_attempts=3) == 0
-        assert len(claim_chunk(session, "poison", 0, 4)) == 4
+        assert give_up_exhausted(session=session, **poison, max_attempts=3) == 0
+        assert len(claim_chunk(session=session, **poison)) == 4
     with session_scope() as session:
-        assert give_up_exhausted(session, "poison", 0, 4, max_attempts=3) == 4
-        assert claim_chunk(session, "poison", 0, 4) == []
+        assert give_up_exhausted(session=session, **poison, max_attempts=3) == 4
+        assert claim_chunk(session=session, **poison) == []
 
 
 def test_a_job_committed_but_never_enqueued_is_enqueued_after_the_grace_period_only_once():
@@ -101,7 +106,8 @@ def test_a_job_committed_but_never_enqueued_is_enqueued_after_the_grace_period_o
     send = Recorder()
     report = _sweep(send, grace=30)
     assert report.enqueued_jobs == ["lost"]
-    assert send.sent == [("lost", "resnet18", 0, 4, 0), ("lost", "resnet18", 4, 8, 1), ("lost", "resnet18", 8, 10, 2)]
+    assert send.sent == [("lost", "resnet18", 0, 4, 0), ("lost", "resnet18", 4, 8, 0), ("lost", "resnet18", 8, 10, 0)]
+    assert send.batches == 1  # one producer batch for the whole pass
     again = Recorder()
     _sweep(again, grace=30)
     assert again.sent == []
@@ -175,7 +181,9 @@ def test_a_sweep_over_busy_jobs_costs_the_same_statements_however_many_there_are
 def test_a_chunk_that_raised_is_released_without_counting_an_attempt():
     _job("raised", total=4)
     _claim("raised", 0, 4, ago=0)
-    release_claim("raised", 0, 4)
+    with session_scope() as session:
+        assert release_claim(session=session, job_id="raised", start=0, stop=4, claimed_by="another-task") == 0
+        assert release_claim(session=session, job_id="raised", start=0, stop=4, claimed_by="task-1") == 4
     assert {(r.status, r.attempts) for r in _rows("raised")} == {("pending", 0)}
 
 

@@ -82,6 +82,10 @@ def test_completion_webhook_is_signed_retried_and_sent_once(client, receiver, tm
     assert payload["event"] == "job.finished"
     assert payload["job"]["id"] == job_id and payload["job"]["state"] == "completed"
     assert payload["job"]["counts"] == final["counts"]
+    # The job object is the API's own view; only its webhook part moved on since (sending -> delivered).
+    assert {k: v for k, v in payload["job"].items() if k != "webhook"} == {k: v for k, v in job.items() if k != "webhook"}
+    assert payload["job"]["webhook"]["state"] == "sending"
+    assert payload["finished_at"] == job["timestamps"]["completed"]
     forged = hmac.new(b"wrong-secret", delivered["body"], hashlib.sha256).hexdigest()
     assert headers["x-imagebatch-signature"] != f"sha256={forged}"
 
@@ -128,7 +132,7 @@ def test_the_safety_net_delivers_for_jobs_finished_elsewhere(client, receiver, s
     from sqlalchemy import create_engine, update
     from sqlalchemy.orm import Session
 
-    import imagebatch.core.webhooks as webhooks
+    import imagebatch.db.webhooks as webhooks
     from imagebatch.db.models import Job
 
     receiver.fail_first = 0
@@ -139,8 +143,8 @@ def test_the_safety_net_delivers_for_jobs_finished_elsewhere(client, receiver, s
     with Session(engine) as session:
         session.execute(update(Job).where(Job.id == job_id).values(state="failed", error="test: ended elsewhere"))
         session.commit()
-    monkeypatch.setattr(webhooks.settings, "ALLOW_PRIVATE_URLS", True)
-    monkeypatch.setattr(webhooks.settings, "WEBHOOK_SECRET", "x")
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "x")
 
     @contextmanager
     def scratch_scope():

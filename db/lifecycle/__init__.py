@@ -1,0 +1,43 @@
+"""Every state change of jobs, images and chunks: the only writers of the jobs and images tables.
+
+Each transition is a conditional UPDATE (its WHERE names the states it may leave), so
+concurrent callers are safe and a late duplicate never overwrites a finished row. Functions
+take keyword arguments and run in the caller's transaction; reads stay in db.views/db.results.
+
+    jobs      create, finalize (completed/cancelled), cancel, fail, enqueue marks, delete
+    chunks    claim, write results, give up, release, requeue a stale chunk, cancel a chunk
+    sweeps    the sweeper's pass over stuck work (uses jobs and chunks)
+    webhooks  the completion-webhook outbox: claim a delivery, record its outcome
+"""
+
+from imagebatch.db.lifecycle.chunks import (
+    ClaimedImage,
+    cancel_chunk,
+    claim_chunk,
+    fail_chunk,
+    give_up_exhausted,
+    release_claim,
+    requeue_stale_chunk,
+    write_chunk_results,
+)
+from imagebatch.db.lifecycle.jobs import (
+    ImageSource,
+    create_job,
+    delete_job,
+    fail_job,
+    finalize_idle_jobs,
+    finalize_job,
+    mark_enqueued,
+    record_reproducibility,
+    renew_enqueued,
+    request_cancel,
+)
+from imagebatch.db.lifecycle.sweeps import ChunkSender, SweepReport, sweep
+from imagebatch.db.lifecycle.webhooks import claim_webhook, due_webhooks, record_webhook
+
+__all__ = [
+    "ChunkSender", "ClaimedImage", "ImageSource", "SweepReport", "cancel_chunk", "claim_chunk", "claim_webhook",
+    "create_job", "delete_job", "due_webhooks", "fail_chunk", "fail_job", "finalize_idle_jobs", "finalize_job",
+    "give_up_exhausted", "mark_enqueued", "record_reproducibility", "record_webhook", "release_claim",
+    "renew_enqueued", "request_cancel", "requeue_stale_chunk", "sweep", "write_chunk_results",
+]

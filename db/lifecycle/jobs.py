@@ -1,0 +1,183 @@
+"""Job transitions: create, finalize (completed/cancelled), cancel, fail, enqueue marks, delete."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, exists, insert, update
+from sqlalchemy.orm import Session
+
+from imagebatch.core import errors
+from imagebatch.db.models import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    OPEN_IMAGE_STATUSES,
+    Image,
+    ImageStatus,
+    Job,
+    JobState,
+    WebhookState,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """What the API knows about an image before any worker touches it."""
+
+    source: str
+    location: str
+
+
+def create_job(
+    *,
+    session: Session,
+    job_id: str,
+    model: str,
+    top_k: int,
+    store_probabilities: bool,
+    precision: str,
+    chunk_size: int,
+    images: Sequence[ImageSource],
+    skipped: list[dict] | None = None,
+    tenant: str | None = None,
+    idempotency_key: str | None = None,
+    callback_url: str | None = None,
+) -> Job:
+    """Insert the job, `queued`, and one pending row per image in the caller's transaction."""
+    now = utcnow()
+    job = Job(
+        id=job_id, state=JobState.QUEUED.value, model=model, top_k=top_k,
+        store_probabilities=store_probabilities, precision=precision, total=len(images),
+        chunk_size=chunk_size, created_at=now, queued_at=now, skipped=skipped or None, tenant=tenant,
+        idempotency_key=idempotency_key, callback_url=callback_url,
+        webhook_state=WebhookState.PENDING.value if callback_url else None,
+    )
+    session.add(job)
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_pending_images(session, job_id, images)
+        return job
+    rows = [
+        {"job_id": job_id, "idx": i, "source": img.source, "location": img.location,
+         "status": ImageStatus.PENDING.value}
+        for i, img in enumerate(images)
+    ]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(Image), rows[start : start + 5000])
+    return job
+
+
+def _copy_pending_images(session: Session, job_id: str, images: Sequence[ImageSource]) -> None:
+    """PostgreSQL: the pending rows through COPY, in the session's transaction (~10x a batched INSERT)."""
+    driver = session.connection().connection.driver_connection  # psycopg's own connection
+    pending = ImageStatus.PENDING.value
+    with driver.cursor() as cursor, cursor.copy(
+        "COPY images (job_id, idx, source, location, status) FROM STDIN"
+    ) as copy:
+        for i, img in enumerate(images):
+            copy.write_row((job_id, i, img.source, img.location, pending))
+
+
+def finalize_job(*, session: Session, job_id: str) -> str | None:
+    """Close the job once no image is open; its final state if this call closed it, else None.
+
+    Safe to call from every worker after each chunk: one conditional UPDATE per state, run
+    after the chunk's own commit, so the last chunk to commit always sees every other chunk's
+    rows, and of several finishing at once exactly one closes the job (the row lock decides).
+    """
+    closed = _finalize(session, Job.id == job_id)
+    return closed[0] if closed else None
+
+
+def finalize_idle_jobs(*, session: Session) -> int:
+    """Close every unfinished job with no open image (e.g. its finalization failed while the
+    database was away): the same two UPDATEs, over all jobs at once. Returns how many closed."""
+    return len(_finalize(session))
+
+
+def _finalize(session: Session, *which: ColumnElement[bool]) -> list[str]:
+    nothing_open = ~exists().where(Image.job_id == Job.id, Image.status.in_(OPEN_IMAGE_STATUSES))
+    now = utcnow()
+    completed = session.execute(
+        update(Job)
+        .where(*which, Job.state.in_(ACTIVE_STATES), nothing_open)
+        .values(state=JobState.COMPLETED.value, completed_at=now)
+    ).rowcount
+    cancelled = session.execute(
+        update(Job)
+        .where(*which, Job.state == JobState.CANCELLING.value, nothing_open)
+        .values(state=JobState.CANCELLED.value, cancelled_at=now)
+    ).rowcount
+    return [JobState.COMPLETED.value] * completed + [JobState.CANCELLED.value] * cancelled
+
+
+def request_cancel(*, session: Session, job_id: str) -> str | None:
+    """Stop a queued or running job: pending images are cancelled now, running chunks finish.
+
+    Returns the job's state afterwards (cancelled at once when nothing was running), or None
+    when no queued or running job `job_id` was there to cancel.
+    """
+    won = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
+        .values(state=JobState.CANCELLING.value, cancelling_at=utcnow())
+    ).rowcount
+    if not won:
+        return None
+    session.execute(
+        update(Image)
+        .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING.value)
+        .values(status=ImageStatus.CANCELLED.value)
+    )
+    return finalize_job(session=session, job_id=job_id) or JobState.CANCELLING.value
+
+
+def fail_job(*, session: Session, job_id: str, message: str) -> bool:
+    """Mark a job that cannot run at all; its open images become errors carrying the reason.
+
+    Refused (False) for a job already completed, failed or cancelled.
+    """
+    won = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.not_in(FINAL_STATES))
+        .values(state=JobState.FAILED.value, failed_at=utcnow(), error=message)
+    ).rowcount
+    if won:
+        session.execute(
+            update(Image)
+            .where(Image.job_id == job_id, Image.status.in_(OPEN_IMAGE_STATUSES))
+            .values(status=ImageStatus.ERROR.value, error_category=errors.JOB_FAILED, error_message=message)
+        )
+    return bool(won)
+
+
+def record_reproducibility(*, session: Session, job_id: str, record: dict) -> bool:
+    """Store what produced the job's results; the first chunk to run writes it, later ones are refused."""
+    return bool(session.execute(
+        update(Job).where(Job.id == job_id, Job.reproducibility.is_(None)).values(reproducibility=record)
+    ).rowcount)
+
+
+def mark_enqueued(*, session: Session, job_id: str, now: datetime | None = None) -> bool:
+    """Record that the job's chunk messages are (being) sent; True only for the caller that set it.
+
+    The API marks its own sends; an Idempotency-Key retry or the sweeper that wins this mark on
+    a job whose API died mid-submission is the one that sends the chunks.
+    """
+    return bool(session.execute(
+        update(Job).where(Job.id == job_id, Job.enqueued_at.is_(None)).values(enqueued_at=now or utcnow())
+    ).rowcount)
+
+
+def renew_enqueued(*, session: Session, job_id: str, seen: datetime, now: datetime) -> bool:
+    """Move enqueued_at from `seen` to `now`: a lease, so one sweeper resends a job's lost chunks."""
+    return bool(session.execute(
+        update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now)
+    ).rowcount)
+
+
+def delete_job(*, session: Session, job_id: str) -> bool:
+    """Delete the job and its rows (the API cancels an active job first); False if there was none."""
+    session.execute(delete(Image).where(Image.job_id == job_id))
+    return session.execute(delete(Job).where(Job.id == job_id)).rowcount > 0
