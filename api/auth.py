@@ -7,8 +7,8 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from imagebatch.api.deps import SessionDep
-from imagebatch.db.keys import tenant_for_secret
 from imagebatch.core.config import settings
+from imagebatch.db.keys import tenant_for_secret
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from imagebatch.api.metrics import HttpMetrics, make_registry
 from imagebatch.api.routes import health, images, jobs, parquet, results, similar
 from imagebatch.api.routes.ui import mount_dashboard
 from imagebatch.api.schemas import describe_validation_error, error_responses
-from imagebatch.db.migrate import upgrade_to_head
 from imagebatch.core import __version__
 from imagebatch.core.config import settings
 from imagebatch.core.logging import JobLogContext, configure_logging
+from imagebatch.db.migrate import upgrade_to_head
 
 logger = logging.getLogger(__name__)
 

@@ -53,8 +53,10 @@ class HttpMetrics:
             "imagebatch_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
         )
         self.latency = Histogram(
-            "imagebatch_http_request_duration_seconds", "HTTP request latency until the last byte",
-            ["method", "route"], registry=registry,
+            "imagebatch_http_request_duration_seconds",
+            "HTTP request latency until the last byte",
+            ["method", "route"],
+            registry=registry,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

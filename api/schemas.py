@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from imagebatch.core.options import JobOptions
 from imagebatch.db.views import JobView
@@ -81,10 +81,14 @@ class ErrorOut(BaseModel):
 
 
 _ERROR_TEXT = {
-    401: "Missing, invalid or revoked API key", 413: "Request or job over a size limit (named)",
+    401: "Missing, invalid or revoked API key",
+    413: "Request or job over a size limit (named)",
     429: "Tenant limit reached (named); retry after Retry-After seconds",
-    404: "Job not found", 409: "Conflict with the job's state", 415: "Unsupported content type",
-    422: "Invalid request (the message names the field)", 503: "Database or broker unavailable",
+    404: "Job not found",
+    409: "Conflict with the job's state",
+    415: "Unsupported content type",
+    422: "Invalid request (the message names the field)",
+    503: "Database or broker unavailable",
 }
 
 
@@ -109,15 +113,30 @@ def submit_request_body() -> dict[str, Any]:
         "files": {"type": "array", "items": BINARY, "description": "the images, one part each"},
         "archive": {**BINARY, "description": ".zip, .tar, .tar.gz or .tgz; images at any depth"},
     }
-    uris = {"uris": {"type": "array", "items": {"type": "string"},
-                     "description": "absolute paths or file:// URIs under an allowed root, or http(s) URLs"}}
+    uris = {
+        "uris": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "absolute paths or file:// URIs under an allowed root, or http(s) URLs",
+        }
+    }
     # Not marked required although it is (without one the answer is 415): openapi-python-client
     # 0.28-0.29 writes uncompilable code for a required body with two media types (its issue #1451).
-    return {"requestBody": {"required": False, "content": {
-        "multipart/form-data": {"schema": {
-            "type": "object", "additionalProperties": False,
-            "properties": {**form, **options}}},
-        "application/json": {"schema": {
-            "type": "object", "additionalProperties": False, "required": ["uris"],
-            "properties": {**uris, **options}}},
-    }}}
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "additionalProperties": False, "properties": {**form, **options}}
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["uris"],
+                        "properties": {**uris, **options},
+                    }
+                },
+            },
+        }
+    }

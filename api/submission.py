@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api.schemas import describe_validation_error
 from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
-from imagebatch.db.lifecycle import ImageSource
 from imagebatch.core.config import settings
 from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roots
 from imagebatch.core.options import JobOptions
 from imagebatch.core.storage import get_store
+from imagebatch.db.lifecycle import ImageSource
 
 # A multipart body's parts: the images, then one text field per option (each at most once).
 IMAGE_FIELDS = ("files", "archive")
@@ -79,8 +79,15 @@ class _FormReader:
         self._value = bytearray()
 
     def callbacks(self) -> dict[str, Callable[..., None]]:
-        names = ("on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-                 "on_headers_finished", "on_part_data", "on_part_end")
+        names = (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
         return {name: getattr(self, name) for name in names}
 
     def on_part_begin(self) -> None:
@@ -109,8 +116,12 @@ class _FormReader:
                 raise SubmissionError(422, "archive: send one archive per job")
             # An archive must be seekable as a whole, so it always goes to a real temp file.
             if self._filename is not None:
-                self._sink = (tempfile.TemporaryFile() if self._name == "archive"
-                              else tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES))
+                # Open across parser callbacks: closed in on_part_end, or by close() on any error.
+                self._sink = (
+                    tempfile.TemporaryFile()  # noqa: SIM115
+                    if self._name == "archive"
+                    else tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+                )
         elif self._name in OPTION_FIELDS:
             if self._name in self.fields:
                 raise SubmissionError(422, f"{self._name}: given more than once")
@@ -159,10 +170,12 @@ class _FormReader:
                 raise SubmissionError(413, f"archive {self.archive_name!r}: {exc}") from exc
             if not self.images.images:
                 raise SubmissionError(
-                    422, f"archive {self.archive_name!r} contains no images "
-                    f"({len(self.images.skipped)} member(s) skipped: not images or unsafe paths)")
+                    422,
+                    f"archive {self.archive_name!r} contains no images "
+                    f"({len(self.images.skipped)} member(s) skipped: not images or unsafe paths)",
+                )
         if not self.images.images:
-            raise SubmissionError(422, "no images: send `files` parts, one `archive`, or JSON {\"uris\": [...]}")
+            raise SubmissionError(422, 'no images: send `files` parts, one `archive`, or JSON {"uris": [...]}')
         return Submission(options, self.images.images, self.images.skipped)
 
     def close(self) -> None:
@@ -195,7 +208,8 @@ async def _read_multipart(request: Request, images: ImageSink, boundary: bytes) 
 def _allowed_path(where: str, entry: str, path: str, roots: list[Path]) -> str:
     if not roots:
         raise SubmissionError(
-            422, f"{where}: local paths are disabled (no allowed roots configured; set IMAGEBATCH_ALLOWED_ROOTS)")
+            422, f"{where}: local paths are disabled (no allowed roots configured; set IMAGEBATCH_ALLOWED_ROOTS)"
+        )
     if not os.path.isabs(path):
         raise SubmissionError(422, f"{where}: local paths must be absolute (got {entry!r})")
     # realpath, so neither symlinks nor '..' can lead outside an allowed root.
@@ -226,7 +240,9 @@ def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
         path = entry
     else:
         raise SubmissionError(
-            422, f"{where}: unsupported scheme {scheme!r} in {entry!r}; use an absolute path, file://, http:// or https://")
+            422,
+            f"{where}: unsupported scheme {scheme!r} in {entry!r}; use an absolute path, file://, http:// or https://",
+        )
     return ImageSource(source=entry, location=f"file:{_allowed_path(where, entry, path, roots)}")
 
 
@@ -239,8 +255,7 @@ def _check_url_host(where: str, entry: str, host: str) -> None:
     try:
         check_host_name(host, allow_private=settings.ALLOW_PRIVATE_URLS)
     except BlockedAddress as exc:
-        raise SubmissionError(422, f"{where}: {entry!r} is not allowed: {exc} "
-                                   "(IMAGEBATCH_ALLOW_PRIVATE_URLS)") from exc
+        raise SubmissionError(422, f"{where}: {entry!r} is not allowed: {exc} (IMAGEBATCH_ALLOW_PRIVATE_URLS)") from exc
 
 
 async def _body_within_limit(request: Request) -> bytes:
@@ -267,7 +282,10 @@ async def _read_json(request: Request) -> Submission:
         raise SubmissionError(422, "no images: uris is empty")
     if len(uris) > settings.MAX_IMAGES_PER_JOB:
         raise SubmissionError(
-            413, f"uris: {len(uris)} images in one job is over the limit of {settings.MAX_IMAGES_PER_JOB} (MAX_IMAGES_PER_JOB)")
+            413,
+            f"uris: {len(uris)} images in one job is over the limit of "
+            f"{settings.MAX_IMAGES_PER_JOB} (MAX_IMAGES_PER_JOB)",
+        )
     roots = settings.allowed_roots
     images = await run_in_threadpool(lambda: [resolve_uri(i, u, roots) for i, u in enumerate(uris)])
     return Submission(options, images)
@@ -283,7 +301,8 @@ async def read_submission(request: Request, job_id: str) -> Submission:
         return await _read_json(request)
     if content_type != b"multipart/form-data":
         raise SubmissionError(
-            415, 'send multipart/form-data (`files` or `archive`) or application/json {"uris": [...]}')
+            415, 'send multipart/form-data (`files` or `archive`) or application/json {"uris": [...]}'
+        )
     if not params.get(b"boundary"):
         raise SubmissionError(400, "multipart body without a boundary in its Content-Type")
     store = get_store()

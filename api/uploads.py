@@ -11,17 +11,41 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO
 
-from imagebatch.db.lifecycle import ImageSource
 from imagebatch.core.config import settings
 from imagebatch.core.storage import BlobStore
+from imagebatch.db.lifecycle import ImageSource
 
-IMAGE_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".tga",
-})
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+        ".tga",
+    }
+)
 # Errors that mean one archive member cannot be read; anything else (e.g. a full disk) is ours.
-_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, tarfile.TarError,
-                  RuntimeError, NotImplementedError)
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    tarfile.TarError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 class ArchiveError(ValueError):
@@ -121,12 +145,15 @@ class _Budget:
             raise UploadLimit(f"archive has more than {self.limits.members} members (MAX_ARCHIVE_MEMBERS)")
         self.expanded += max(size, 0)
         if self.expanded > self.limits.uncompressed_bytes:
-            raise UploadLimit(f"archive expands to more than {self.limits.uncompressed_bytes} bytes "
-                              "(MAX_ARCHIVE_UNCOMPRESSED_BYTES)")
+            raise UploadLimit(
+                f"archive expands to more than {self.limits.uncompressed_bytes} bytes (MAX_ARCHIVE_UNCOMPRESSED_BYTES)"
+            )
         ratio = self.expanded / self.archive_bytes
         if self.expanded > _RATIO_FLOOR_BYTES and ratio > self.limits.ratio:
-            raise UploadLimit(f"archive expands {ratio:.0f}x, over the limit of {self.limits.ratio:g}x "
-                              "(MAX_ARCHIVE_RATIO): a zip bomb?")
+            raise UploadLimit(
+                f"archive expands {ratio:.0f}x, over the limit of {self.limits.ratio:g}x "
+                "(MAX_ARCHIVE_RATIO): a zip bomb?"
+            )
 
 
 def _extract_zip(fileobj: IO[bytes], images: ImageSink, budget: _Budget) -> None:

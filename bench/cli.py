@@ -9,17 +9,25 @@ from bench.run import BenchOptions, run_benchmark, write_json
 
 def parser() -> argparse.ArgumentParser:
     d = BenchOptions()
-    p = argparse.ArgumentParser(prog="imagebatch bench", description=(
-        "Throughput of the service vs a seed loop, an offline DataLoader script and the model-only "
-        "bound, on generated photos (cached in the temp dir). The e2e part needs PostgreSQL and Redis."))
+    p = argparse.ArgumentParser(
+        prog="imagebatch bench",
+        description=(
+            "Throughput of the service vs a seed loop, an offline DataLoader script and the model-only "
+            "bound, on generated photos (cached in the temp dir). The e2e part needs PostgreSQL and Redis."
+        ),
+    )
     p.add_argument("--model", default=d.model, choices=("resnet18", "resnet50"))
     p.add_argument("--precision", default=d.precision, choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--images", type=int, default=d.images, help="generated images (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="service chunk size = batch size")
     p.add_argument("--workers", type=int, default=d.workers, help="worker processes")
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="chunks in flight per worker")
-    p.add_argument("--forward-slots", type=int, default=d.forward_slots,
-                   help="forwards at once per worker (0 = automatic: one per chunk in flight on a CPU)")
+    p.add_argument(
+        "--forward-slots",
+        type=int,
+        default=d.forward_slots,
+        help="forwards at once per worker (0 = automatic: one per chunk in flight on a CPU)",
+    )
     p.add_argument("--decode", default=d.decode, choices=("fast", "exact"))
     p.add_argument("--loader-workers", type=int, default=d.loader_workers, help="offline script's DataLoader workers")
     p.add_argument("--seed-images", type=int, default=d.seed_images, help="images timed in the seed loop")
@@ -34,10 +42,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", default=d.redis_url, help="a Redis db the benchmark may flush")
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--skip-submission", action="store_true")
-    p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", default=None,
-                   help="instead of the full benchmark, run the service e2e once per combination of these "
-                        "settings (batch_size, concurrency, forward_slots, torch_threads, decode_threads, "
-                        "workers, decode) against one model bound")
+    p.add_argument(
+        "--sweep",
+        nargs="+",
+        metavar="KEY=V1,V2",
+        default=None,
+        help="instead of the full benchmark, run the service e2e once per combination of these "
+        "settings (batch_size, concurrency, forward_slots, torch_threads, decode_threads, "
+        "workers, decode) against one model bound",
+    )
     p.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
     return p
 

@@ -100,7 +100,9 @@ def commit_window(database_url: str, job_id: str) -> tuple[float, float]:
     with psycopg.connect(url) as conn:
         created, completed, last = conn.execute(
             "SELECT j.created_at, j.completed_at, max(i.processed_at) FROM jobs j JOIN images i "
-            "ON i.job_id = j.id WHERE j.id = %s GROUP BY j.id", (job_id,)).fetchone()
+            "ON i.job_id = j.id WHERE j.id = %s GROUP BY j.id",
+            (job_id,),
+        ).fetchone()
     return created.timestamp(), max(completed, last).timestamp()
 
 

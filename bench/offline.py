@@ -58,8 +58,13 @@ def offline_script(
 ) -> float:
     """Images/s of a careful hand-written script: DataLoader decode workers, batched channels_last
     forward at the service's precision, top-5 + entropy + embedding kept in memory."""
-    loader = DataLoader(_Files(paths, model.transform), batch_size=batch_size, num_workers=workers,
-                        persistent_workers=False, prefetch_factor=2 if workers else None)
+    loader = DataLoader(
+        _Files(paths, model.transform),
+        batch_size=batch_size,
+        num_workers=workers,
+        persistent_workers=False,
+        prefetch_factor=2 if workers else None,
+    )
     kept: list[tuple[torch.Tensor, ...]] = []
     t0 = time.perf_counter()
     for batch in loader:
@@ -151,7 +156,7 @@ def fidelity(
     for reduced in ("bf16", "fp16"):
         candidate = Precision(reduced, reduced, precision.device_type)
         result[f"{reduced}_vs_fp32"] = agreement(_probabilities(model, exact_t, candidate, batch_size), reference)
-    changed = [i for i, (e, f) in enumerate(zip(exact, fast)) if not torch.equal(e.tensor, f.tensor)]
+    changed = [i for i, (e, f) in enumerate(zip(exact, fast, strict=True)) if not torch.equal(e.tensor, f.tensor)]
     drafted = _probabilities(model, [fast[i].tensor for i in changed], fp32, batch_size) if changed else reference[:0]
     result["fast_decode_vs_exact"] = agreement(drafted, reference[changed])
     return result

@@ -25,17 +25,21 @@ def _fmt(value: object, digits: int = 1) -> str:
 def render(result: dict, console: Console | None = None) -> None:
     console = console or Console()
     o = result["options"]
-    console.print(f"[bold]{o['model']}[/] precision {o['precision']} -> {result.get('precision_resolved')} "
-                  f"on {result.get('device')}, batch {o['batch_size']}, {result['machine']['cpus']} CPUs, "
-                  f"{'RANDOM' if result.get('random_weights') else 'given'} weights, images {result['image_mix']}")
+    console.print(
+        f"[bold]{o['model']}[/] precision {o['precision']} -> {result.get('precision_resolved')} "
+        f"on {result.get('device')}, batch {o['batch_size']}, {result['machine']['cpus']} CPUs, "
+        f"{'RANDOM' if result.get('random_weights') else 'given'} weights, images {result['image_mix']}"
+    )
     table = Table("pipeline", "img/s")
     for key, label in PIPELINES:
         table.add_row(label, _fmt(result.get(key)))
     console.print(table)
     layouts = result.get("model_bound_layouts")
     if layouts:
-        console.print("model bound by layout (forwards at once x torch threads each): "
-                      + ", ".join(f"{k} {_fmt(v)}" for k, v in layouts.items()))
+        console.print(
+            "model bound by layout (forwards at once x torch threads each): "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in layouts.items())
+        )
     targets = Table("ratio", "measured", "target", "met", "ceiling (at the model bound)")
     for key, label, goal in TARGETS:
         value, ceiling = result.get(key), result.get(f"ceiling_{key}")
@@ -47,27 +51,39 @@ def render(result: dict, console: Console | None = None) -> None:
     split = result.get("split") or {}
     if split:
         rows = Table("per chunk (mean)", "seconds")
-        for key in ("read_decode_s", "forward_s", "write_s", "forward_wait_s",
-                    "overhead_between_chunks_s", "queue_wait_first_chunk_s"):
+        for key in (
+            "read_decode_s",
+            "forward_s",
+            "write_s",
+            "forward_wait_s",
+            "overhead_between_chunks_s",
+            "queue_wait_first_chunk_s",
+        ):
             rows.add_row(key, _fmt(split.get(key), 3))
         rows.add_row("model busy share of e2e wall", _fmt(split.get("forward_busy_share"), 2))
         console.print(rows)
     cpu = result.get("cpu_during_e2e")
     if cpu:
-        console.print(f"machine CPU during e2e: busy {cpu['busy']:.0%}, idle {cpu['idle']:.0%}, "
-                      f"stolen by the hypervisor {cpu['steal']:.0%}")
+        console.print(
+            f"machine CPU during e2e: busy {cpu['busy']:.0%}, idle {cpu['idle']:.0%}, "
+            f"stolen by the hypervisor {cpu['steal']:.0%}"
+        )
     if "worker_rss_start_mib" in result:
         console.print(
             f"worker RSS MiB: start {_fmt(result['worker_rss_start_mib'])}, after "
             f"{result['worker_rss_mark_images']} images {_fmt(result['worker_rss_at_mark_mib'])}, "
-            f"end {_fmt(result['worker_rss_end_mib'])}, peak {_fmt(result['worker_rss_peak_mib'])}")
+            f"end {_fmt(result['worker_rss_end_mib'])}, peak {_fmt(result['worker_rss_peak_mib'])}"
+        )
     for name, stats in (result.get("fidelity") or {}).items():
-        console.print(f"{name}: top-1 agreement {_fmt(100 * stats['top1_agreement'])}% , "
-                      f"max |dp| {stats['max_abs_dp']:.2e} over {stats['images']} images")
+        console.print(
+            f"{name}: top-1 agreement {_fmt(100 * stats['top1_agreement'])}% , "
+            f"max |dp| {stats['max_abs_dp']:.2e} over {stats['images']} images"
+        )
     sub = result.get("submission")
     if sub:
         console.print(
             f"submission: {sub['manifest_uris']}-URI manifest -> {sub['manifest_status']} in "
             f"{sub['manifest_accept_s']:.2f}s; {sub['upload_files']} files ({sub['upload_mib']:.0f} MiB) uploaded "
             f"in {sub['upload_s']:.1f}s, API RSS {sub['api_rss_before_upload_mib']:.0f} -> "
-            f"{sub['api_rss_after_upload_mib']:.0f} MiB")
+            f"{sub['api_rss_after_upload_mib']:.0f} MiB"
+        )

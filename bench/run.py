@@ -63,8 +63,11 @@ def prepare_weights(model: str, torch_home: Path | None) -> tuple[Path, bool]:
 
 def machine_facts() -> dict:
     return {
-        "cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "load_average_at_start": os.getloadavg(),
     }
@@ -101,15 +104,13 @@ def _offline_part(ctx: "WorkerContext", o: BenchOptions, paths: list[Path], home
     fidelity_paths = list(dict.fromkeys(paths[:200] + phones))
     steps = {
         "seed_loop_img_s": lambda: offline.seed_loop(model, paths[: o.seed_images]),
-        "offline_script_img_s": lambda: offline.offline_script(
-            model, paths, precision, o.batch_size, o.loader_workers),
+        "offline_script_img_s": lambda: offline.offline_script(model, paths, precision, o.batch_size, o.loader_workers),
         "model_bound_layouts": lambda: model_bound_layouts(model, precision, o.batch_size, len(paths)),
         "decode_img_s": lambda: offline.decode_only(ctx, model, sample, o.decode == "fast"),
         "decode_exact_img_s": lambda: offline.decode_only(ctx, model, sample, False),
         "fidelity": lambda: offline.fidelity(ctx, model, fidelity_paths, precision, o.batch_size),
     }
-    result = {"device": model.device, "precision_resolved": precision.resolved,
-              "weights_sha256": model.weights_sha256}
+    result = {"device": model.device, "precision_resolved": precision.resolved, "weights_sha256": model.weights_sha256}
     for name, step in steps.items():
         t0 = time.perf_counter()
         result[name] = step()
@@ -136,15 +137,25 @@ def e2e_part(o: BenchOptions, paths: list[Path], home: Path) -> dict:
     from bench.service import run_service
 
     env_options = {
-        "CHUNK_SIZE": o.batch_size, "WORKER_CONCURRENCY": o.concurrency, "DECODE_MODE": o.decode,
-        "WORKER_MODELS": o.model, "EMBEDDING_DTYPE": o.embedding_dtype,
-        "TORCH_THREADS": o.torch_threads, "DECODE_THREADS": o.decode_threads,
+        "CHUNK_SIZE": o.batch_size,
+        "WORKER_CONCURRENCY": o.concurrency,
+        "DECODE_MODE": o.decode,
+        "WORKER_MODELS": o.model,
+        "EMBEDDING_DTYPE": o.embedding_dtype,
+        "TORCH_THREADS": o.torch_threads,
+        "DECODE_THREADS": o.decode_threads,
         "FORWARD_SLOTS": o.forward_slots,
     }
     return run_service(
-        paths, services=Services(o.admin_pg_url, o.database, o.redis_url), torch_home=home,
-        model=o.model, precision=o.precision, e2e_images=o.e2e_images or o.images, workers=o.workers,
-        env_options=env_options, submission=not o.skip_submission,
+        paths,
+        services=Services(o.admin_pg_url, o.database, o.redis_url),
+        torch_home=home,
+        model=o.model,
+        precision=o.precision,
+        e2e_images=o.e2e_images or o.images,
+        workers=o.workers,
+        env_options=env_options,
+        submission=not o.skip_submission,
     )
 
 
@@ -174,8 +185,11 @@ def ratios(result: dict) -> dict:
     target above its ceiling cannot be met on this machine whatever the pipeline does.
     """
     e2e, bound = result.get("e2e_img_s"), result["model_bound_img_s"]
-    baselines = {"offline_script": result["offline_script_img_s"], "model_bound": bound,
-                 "seed_loop": result["seed_loop_img_s"]}
+    baselines = {
+        "offline_script": result["offline_script_img_s"],
+        "model_bound": bound,
+        "seed_loop": result["seed_loop_img_s"],
+    }
     out = {f"ceiling_e2e_over_{name}": bound / value for name, value in baselines.items()}
     if e2e:
         out |= {f"e2e_over_{name}": e2e / value for name, value in baselines.items()}
@@ -187,9 +201,12 @@ def run_benchmark(o: BenchOptions) -> dict:
     t0 = time.perf_counter()
     paths = bench_images(o.images, o.seed)
     home, random_weights = prepare_weights(o.model, o.torch_home)
-    result: dict = {"options": options_record(o),
-                    "machine": machine_facts(), "random_weights": random_weights,
-                    "image_mix": {k: sum(kind_of(i) == k for i in range(len(paths))) for k in ("jpeg", "phone", "png")}}
+    result: dict = {
+        "options": options_record(o),
+        "machine": machine_facts(),
+        "random_weights": random_weights,
+        "image_mix": {k: sum(kind_of(i) == k for i in range(len(paths))) for k in ("jpeg", "phone", "png")},
+    }
     ctx = worker_context()
     try:
         result.update(_offline_part(ctx, o, paths, home))

@@ -1,5 +1,6 @@
 """The benchmark's service part: end-to-end throughput, time split, worker RSS, submission costs."""
 
+import itertools
 import logging
 import statistics
 import tempfile
@@ -36,7 +37,7 @@ def _split(records: list[dict], submitted: float, wall: float, workers: int) -> 
     gaps = []
     for chunks in by_thread.values():
         chunks.sort(key=lambda r: r["began"])
-        gaps += [b["began"] - a["ended"] for a, b in zip(chunks, chunks[1:])]
+        gaps += [b["began"] - a["ended"] for a, b in itertools.pairwise(chunks)]
     mean = lambda key: statistics.fmean(r[key] for r in records)  # noqa: E731
     return {
         "chunks": len(records),
@@ -63,10 +64,13 @@ def cpu_share(before: list[int], after: list[int]) -> dict[str, float]:
     Steal is time a virtual machine's cores were runnable but the host ran something else: a
     noisy neighbour, which slows every pipeline measured while it lasts.
     """
-    delta = [b - a for a, b in zip(before, after)]
+    delta = [b - a for a, b in zip(before, after, strict=True)]
     total = sum(delta) or 1
-    return {"busy": (total - delta[3] - delta[4] - delta[7]) / total, "idle": (delta[3] + delta[4]) / total,
-            "steal": delta[7] / total}
+    return {
+        "busy": (total - delta[3] - delta[4] - delta[7]) / total,
+        "idle": (delta[3] + delta[4]) / total,
+        "steal": delta[7] / total,
+    }
 
 
 class _RssSampler:
@@ -102,16 +106,29 @@ def _submission_costs(url: str, paths: list[Path], model: str, api_pid: int) -> 
         client.cancel(job.id)
     megabytes = sum(p.stat().st_size for p in paths) / 2**20
     return {
-        "manifest_uris": MANIFEST_URIS, "manifest_status": response.status_code,
-        "manifest_accept_s": manifest_s, "upload_files": len(paths), "upload_mib": megabytes,
-        "upload_s": upload_s, "upload_mib_s": megabytes / upload_s,
-        "api_rss_before_upload_mib": before["VmRSS"], "api_rss_after_upload_mib": after["VmRSS"],
+        "manifest_uris": MANIFEST_URIS,
+        "manifest_status": response.status_code,
+        "manifest_accept_s": manifest_s,
+        "upload_files": len(paths),
+        "upload_mib": megabytes,
+        "upload_s": upload_s,
+        "upload_mib_s": megabytes / upload_s,
+        "api_rss_before_upload_mib": before["VmRSS"],
+        "api_rss_after_upload_mib": after["VmRSS"],
     }
 
 
 def run_service(
-    paths: list[Path], *, services: Services, torch_home: Path, model: str, precision: str,
-    e2e_images: int, workers: int, env_options: dict, submission: bool = True,
+    paths: list[Path],
+    *,
+    services: Services,
+    torch_home: Path,
+    model: str,
+    precision: str,
+    e2e_images: int,
+    workers: int,
+    env_options: dict,
+    submission: bool = True,
 ) -> dict:
     """Start the stack, warm it up, run one timed job, measure submission; always tear down."""
     root = Path(tempfile.mkdtemp(prefix="imagebatch-bench-"))
@@ -139,12 +156,18 @@ def run_service(
         wall = committed - submitted
         records = [r for r in chunk_timings(stack.log_dir) if r["job"] == job["id"]]
         result = {
-            "e2e_images": e2e_images, "e2e_seconds": wall, "e2e_img_s": e2e_images / wall,
-            "job_state": job["state"], "job_counts": job["counts"],
+            "e2e_images": e2e_images,
+            "e2e_seconds": wall,
+            "e2e_img_s": e2e_images / wall,
+            "job_state": job["state"],
+            "job_counts": job["counts"],
             "reproducibility": job.get("reproducibility"),
-            "worker_rss_start_mib": rss_start, "worker_rss_at_mark_mib": sampler.at_mark,
-            "worker_rss_mark_images": sampler.mark, "worker_rss_end_mib": rss_end,
-            "worker_rss_peak_mib": peak, "split": _split(records, submitted, wall, workers),
+            "worker_rss_start_mib": rss_start,
+            "worker_rss_at_mark_mib": sampler.at_mark,
+            "worker_rss_mark_images": sampler.mark,
+            "worker_rss_end_mib": rss_end,
+            "worker_rss_peak_mib": peak,
+            "split": _split(records, submitted, wall, workers),
             "cpu_during_e2e": cpu_during,
         }
         stack.stop_workers()

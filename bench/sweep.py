@@ -52,7 +52,7 @@ def parse_grid(specs: list[str]) -> dict[str, list]:
 
 def combinations(grid: dict[str, list]) -> list[dict]:
     keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
 def _bound(ctx: "WorkerContext", o: BenchOptions, count: int) -> dict[str, float]:
@@ -64,9 +64,14 @@ def _sweep_run(o: BenchOptions, combo: dict, paths: list[Path], home: Path) -> d
     options = dataclasses.replace(o, **combo, skip_submission=True)
     logger.info("sweep: %s", combo)
     e2e = e2e_part(options, paths, home)
-    return {"settings": combo, "e2e_img_s": e2e["e2e_img_s"], "split": e2e["split"],
-            "worker_rss_peak_mib": e2e["worker_rss_peak_mib"], "job_state": e2e["job_state"],
-            "cpu_during_e2e": e2e["cpu_during_e2e"]}
+    return {
+        "settings": combo,
+        "e2e_img_s": e2e["e2e_img_s"],
+        "split": e2e["split"],
+        "worker_rss_peak_mib": e2e["worker_rss_peak_mib"],
+        "job_state": e2e["job_state"],
+        "cpu_during_e2e": e2e["cpu_during_e2e"],
+    }
 
 
 def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
@@ -85,24 +90,51 @@ def run_sweep(o: BenchOptions, grid: dict[str, list]) -> dict:
     bound = max(*before.values(), *after.values())
     for run in runs:
         run["e2e_over_model_bound"] = run["e2e_img_s"] / bound
-    return {"options": options_record(o),
-            "machine": machine_facts(), "random_weights": random_weights, "grid": grid,
-            "model_bound_layouts_runs": [before, after], "model_bound_img_s": bound, "runs": runs,
-            "benchmark_seconds": time.perf_counter() - t0}
+    return {
+        "options": options_record(o),
+        "machine": machine_facts(),
+        "random_weights": random_weights,
+        "grid": grid,
+        "model_bound_layouts_runs": [before, after],
+        "model_bound_img_s": bound,
+        "runs": runs,
+        "benchmark_seconds": time.perf_counter() - t0,
+    }
 
 
 def render_sweep(result: dict, console: Console | None = None) -> None:
     console = console or Console(width=max(160, Console().width))
     keys = list(result["grid"])
-    table = Table(*keys, "e2e img/s", "e2e / bound", "read+decode s", "forward s", "wait s", "write s",
-                  "between chunks s", "forward s / wall", "peak RSS MiB", "CPU stolen")
+    table = Table(
+        *keys,
+        "e2e img/s",
+        "e2e / bound",
+        "read+decode s",
+        "forward s",
+        "wait s",
+        "write s",
+        "between chunks s",
+        "forward s / wall",
+        "peak RSS MiB",
+        "CPU stolen",
+    )
     for run in result["runs"]:
         s = run["split"]
-        table.add_row(*(str(run["settings"][k]) for k in keys), f"{run['e2e_img_s']:.1f}",
-                      f"{run['e2e_over_model_bound']:.2f}", f"{s['read_decode_s']:.3f}", f"{s['forward_s']:.3f}",
-                      f"{s['forward_wait_s']:.3f}", f"{s['write_s']:.3f}", f"{s['overhead_between_chunks_s']:.3f}",
-                      f"{s['forward_busy_share']:.2f}", f"{run['worker_rss_peak_mib']:.0f}",
-                      f"{run['cpu_during_e2e']['steal']:.0%}")
-    console.print(f"model bound {result['model_bound_img_s']:.1f} img/s (best layout, before/after: "
-                  f"{result['model_bound_layouts_runs']})")
+        table.add_row(
+            *(str(run["settings"][k]) for k in keys),
+            f"{run['e2e_img_s']:.1f}",
+            f"{run['e2e_over_model_bound']:.2f}",
+            f"{s['read_decode_s']:.3f}",
+            f"{s['forward_s']:.3f}",
+            f"{s['forward_wait_s']:.3f}",
+            f"{s['write_s']:.3f}",
+            f"{s['overhead_between_chunks_s']:.3f}",
+            f"{s['forward_busy_share']:.2f}",
+            f"{run['worker_rss_peak_mib']:.0f}",
+            f"{run['cpu_during_e2e']['steal']:.0%}",
+        )
+    console.print(
+        f"model bound {result['model_bound_img_s']:.1f} img/s (best layout, before/after: "
+        f"{result['model_bound_layouts_runs']})"
+    )
     console.print(table)

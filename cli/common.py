@@ -4,8 +4,8 @@ import enum
 
 import typer
 
-from imagebatch.core.catalog import MODEL_NAMES
 from imagebatch.cli.console import err
+from imagebatch.core.catalog import MODEL_NAMES
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 the job ended failed or cancelled (--wait), or the demo could not finish; "

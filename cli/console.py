@@ -37,8 +37,14 @@ def row_progress(description: str) -> Iterator[Callable[[int, int], None] | None
     if not err.is_terminal:
         yield None
         return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
     task = bar.add_task(description, total=None)
 
     def update(done: int, expected: int) -> None:
@@ -54,10 +60,13 @@ def render_job(data: dict[str, Any]) -> Table:
     counts = data.get("counts") or {}
     rate, eta = data.get("images_per_second"), data.get("eta_seconds")
     rows = [
-        ("id", data.get("id")), ("state", data.get("state")), ("model", data.get("model")),
+        ("id", data.get("id")),
+        ("state", data.get("state")),
+        ("model", data.get("model")),
         ("counts", ", ".join(f"{k} {v}" for k, v in counts.items())),
         ("progress", f"{100 * (data.get('progress') or 0):.0f}%"),
-        ("images/s", f"{rate:.1f}" if rate else "-"), ("eta", f"{eta:.0f}s" if eta is not None else "-"),
+        ("images/s", f"{rate:.1f}" if rate else "-"),
+        ("eta", f"{eta:.0f}s" if eta is not None else "-"),
         ("error", data.get("error") or ""),
     ]
     rows += [(f"{k} at", v) for k, v in (data.get("timestamps") or {}).items() if v]

@@ -15,16 +15,24 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Column, Table
 
-from imagebatch.core.catalog import MODELS
 from imagebatch.client import ApiError, ApiUnreachable, Client, Job
+from imagebatch.core.catalog import MODELS
 
 DEMO_MODEL = "resnet18"
 WEIGHTS_BASE_URL = "https://download.pytorch.org/models/"
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Settings that would point the demo at someone's real services instead of its own folder.
-_SCRUBBED_ENV = ("REDIS_URL", "DATABASE_URL", "IMAGEBATCH_REDIS_URL", "IMAGEBATCH_DATABASE_URL",
-                 "IMAGEBATCH_STORAGE_URL", "IMAGEBATCH_API_URL", "IMAGEBATCH_API_KEY",
-                 "IMAGEBATCH_WORKER_MODELS", "IMAGEBATCH_AUTO_MIGRATE")
+_SCRUBBED_ENV = (
+    "REDIS_URL",
+    "DATABASE_URL",
+    "IMAGEBATCH_REDIS_URL",
+    "IMAGEBATCH_DATABASE_URL",
+    "IMAGEBATCH_STORAGE_URL",
+    "IMAGEBATCH_API_URL",
+    "IMAGEBATCH_API_KEY",
+    "IMAGEBATCH_WORKER_MODELS",
+    "IMAGEBATCH_AUTO_MIGRATE",
+)
 _RANDOM_BANNER = "RANDOM WEIGHTS — predictions are meaningless"
 
 console = Console()
@@ -50,8 +58,9 @@ def download_weights(model: str, target: Path) -> str | None:
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     try:
-        with httpx.stream("GET", WEIGHTS_BASE_URL + name, timeout=httpx.Timeout(60, connect=10),
-                          follow_redirects=True) as response:
+        with httpx.stream(
+            "GET", WEIGHTS_BASE_URL + name, timeout=httpx.Timeout(60, connect=10), follow_redirects=True
+        ) as response:
             response.raise_for_status()
             with open(partial, "wb") as out:
                 for block in response.iter_bytes(1 << 20):
@@ -93,7 +102,8 @@ def prepare_weights(data_dir: Path, random_weights: bool | None) -> tuple[Path |
         f"[bold red]Could not download the {DEMO_MODEL} weights[/bold red] ({reason}).\n"
         f"For real predictions put [bold]{target.name}[/bold] (from {WEIGHTS_BASE_URL}{target.name}) "
         f"into [bold]{target.parent}[/bold], or point TORCH_HOME at a folder holding "
-        f"hub/checkpoints/{target.name}.", highlight=False,
+        f"hub/checkpoints/{target.name}.",
+        highlight=False,
     )
     if not _want_random(random_weights):
         console.print("No weights, so no demo. Run again with --random-weights to see the pipeline work.")
@@ -101,7 +111,11 @@ def prepare_weights(data_dir: Path, random_weights: bool | None) -> tuple[Path |
     private = data_dir / "torch"  # never the user's cache: random weights must not pass for real ones
     done = subprocess.run(
         [sys.executable, "-m", "imagebatch.cli", "weights", "random", DEMO_MODEL, "--torch-home", str(private)],
-        env=_child_env(data_dir), cwd=data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        env=_child_env(data_dir),
+        cwd=data_dir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         console.print(f"[bold red]Could not write random weights:[/bold red]\n{done.stderr.strip()}")
@@ -142,8 +156,13 @@ class Services:
         with open(self.data_dir / f"{name}.log", "ab") as log:
             # A session of their own: Ctrl-C reaches only the demo, which then stops them in order.
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "imagebatch.cli", *args], env=self.env, cwd=self.data_dir,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "imagebatch.cli", *args],
+                env=self.env,
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def check_alive(self) -> None:
@@ -226,8 +245,11 @@ def run_demo(images: int = 16, random_weights: bool | None = None, keep: bool = 
     data_dir.mkdir(parents=True, exist_ok=True)
     csv_path = data_dir.parent / f"demo-{stamp}-results.csv"
     console.print(f"Demo data folder: {data_dir}", highlight=False)
-    console.print("[yellow]Authentication is OFF for the demo (IMAGEBATCH_AUTH_ENABLED=false); "
-                  "never run a shared API like that.[/yellow]", highlight=False)
+    console.print(
+        "[yellow]Authentication is OFF for the demo (IMAGEBATCH_AUTH_ENABLED=false); "
+        "never run a shared API like that.[/yellow]",
+        highlight=False,
+    )
     torch_home, is_random = prepare_weights(data_dir, random_weights)
     if torch_home is None:
         shutil.rmtree(data_dir, ignore_errors=True)

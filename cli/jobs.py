@@ -21,10 +21,10 @@ from imagebatch.cli.common import (
     ModelName,
     fail,
 )
+from imagebatch.cli.console import err, out, render_job, render_results, row_progress, upload_progress
 from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound, Unauthorized
 from imagebatch.core.config import settings
 from imagebatch.core.options import PRECISIONS, JobOptions
-from imagebatch.cli.console import err, out, render_job, render_results, row_progress, upload_progress
 
 Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
 ExportFormat = enum.Enum("ExportFormat", {"csv": "csv", "parquet": "parquet", "npy": "npy"}, type=str)
@@ -69,8 +69,8 @@ def submit(
     ),
     model: ModelName | None = typer.Option(None, help=f"Default: {settings.DEFAULT_MODEL}."),
     top_k: int | None = typer.Option(
-        None, "--top-k", min=1,
-        help=f"Predictions kept per image. Default: {JobOptions.model_fields['top_k'].default}."),
+        None, "--top-k", min=1, help=f"Predictions kept per image. Default: {JobOptions.model_fields['top_k'].default}."
+    ),
     store_probabilities: bool = typer.Option(False, "--store-probabilities", help="Keep all 1000 probabilities."),
     precision: Precision | None = typer.Option(None, help=f"Default: {settings.DEFAULT_PRECISION}."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until the job ends."),
@@ -138,8 +138,14 @@ def list_jobs(
         c = job.counts
         done = c.get("total", 0) - c.get("pending", 0)
         created = (job.data.get("timestamps") or {}).get("created", "")
-        table.add_row(job.id, job.state, job.data.get("model"), f"{done}/{c.get('total', 0)}",
-                      str(c.get("failed", 0)), str(created))
+        table.add_row(
+            job.id,
+            job.state,
+            job.data.get("model"),
+            f"{done}/{c.get('total', 0)}",
+            str(c.get("failed", 0)),
+            str(created),
+        )
     out.print(table)
 
 
@@ -158,8 +164,14 @@ def results(
     as_json: bool = typer.Option(False, "--json", help="JSON array of the API's result items."),
 ) -> None:
     """Show per-image results: top-5 predictions or the error."""
-    filters = dict(label=label, min_confidence=min_confidence, max_confidence=max_confidence,
-                   max_entropy=max_entropy, status=status_, errors_only=errors_only)
+    filters = dict(
+        label=label,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+        max_entropy=max_entropy,
+        status=status_,
+        errors_only=errors_only,
+    )
     with _client(ctx) as client:
         items = []
         for item in client.iter_results(job_id, page_size=min(limit, 500), **filters):
@@ -180,14 +192,16 @@ def export(
     out_path: Path = typer.Option(..., "--out", help="File to write."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Add all 1000 probabilities (if stored)."),
     fmt: ExportFormat | None = typer.Option(
-        None, "--format", help="Default from the suffix: .parquet/.pq, .npy (embeddings, row i = image i), else csv."),
+        None, "--format", help="Default from the suffix: .parquet/.pq, .npy (embeddings, row i = image i), else csv."
+    ),
 ) -> None:
     """Write a job's results to CSV (streamed), Parquet, or its embeddings to .npy."""
     with _client(ctx) as client:
         job = client.get_job(job_id)
         with row_progress(f"exporting {job_id[:12]}") as on_progress:
-            path = job.export(out_path, format=fmt.value if fmt else None, probabilities=probabilities,
-                              on_progress=on_progress)
+            path = job.export(
+                out_path, format=fmt.value if fmt else None, probabilities=probabilities, on_progress=on_progress
+            )
     err.print(f"wrote {path}", highlight=False)
 
 
@@ -209,8 +223,14 @@ def similar(
         return
     table = Table(Column("job", no_wrap=True), "#", "cosine", "top-1", "confidence", "source")
     for row in frame.itertuples(index=False):
-        table.add_row(row.job_id, str(row.index), f"{row.similarity:.4f}", str(row.top1_label),
-                      f"{row.confidence:.3f}" if row.confidence is not None else "-", str(row.source))
+        table.add_row(
+            row.job_id,
+            str(row.index),
+            f"{row.similarity:.4f}",
+            str(row.top1_label),
+            f"{row.confidence:.3f}" if row.confidence is not None else "-",
+            str(row.source),
+        )
     out.print(table)
 
 
@@ -230,4 +250,3 @@ def delete(ctx: typer.Context, job_id: str) -> None:
     with _client(ctx) as client:
         client.delete(job_id)
     out.print(f"deleted job {job_id}", highlight=False)
-

@@ -6,8 +6,8 @@ import typer
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from imagebatch.core.config import settings
 from imagebatch.cli.console import err, out
+from imagebatch.core.config import settings
 
 keys_app = typer.Typer(help="API keys (admin: reads and writes the database directly).", no_args_is_help=True)
 
@@ -23,8 +23,11 @@ def _session_scope():  # noqa: ANN202 - imported lazily so `imagebatch --help` s
 
 def _database_error(exc: Exception) -> typer.Exit:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    err.print(f"[bold red]error:[/bold red] database unavailable or not migrated (`imagebatch migrate`): {reason}",
-              highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]error:[/bold red] database unavailable or not migrated (`imagebatch migrate`): {reason}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return typer.Exit(5)
 
 
@@ -44,8 +47,7 @@ def create(
         raise typer.Exit(2) from None
     except (OperationalError, ProgrammingError) as exc:
         raise _database_error(exc) from None
-    err.print(f"key {key.id} for tenant {key.tenant!r} created; the secret below is shown only now:",
-              highlight=False)
+    err.print(f"key {key.id} for tenant {key.tenant!r} created; the secret below is shown only now:", highlight=False)
     typer.echo(key.secret)
 
 
@@ -59,9 +61,16 @@ def list_(
 
     try:
         with _session_scope() as session:
-            rows = [{"id": k.id, "tenant": k.tenant, "name": k.name, "created_at": k.created_at.isoformat(),
-                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
-                    for k in list_keys(session, tenant=tenant)]
+            rows = [
+                {
+                    "id": k.id,
+                    "tenant": k.tenant,
+                    "name": k.name,
+                    "created_at": k.created_at.isoformat(),
+                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
+                for k in list_keys(session, tenant=tenant)
+            ]
     except (OperationalError, ProgrammingError) as exc:
         raise _database_error(exc) from None
     if as_json:

@@ -45,6 +45,7 @@ _SAMPLES = (
     _Sample("logo-rgba", "logo", "PNG"),
 )
 
+
 def _center_crop(image: np.ndarray) -> np.ndarray:
     dy, dx = image.shape[0] // 8, image.shape[1] // 8
     return image[dy : image.shape[0] - dy, dx : image.shape[1] - dx]

@@ -3,9 +3,9 @@
 import typer
 
 from imagebatch.cli.common import EXIT_USAGE, fail
+from imagebatch.cli.console import out
 from imagebatch.core.catalog import MODEL_NAMES
 from imagebatch.core.config import settings
-from imagebatch.cli.console import out
 
 app = typer.Typer()
 

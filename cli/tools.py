@@ -15,7 +15,8 @@ weights_app = typer.Typer(help="Model weights helpers.", no_args_is_help=True)
 def demo(
     images: int = typer.Option(16, "--images", min=1, help="How many sample photos to classify."),
     random_weights: bool | None = typer.Option(
-        None, "--random-weights/--no-random-weights",
+        None,
+        "--random-weights/--no-random-weights",
         help="Use seeded random weights when the real ones cannot be had. "
         "Default: yes when not interactive, ask when stdin is a terminal.",
     ),
@@ -39,8 +40,11 @@ def run_checkout_benchmark(args: list[str]) -> int:
 
     checkout = Path(__file__).resolve().parents[1]
     if not (checkout / "bench" / "cli.py").is_file():
-        raise fail("the benchmark is not installed with the package: run scripts/benchmark.py "
-                   "from a source checkout (pip install -e \".[worker,test]\")", EXIT_USAGE)
+        raise fail(
+            "the benchmark is not installed with the package: run scripts/benchmark.py "
+            'from a source checkout (pip install -e ".[worker,test]")',
+            EXIT_USAGE,
+        )
     sys.path.insert(0, str(checkout))
     from bench.cli import main as bench_main
 
@@ -64,6 +68,9 @@ def weights_random(
     from imagebatch.worker.random_weights import write_random_checkpoint
 
     path = write_random_checkpoint(model.value, home, seed=seed)
-    err.print(f"[bold yellow]RANDOM WEIGHTS[/bold yellow] written to {path} (seed {seed}); "
-              "predictions made with them are meaningless.", highlight=False)
+    err.print(
+        f"[bold yellow]RANDOM WEIGHTS[/bold yellow] written to {path} (seed {seed}); "
+        "predictions made with them are meaningless.",
+        highlight=False,
+    )
     typer.echo(str(path))

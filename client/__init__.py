@@ -5,6 +5,14 @@ from imagebatch.client.errors import ApiError, ApiUnreachable, ImagebatchError, 
 from imagebatch.client.job import FINAL_STATES, Job
 
 __all__ = [
-    "FINAL_STATES", "ApiError", "ApiUnreachable", "Client", "ImagebatchError", "Job", "NotFound",
-    "ProgressCallback", "Unauthorized", "WaitTimeout",
+    "FINAL_STATES",
+    "ApiError",
+    "ApiUnreachable",
+    "Client",
+    "ImagebatchError",
+    "Job",
+    "NotFound",
+    "ProgressCallback",
+    "Unauthorized",
+    "WaitTimeout",
 ]

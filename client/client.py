@@ -11,8 +11,8 @@ import httpx
 from imagebatch.client.errors import ApiError, ApiUnreachable, NotFound, Unauthorized, error_detail
 from imagebatch.client.files import RowProgress, replace_into
 from imagebatch.client.job import Job
-from imagebatch.core.config import settings
 from imagebatch.client.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files, collect_uris, suffix_of
+from imagebatch.core.config import settings
 
 if TYPE_CHECKING:  # pandas is imported on first use so the CLI starts quickly
     import pandas as pd
@@ -106,8 +106,13 @@ class Client:
         items = [paths_or_uris] if isinstance(paths_or_uris, (str, Path)) else list(paths_or_uris)
         if not items:
             raise ValueError("nothing to submit: give image files, folders, an archive, URLs or a manifest")
-        options = {"model": model, "top_k": top_k, "store_probabilities": store_probabilities, "precision": precision,
-                   "callback_url": callback_url}
+        options = {
+            "model": model,
+            "top_k": top_k,
+            "store_probabilities": store_probabilities,
+            "precision": precision,
+            "callback_url": callback_url,
+        }
         options = {k: v for k, v in options.items() if v is not None}
         uris = collect_uris(items)
         if uris is not None:
@@ -202,8 +207,13 @@ class Client:
         return pd.DataFrame.from_records(found["items"], columns=columns)
 
     def export_csv(
-        self, job_id: str, path: str | Path, probabilities: bool = False,
-        on_progress: RowProgress | None = None, expected: int = 0, **filters: Any,
+        self,
+        job_id: str,
+        path: str | Path,
+        probabilities: bool = False,
+        on_progress: RowProgress | None = None,
+        expected: int = 0,
+        **filters: Any,
     ) -> Path:
         """Stream GET /results.csv to `path` (written beside it, then renamed into place)."""
         params = _query({**filters, "probabilities": probabilities})

@@ -21,14 +21,22 @@ def format_for(path: Path, chosen: str | None = None) -> str:
     return _SUFFIXES.get(path.suffix.lower(), "csv")
 
 
-def write_parquet(items: Iterable[dict[str, Any]], path: Path, *, model: str, probabilities: bool, expected: int,
-                  on_progress: RowProgress | None = None) -> Path:
+def write_parquet(
+    items: Iterable[dict[str, Any]],
+    path: Path,
+    *,
+    model: str,
+    probabilities: bool,
+    expected: int,
+    on_progress: RowProgress | None = None,
+) -> Path:
     """One row per image in core.results' Parquet schema, with embeddings: the API's results.parquet table."""
     from imagebatch.core import results
 
     spec = MODELS[model]
     schema = results.arrow_schema(
-        embedding_size=spec.embedding_dim, probability_count=spec.num_classes if probabilities else 0)
+        embedding_size=spec.embedding_dim, probability_count=spec.num_classes if probabilities else 0
+    )
 
     def write(target: Path) -> None:
         with open(target, "wb") as out:
@@ -38,8 +46,15 @@ def write_parquet(items: Iterable[dict[str, Any]], path: Path, *, model: str, pr
     return replace_into(path, write)
 
 
-def write_embeddings(items: Iterable[dict[str, Any]], path: Path, *, job_id: str, model: str, total: int,
-                     on_progress: RowProgress | None = None) -> Path:
+def write_embeddings(
+    items: Iterable[dict[str, Any]],
+    path: Path,
+    *,
+    job_id: str,
+    model: str,
+    total: int,
+    on_progress: RowProgress | None = None,
+) -> Path:
     """A float32 matrix whose row i is image i's embedding; NaN rows for images without one."""
     import numpy as np
 

@@ -24,11 +24,19 @@ class JobClient(Protocol):
 
     def results(self, job_id: str, *, limit: int | None = None, **filters: Any) -> "pd.DataFrame": ...
 
-    def export_csv(self, job_id: str, path: str | Path, probabilities: bool = False,
-                   on_progress: RowProgress | None = None, expected: int = 0, **filters: Any) -> Path: ...
+    def export_csv(
+        self,
+        job_id: str,
+        path: str | Path,
+        probabilities: bool = False,
+        on_progress: RowProgress | None = None,
+        expected: int = 0,
+        **filters: Any,
+    ) -> Path: ...
 
-    def similar(self, image: str | tuple[str, int], index: int | None = None, *, k: int = 10,
-                scope: str = "job") -> "pd.DataFrame": ...
+    def similar(
+        self, image: str | tuple[str, int], index: int | None = None, *, k: int = 10, scope: str = "job"
+    ) -> "pd.DataFrame": ...
 
 
 class Job:
@@ -103,8 +111,12 @@ class Job:
         return self.client.results(self.id, **filters)
 
     def export(
-        self, path: str | Path, format: str | None = None, probabilities: bool = False,
-        on_progress: RowProgress | None = None, **filters: Any,
+        self,
+        path: str | Path,
+        format: str | None = None,
+        probabilities: bool = False,
+        on_progress: RowProgress | None = None,
+        **filters: Any,
     ) -> Path:
         """Write the results to `path`: "csv" (streamed from the API), "parquet", or "npy"
         (embeddings, row i = image i, NaN where none); default from the suffix, else CSV.
@@ -115,18 +127,26 @@ class Job:
         chosen = exports.format_for(path, format)
         expected = self.counts.get("total", 0)
         if chosen == "csv":
-            return self.client.export_csv(self.id, path, probabilities=probabilities, on_progress=on_progress,
-                                          expected=expected, **filters)
+            return self.client.export_csv(
+                self.id, path, probabilities=probabilities, on_progress=on_progress, expected=expected, **filters
+            )
         if chosen == "parquet":
             include = ["embedding", "probabilities"] if probabilities else ["embedding"]
             items = self.client.iter_results(self.id, page_size=exports.PAGE_SIZE, include=include, **filters)
-            return exports.write_parquet(items, path, model=self.data["model"], probabilities=probabilities,
-                                         expected=expected, on_progress=on_progress)
+            return exports.write_parquet(
+                items,
+                path,
+                model=self.data["model"],
+                probabilities=probabilities,
+                expected=expected,
+                on_progress=on_progress,
+            )
         if filters or probabilities:
             raise ValueError("embeddings (.npy) export takes every image: no filters or probabilities")
         items = self.client.iter_results(self.id, page_size=exports.PAGE_SIZE, include="embedding")
-        return exports.write_embeddings(items, path, job_id=self.id, model=self.data["model"], total=expected,
-                                        on_progress=on_progress)
+        return exports.write_embeddings(
+            items, path, job_id=self.id, model=self.data["model"], total=expected, on_progress=on_progress
+        )
 
     def similar(self, index: int, k: int = 10, scope: str = "job") -> "pd.DataFrame":
         return self.client.similar(self.id, index, k=k, scope=scope)

@@ -13,9 +13,13 @@ class JobProgress:
 
     def __init__(self, job_id: str) -> None:
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("{task.fields[failed]}"), TimeElapsedColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA {task.fields[eta]}"),
+            TextColumn("{task.fields[failed]}"),
+            TimeElapsedColumn(),
             console=err,
         )
         self.task = self.bar.add_task(job_id, total=None, rate="", eta="-", failed="")
@@ -29,7 +33,10 @@ class JobProgress:
         rate, eta = job.get("images_per_second"), job.get("eta_seconds")
         failed = counts.get("failed", 0)
         self.bar.update(
-            self.task, total=total or None, completed=done, description=f"{job['id']} {job['state']}",
+            self.task,
+            total=total or None,
+            completed=done,
+            description=f"{job['id']} {job['state']}",
             rate=f"{rate:.1f} img/s" if rate else "- img/s",
             eta=f"{eta:.0f}s" if eta is not None and not final else "-",
             failed=f"[red]{failed} failed[/red]" if failed else "0 failed",

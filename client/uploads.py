@@ -6,7 +6,25 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .ico .tga".split()
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+        ".tga",
+    ]
 )
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 MANIFEST_SUFFIXES = (".txt", ".json")
@@ -82,7 +100,7 @@ def read_manifest(path: Path) -> list[str]:
         data = json.loads(text)
         uris = data.get("uris") if isinstance(data, dict) else data
         if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
-            raise ValueError(f"{path}: expected a JSON list of URIs or {{\"uris\": [...]}}")
+            raise ValueError(f'{path}: expected a JSON list of URIs or {{"uris": [...]}}')
         return uris
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 

@@ -61,8 +61,10 @@ def chunk_priority(chunk_index: int) -> int:
 
 def job_chunks(job_id: str, model: str, total: int, chunk_size: int) -> list[Chunk]:
     """Every chunk of a job, in order, each at its fair-scheduling priority: the first send."""
-    return [Chunk(job_id, model, start, stop, chunk_priority(index))
-            for index, (start, stop) in enumerate(chunk_bounds(total, chunk_size))]
+    return [
+        Chunk(job_id, model, start, stop, chunk_priority(index))
+        for index, (start, stop) in enumerate(chunk_bounds(total, chunk_size))
+    ]
 
 
 def resent_chunks(job_id: str, model: str, total: int, chunk_size: int, indexes: Iterable[int]) -> list[Chunk]:
@@ -72,8 +74,12 @@ def resent_chunks(job_id: str, model: str, total: int, chunk_size: int, indexes:
 
 
 def chunk_message(chunk: Chunk) -> ChunkMessage:
-    return ChunkMessage(task=PROCESS_CHUNK_TASK, args=[chunk.job_id, chunk.start, chunk.stop],
-                        queue=queue_for_model(chunk.model), priority=chunk.priority)
+    return ChunkMessage(
+        task=PROCESS_CHUNK_TASK,
+        args=[chunk.job_id, chunk.start, chunk.stop],
+        queue=queue_for_model(chunk.model),
+        priority=chunk.priority,
+    )
 
 
 def send_chunks(app: Celery, chunks: Sequence[Chunk]) -> int:
@@ -88,7 +94,8 @@ def send_chunks(app: Celery, chunks: Sequence[Chunk]) -> int:
     with app.producer_or_acquire() as producer, producer.batch():
         for chunk in chunks:
             message = chunk_message(chunk)
-            app.send_task(message.task, args=message.args, queue=message.queue, priority=message.priority,
-                          producer=producer)
+            app.send_task(
+                message.task, args=message.args, queue=message.queue, priority=message.priority, producer=producer
+            )
     logger.debug("sent %d chunk message(s)", len(chunks))
     return len(chunks)

@@ -19,9 +19,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("IMAGEBATCH_DATABASE_URL", "DATABASE_URL")
     )
     # Unset means kombu's SQLAlchemy transport on SQLite in DATA_DIR.
-    REDIS_URL: str | None = Field(
-        default=None, validation_alias=AliasChoices("IMAGEBATCH_REDIS_URL", "REDIS_URL")
-    )
+    REDIS_URL: str | None = Field(default=None, validation_alias=AliasChoices("IMAGEBATCH_REDIS_URL", "REDIS_URL"))
     # fsspec URL or local directory for uploaded images; unset means DATA_DIR/blobs.
     STORAGE_URL: str | None = None
     # Local directories that `uris` manifests may read from (colon- or comma-separated).

@@ -12,5 +12,16 @@ INTERNAL = "internal"  # an unexpected failure while processing the image's chun
 JOB_FAILED = "job_failed"  # the whole job could not run (reason in the message)
 TIMED_OUT = "timed_out"  # its chunk was claimed CHUNK_MAX_ATTEMPTS times and never finished
 
-ALL = (EMPTY_FILE, UNREADABLE, TRUNCATED, TOO_LARGE, NOT_FOUND, FETCH_FAILED, INTERNAL, JOB_FAILED, TIMED_OUT,
-       FORBIDDEN_ADDRESS, UNSUPPORTED_FORMAT)
+ALL = (
+    EMPTY_FILE,
+    UNREADABLE,
+    TRUNCATED,
+    TOO_LARGE,
+    NOT_FOUND,
+    FETCH_FAILED,
+    INTERNAL,
+    JOB_FAILED,
+    TIMED_OUT,
+    FORBIDDEN_ADDRESS,
+    UNSUPPORTED_FORMAT,
+)

@@ -8,9 +8,15 @@ from pathlib import Path
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Cloud metadata services; most are link-local or private already, listed so the intent is explicit.
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254",
-))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",
+        "169.254.170.2",
+        "100.100.100.200",
+        "fd00:ec2::254",
+    )
+)
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
@@ -27,9 +33,14 @@ def forbidden_reason(address: IPAddress, *, allow_private: bool = False) -> str 
         return "a cloud metadata address"
     if allow_private:
         return None
-    for reason, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
-                         ("private", address.is_private), ("multicast", address.is_multicast),
-                         ("unspecified", address.is_unspecified), ("reserved", address.is_reserved)):
+    for reason, flag in (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("private", address.is_private),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+        ("reserved", address.is_reserved),
+    ):
         if flag:
             return f"a {reason} address"
     if not address.is_global:

@@ -33,19 +33,26 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(
-        default_factory=lambda: settings.DEFAULT_MODEL, json_schema_extra=_model_schema,
-        description="torchvision ResNet to classify with; IMAGEBATCH_DEFAULT_MODEL when omitted")
+        default_factory=lambda: settings.DEFAULT_MODEL,
+        json_schema_extra=_model_schema,
+        description="torchvision ResNet to classify with; IMAGEBATCH_DEFAULT_MODEL when omitted",
+    )
     top_k: int = Field(
-        default=5, json_schema_extra=_top_k_schema,
-        description="predictions kept per image, best first (at most IMAGEBATCH_MAX_TOP_K)")
+        default=5,
+        json_schema_extra=_top_k_schema,
+        description="predictions kept per image, best first (at most IMAGEBATCH_MAX_TOP_K)",
+    )
     store_probabilities: bool = Field(
-        default=False, description="also store all 1000 class probabilities (CSV export with ?probabilities=true)")
+        default=False, description="also store all 1000 class probabilities (CSV export with ?probabilities=true)"
+    )
     precision: str = Field(
-        default_factory=lambda: settings.DEFAULT_PRECISION, json_schema_extra=_precision_schema,
-        description="inference precision; auto picks bf16 or fp16 where the device runs it fast")
+        default_factory=lambda: settings.DEFAULT_PRECISION,
+        json_schema_extra=_precision_schema,
+        description="inference precision; auto picks bf16 or fp16 where the device runs it fast",
+    )
     callback_url: str | None = Field(
-        default=None,
-        description="http(s) URL POSTed once (HMAC-signed) when the job reaches a final state")
+        default=None, description="http(s) URL POSTed once (HMAC-signed) when the job reaches a final state"
+    )
 
     @classmethod
     def from_record(cls, record: object) -> "JobOptions":

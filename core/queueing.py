@@ -34,7 +34,9 @@ def make_celery(config: Settings = settings) -> Celery:
         broker_connection_retry_on_startup=True,
         # kombu's SQLAlchemy transport passes every transport option on to create_engine(),
         # which rejects these keys, so the embedded broker keeps kombu's defaults (1 s polling).
-        broker_transport_options={} if config.is_embedded else {
+        broker_transport_options={}
+        if config.is_embedded
+        else {
             "visibility_timeout": config.VISIBILITY_TIMEOUT,
             # One Redis list per priority 0 (first) .. 9 (last): see core.chunks.chunk_priority().
             "priority_steps": list(range(PRIORITY_LEVELS)),

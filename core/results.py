@@ -1,7 +1,7 @@
 """The per-image result, defined once: its stored columns, the JSON item, CSV rows and the Parquet table."""
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,17 +17,50 @@ PROBABILITY_DTYPE = "<f4"
 IDENTITY_COLUMNS = ("idx", "source")
 OUTCOME_COLUMNS = ("status", "error_category", "error_message", "processed_at")
 RESULT_COLUMNS = (
-    "width", "height", "mode", "format", "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",
-    "top1_index", "top1_label", "confidence", "top5_mean", "margin", "entropy", "topk",
-    "embedding", "probabilities",
+    "width",
+    "height",
+    "mode",
+    "format",
+    "mean_r",
+    "mean_g",
+    "mean_b",
+    "std_r",
+    "std_g",
+    "std_b",
+    "top1_index",
+    "top1_label",
+    "confidence",
+    "top5_mean",
+    "margin",
+    "entropy",
+    "topk",
+    "embedding",
+    "probabilities",
 )
 STORED_COLUMNS = IDENTITY_COLUMNS + OUTCOME_COLUMNS + RESULT_COLUMNS
 # The heavy vectors: read, decoded and sent only when asked for.
 INCLUDABLE = ("embedding", "probabilities")
 
 CSV_BASE_COLUMNS = (
-    "index", "source", "status", "error_category", "error_message", "width", "height", "mode",
-    "format", "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "confidence", "top5_mean", "margin", "entropy",
+    "index",
+    "source",
+    "status",
+    "error_category",
+    "error_message",
+    "width",
+    "height",
+    "mode",
+    "format",
+    "mean_r",
+    "mean_g",
+    "mean_b",
+    "std_r",
+    "std_g",
+    "std_b",
+    "confidence",
+    "top5_mean",
+    "margin",
+    "entropy",
 )
 _NO_TRIPLE = (None, None, None)
 
@@ -56,17 +89,42 @@ def decode_vector(raw: bytes | None, dtype: str = PROBABILITY_DTYPE) -> list[flo
 
 
 def stored_result(
-    *, width: int, height: int, mode: str, format: str | None, mean: Sequence[float], std: Sequence[float],
-    topk: list[dict], confidence: float, top5_mean: float, margin: float, entropy: float,
-    embedding: Any, embedding_dtype: str, probabilities: Any = None,
+    *,
+    width: int,
+    height: int,
+    mode: str,
+    format: str | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    topk: list[dict],
+    confidence: float,
+    top5_mean: float,
+    margin: float,
+    entropy: float,
+    embedding: Any,
+    embedding_dtype: str,
+    probabilities: Any = None,
 ) -> dict[str, Any]:
     """A processed image's RESULT_COLUMNS, as the worker writes them (`embedding_dtype`: the setting)."""
     best = topk[0]
     return {
-        "width": width, "height": height, "mode": mode, "format": format,
-        "mean_r": mean[0], "mean_g": mean[1], "mean_b": mean[2], "std_r": std[0], "std_g": std[1], "std_b": std[2],
-        "top1_index": best["index"], "top1_label": best["label"], "confidence": confidence,
-        "top5_mean": top5_mean, "margin": margin, "entropy": entropy, "topk": topk,
+        "width": width,
+        "height": height,
+        "mode": mode,
+        "format": format,
+        "mean_r": mean[0],
+        "mean_g": mean[1],
+        "mean_b": mean[2],
+        "std_r": std[0],
+        "std_g": std[1],
+        "std_b": std[2],
+        "top1_index": best["index"],
+        "top1_label": best["label"],
+        "confidence": confidence,
+        "top5_mean": top5_mean,
+        "margin": margin,
+        "entropy": entropy,
+        "topk": topk,
         "embedding": encode_vector(embedding, check_embedding_dtype(embedding_dtype)),
         "probabilities": None if probabilities is None else encode_vector(probabilities, PROBABILITY_DTYPE),
     }
@@ -84,7 +142,7 @@ def utc(value: datetime | str | None) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _triple(row: Mapping[str, Any], *names: str) -> list[float] | None:
@@ -102,12 +160,22 @@ def item_from_columns(
     if row["error_category"] is not None or row["error_message"] is not None:
         error = {"category": row["error_category"], "message": row["error_message"]}
     item: dict[str, Any] = {
-        "index": row["idx"], "source": row["source"], "status": row["status"], "error": error,
-        "width": row["width"], "height": row["height"], "mode": row["mode"], "format": row["format"],
+        "index": row["idx"],
+        "source": row["source"],
+        "status": row["status"],
+        "error": error,
+        "width": row["width"],
+        "height": row["height"],
+        "mode": row["mode"],
+        "format": row["format"],
         "channel_mean": _triple(row, "mean_r", "mean_g", "mean_b"),
         "channel_std": _triple(row, "std_r", "std_g", "std_b"),
-        "top_k": row["topk"], "top1_label": row["top1_label"], "confidence": row["confidence"],
-        "top5_mean": row["top5_mean"], "margin": row["margin"], "entropy": row["entropy"],
+        "top_k": row["topk"],
+        "top1_label": row["top1_label"],
+        "confidence": row["confidence"],
+        "top5_mean": row["top5_mean"],
+        "margin": row["margin"],
+        "entropy": row["entropy"],
         "processed_at": utc(row["processed_at"]),
     }
     include = set(include)
@@ -119,7 +187,7 @@ def item_from_columns(
 
 
 def probability_columns(labels: Sequence[str]) -> list[str]:
-    """"p_<label>", with the class index appended to every label that occurs more than once."""
+    """ "p_<label>", with the class index appended to every label that occurs more than once."""
     seen: dict[str, int] = {}
     for label in labels:
         seen[label] = seen.get(label, 0) + 1
@@ -140,10 +208,21 @@ def csv_row(item: Mapping[str, Any], top_k: int, *, probability_count: int = 0) 
     """
     error = item["error"] or {}
     row: list[Any] = [
-        item["index"], item["source"], item["status"], error.get("category"), error.get("message"),
-        item["width"], item["height"], item["mode"], item["format"],
-        *(item["channel_mean"] or _NO_TRIPLE), *(item["channel_std"] or _NO_TRIPLE),
-        item["confidence"], item["top5_mean"], item["margin"], item["entropy"],
+        item["index"],
+        item["source"],
+        item["status"],
+        error.get("category"),
+        error.get("message"),
+        item["width"],
+        item["height"],
+        item["mode"],
+        item["format"],
+        *(item["channel_mean"] or _NO_TRIPLE),
+        *(item["channel_std"] or _NO_TRIPLE),
+        item["confidence"],
+        item["top5_mean"],
+        item["margin"],
+        item["entropy"],
     ]
     entries = item["top_k"] or []
     for i in range(top_k):
@@ -194,8 +273,12 @@ def arrow_schema(*, embedding_size: int, probability_count: int = 0) -> pa.Schem
 
 def _arrow_row(item: Mapping[str, Any]) -> dict[str, Any]:
     error = item.get("error") or {}
-    return {**item, "error_category": error.get("category"), "error_message": error.get("message"),
-            "processed_at": utc(item.get("processed_at"))}
+    return {
+        **item,
+        "error_category": error.get("category"),
+        "error_message": error.get("message"),
+        "processed_at": utc(item.get("processed_at")),
+    }
 
 
 def arrow_table(items: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from typing import BinaryIO
 
 from fsspec.core import url_to_fs
@@ -51,7 +51,6 @@ class BlobStore:
         return self.fs.exists(self.path(key))
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_store() -> BlobStore:
     return BlobStore(settings.storage_url)
-

@@ -121,8 +121,14 @@ def deliver(url: str, payload: dict[str, Any], job_id: str) -> Delivery:
             raise RetryableResponse(f"receiver refused with {response.status_code}")
     except (UnsafeUrl, RetryError, RetryableResponse, httpx.HTTPError) as exc:
         cause = exc.last_attempt.exception() if isinstance(exc, RetryError) else exc
-        logger.warning("job %s: webhook to %s failed after %d attempt(s): %s", job_id, url, attempts, cause,
-                       extra={"job_id": job_id})
+        logger.warning(
+            "job %s: webhook to %s failed after %d attempt(s): %s",
+            job_id,
+            url,
+            attempts,
+            cause,
+            extra={"job_id": job_id},
+        )
         return Delivery(attempts, str(cause) or type(cause).__name__)
     logger.info("job %s: webhook delivered to %s (%d attempt(s))", job_id, url, attempts, extra={"job_id": job_id})
     return Delivery(attempts)

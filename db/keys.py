@@ -43,9 +43,7 @@ def create_key(session: Session, *, tenant: str, name: str | None = None) -> New
 def tenant_for_secret(session: Session, secret: str) -> str | None:
     """The tenant of an unrevoked key with this secret, or None."""
     # Looking up by the hash means the secret itself is never compared or stored.
-    return session.scalar(
-        select(ApiKey.tenant).where(ApiKey.hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
-    )
+    return session.scalar(select(ApiKey.tenant).where(ApiKey.hash == hash_secret(secret), ApiKey.revoked_at.is_(None)))
 
 
 def list_keys(session: Session, *, tenant: str | None = None) -> list[ApiKey]:

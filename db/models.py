@@ -1,7 +1,7 @@
 """Table models: a job, and one row per image of a job."""
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -29,11 +29,11 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -48,7 +48,7 @@ UNFINISHED_STATES = (*ACTIVE_STATES, JobState.CANCELLING.value)
 FINAL_STATES = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
 
 
-class ImageStatus(str, enum.Enum):
+class ImageStatus(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     OK = "ok"
@@ -60,7 +60,7 @@ class ImageStatus(str, enum.Enum):
 OPEN_IMAGE_STATUSES = (ImageStatus.PENDING.value, ImageStatus.RUNNING.value)
 
 
-class WebhookState(str, enum.Enum):
+class WebhookState(enum.StrEnum):
     """A completion webhook's delivery: the outbox row is the job itself (db.lifecycle.webhooks)."""
 
     PENDING = "pending"

@@ -2,7 +2,7 @@
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,9 +60,7 @@ def list_jobs(
             last_id = str(after["i"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidCursor("cursor: not a cursor returned by this API") from exc
-        query = query.where(
-            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
-        )
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
     query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     jobs = list(session.scalars(query))
     if len(jobs) <= limit:

@@ -34,8 +34,12 @@ def is_connection_error(exc: BaseException) -> bool:
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     first = str(exc).strip().splitlines()[0] if exc and str(exc).strip() else repr(exc)
-    logger.warning("database unavailable (attempt %d, %.0fs so far), retrying: %s",
-                   state.attempt_number, state.seconds_since_start or 0.0, first)
+    logger.warning(
+        "database unavailable (attempt %d, %.0fs so far), retrying: %s",
+        state.attempt_number,
+        state.seconds_since_start or 0.0,
+        first,
+    )
 
 
 def retry_database(fn: Callable[P, R]) -> Callable[P, R]:

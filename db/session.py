@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -34,12 +34,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_engine() -> Engine:
     return make_engine(settings.database_url)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 

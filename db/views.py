@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -127,8 +127,13 @@ def _rate(done: int, started: datetime | None, until: datetime | None) -> float 
 def _webhook(job: Job) -> WebhookView | None:
     if not job.callback_url:
         return None
-    return WebhookView(url=job.callback_url, state=job.webhook_state, attempts=job.webhook_attempts,
-                       error=job.webhook_error, delivered_at=as_utc(job.webhook_delivered_at))
+    return WebhookView(
+        url=job.callback_url,
+        state=job.webhook_state,
+        attempts=job.webhook_attempts,
+        error=job.webhook_error,
+        delivered_at=as_utc(job.webhook_delivered_at),
+    )
 
 
 def job_view(job: Job, stats: JobStats) -> JobView:
@@ -139,16 +144,25 @@ def job_view(job: Job, stats: JobStats) -> JobView:
     total = counts["total"]
     progress = (done + counts["cancelled"]) / total if total else (1.0 if final else 0.0)
     # A finished job's rate stops at its last processed image, not at "now".
-    until = stats.last_processed_at if final else datetime.now(timezone.utc)
+    until = stats.last_processed_at if final else datetime.now(UTC)
     rate = _rate(done, as_utc(job.running_at), as_utc(until))
     eta = 0.0 if final else (counts["pending"] / rate if rate else None)
     link = f"/v1/jobs/{job.id}"
     return JobView(
-        id=job.id, state=job.state, model=job.model, top_k=job.top_k,
-        store_probabilities=job.store_probabilities, precision=job.precision,
-        counts=counts, progress=progress, images_per_second=rate, eta_seconds=eta,
+        id=job.id,
+        state=job.state,
+        model=job.model,
+        top_k=job.top_k,
+        store_probabilities=job.store_probabilities,
+        precision=job.precision,
+        counts=counts,
+        progress=progress,
+        images_per_second=rate,
+        eta_seconds=eta,
         timestamps={name: as_utc(getattr(job, f"{name}_at")) for name in _STAMPS},
-        error=job.error, skipped=job.skipped or [], reproducibility=job.reproducibility,
+        error=job.error,
+        skipped=job.skipped or [],
+        reproducibility=job.reproducibility,
         links={"self": link, "results": f"{link}/results", "csv": f"{link}/results.csv"},
         webhook=_webhook(job),
     )

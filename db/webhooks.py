@@ -47,8 +47,9 @@ def _send(job_id: str, url: str, body: dict[str, Any], claimed_at: datetime) -> 
     try:
         outcome = http.deliver(url, body, job_id)
         with session_scope() as session:
-            if not record_webhook(session=session, job_id=job_id, claimed_at=claimed_at,
-                                  attempts=outcome.attempts, error=outcome.error):
+            if not record_webhook(
+                session=session, job_id=job_id, claimed_at=claimed_at, attempts=outcome.attempts, error=outcome.error
+            ):
                 logger.warning("job %s: webhook outcome not recorded, its claim was taken again", job_id)
     except Exception:
         logger.exception("job %s: webhook delivery crashed", job_id, extra={"job_id": job_id})

@@ -40,20 +40,33 @@ def run_once(name: str, setup: scenarios.Setup) -> dict:
             return SCENARIOS[name](setup, pg, redis).as_dict()
         except Exception as exc:  # a failed run is a figure too, not a crash of the loop
             logger.exception("%s failed", name)
-            return {"scenario": name, "faults": 1, "expected": 0, "stored": 0, "duplicates": 0,
-                    "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {
+                "scenario": name,
+                "faults": 1,
+                "expected": 0,
+                "stored": 0,
+                "duplicates": 0,
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
 
 
 def summarize(runs: list[dict]) -> list[dict]:
     rows = []
     for name in dict.fromkeys(r["scenario"] for r in runs):
         mine = [r for r in runs if r["scenario"] == name]
-        rows.append({
-            "scenario": name, "runs": len(mine), "faults_injected": sum(r["faults"] for r in mine),
-            "images_expected": sum(r["expected"] for r in mine), "images_stored": sum(r["stored"] for r in mine),
-            "duplicates": sum(r["duplicates"] for r in mine), "runs_ok": sum(bool(r["ok"]) for r in mine),
-            "mean_seconds": round(sum(r.get("seconds", 0) for r in mine) / len(mine), 1),
-        })
+        rows.append(
+            {
+                "scenario": name,
+                "runs": len(mine),
+                "faults_injected": sum(r["faults"] for r in mine),
+                "images_expected": sum(r["expected"] for r in mine),
+                "images_stored": sum(r["stored"] for r in mine),
+                "duplicates": sum(r["duplicates"] for r in mine),
+                "runs_ok": sum(bool(r["ok"]) for r in mine),
+                "mean_seconds": round(sum(r.get("seconds", 0) for r in mine) / len(mine), 1),
+            }
+        )
     return rows
 
 

@@ -66,13 +66,16 @@ async def timed(tally: Tally, kind: str, request) -> httpx.Response | None:
     return response
 
 
-async def client_loop(client: httpx.AsyncClient, tally: Tally, args: argparse.Namespace, n: int,
-                      stop_at: float) -> None:
+async def client_loop(
+    client: httpx.AsyncClient, tally: Tally, args: argparse.Namespace, n: int, stop_at: float
+) -> None:
     """Submit a job, poll it until it ends (or time is up), repeat."""
     jobs = 0
     while time.monotonic() < stop_at and tally.requests < args.max_requests:
-        files = [("files", (f"c{n}_{jobs}_{i}.jpg", small_jpeg(n * 1000 + jobs * 10 + i), "image/jpeg"))
-                 for i in range(args.images)]
+        files = [
+            ("files", (f"c{n}_{jobs}_{i}.jpg", small_jpeg(n * 1000 + jobs * 10 + i), "image/jpeg"))
+            for i in range(args.images)
+        ]
         response = await timed(tally, "submit", client.post("/v1/jobs", files=files))
         jobs += 1
         if response is None:
@@ -100,16 +103,22 @@ def summary(tally: Tally, seconds: float, args: argparse.Namespace) -> dict:
     everything = tally.latencies["submit"] + tally.latencies["poll"]
     ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
     return {
-        "url": args.url, "clients": args.clients, "duration_s": round(seconds, 1),
-        "images_per_job": args.images, "requests": tally.requests,
+        "url": args.url,
+        "clients": args.clients,
+        "duration_s": round(seconds, 1),
+        "images_per_job": args.images,
+        "requests": tally.requests,
         "requests_per_s": round(tally.requests / seconds, 1) if seconds else None,
-        "p50_ms": ms(percentile(everything, 50)), "p99_ms": ms(percentile(everything, 99)),
+        "p50_ms": ms(percentile(everything, 50)),
+        "p99_ms": ms(percentile(everything, 99)),
         "submit_p50_ms": ms(percentile(tally.latencies["submit"], 50)),
         "submit_p99_ms": ms(percentile(tally.latencies["submit"], 99)),
         "poll_p50_ms": ms(percentile(tally.latencies["poll"], 50)),
         "poll_p99_ms": ms(percentile(tally.latencies["poll"], 99)),
-        "errors": sum(tally.errors.values()), "error_kinds": tally.errors,
-        "jobs_submitted": tally.jobs_submitted, "jobs_finished_in_window": tally.jobs_finished,
+        "errors": sum(tally.errors.values()),
+        "error_kinds": tally.errors,
+        "jobs_submitted": tally.jobs_submitted,
+        "jobs_finished_in_window": tally.jobs_finished,
     }
 
 
@@ -140,8 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"load.py: --clients 1..{MAX_CLIENTS} and --duration up to {MAX_DURATION}s")
     require_loopback(args.url)
     result = asyncio.run(run(args))
-    for key in ("requests", "requests_per_s", "p50_ms", "p99_ms", "submit_p50_ms", "submit_p99_ms",
-                "poll_p50_ms", "poll_p99_ms", "errors", "jobs_submitted", "jobs_finished_in_window"):
+    for key in (
+        "requests",
+        "requests_per_s",
+        "p50_ms",
+        "p99_ms",
+        "submit_p50_ms",
+        "submit_p99_ms",
+        "poll_p50_ms",
+        "poll_p99_ms",
+        "errors",
+        "jobs_submitted",
+        "jobs_finished_in_window",
+    ):
         sys.stdout.write(f"{key:>24}: {result[key]}\n")
     sys.stdout.write(json.dumps(result) + "\n")
     if args.json:

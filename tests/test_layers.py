@@ -163,6 +163,7 @@ def test_every_package_folder_is_shipped() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {
         ".".join(("imagebatch", *init.parent.relative_to(REPO).parts))
-        for package in LAYERS for init in (REPO / package).rglob("__init__.py")
+        for package in LAYERS
+        for init in (REPO / package).rglob("__init__.py")
     }
     assert listed == found

@@ -63,15 +63,25 @@ class WorkerContext:
         device = resolve_device(device or settings.DEVICE, capabilities)
         fast = fast_decode(settings.DECODE_MODE)
         plan = plan_for(device, settings.COMPILE, settings.GPU_DECODE)
-        split = cpu_split(torch.device(device).type, settings.WORKER_CONCURRENCY, settings.FORWARD_SLOTS,
-                          settings.TORCH_THREADS)
+        split = cpu_split(
+            torch.device(device).type, settings.WORKER_CONCURRENCY, settings.FORWARD_SLOTS, settings.TORCH_THREADS
+        )
         fetcher = Fetcher(settings)
-        pool = ThreadPoolExecutor(max_workers=settings.DECODE_THREADS or os.cpu_count() or 1,
-                                  thread_name_prefix="decode")
+        pool = ThreadPoolExecutor(
+            max_workers=settings.DECODE_THREADS or os.cpu_count() or 1, thread_name_prefix="decode"
+        )
         return cls(
-            settings=settings, capabilities=capabilities, device=device, plan=plan, fast_decode=fast,
-            split=split, models=ModelRegistry(device, plan), gate=ForwardGate(split.forward_slots),
-            fetcher=fetcher, decode_pool=pool, reader=Reader(settings, fetcher, pool),
+            settings=settings,
+            capabilities=capabilities,
+            device=device,
+            plan=plan,
+            fast_decode=fast,
+            split=split,
+            models=ModelRegistry(device, plan),
+            gate=ForwardGate(split.forward_slots),
+            fetcher=fetcher,
+            decode_pool=pool,
+            reader=Reader(settings, fetcher, pool),
             metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
         )
 

@@ -30,8 +30,12 @@ class Fetcher:
         # No keep-alive: each request connects to the address just validated, and a pooled TLS
         # connection must never be reused for another host name served from the same IP.
         # No proxies from the environment either: a proxy would connect to unvalidated addresses.
-        self.client = httpx.Client(timeout=settings.FETCH_TIMEOUT, follow_redirects=False, trust_env=False,
-                                   limits=httpx.Limits(max_keepalive_connections=0))
+        self.client = httpx.Client(
+            timeout=settings.FETCH_TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -56,8 +60,10 @@ class Fetcher:
                     response.close()
             except httpx.HTTPError as exc:
                 raise FetchError(errors.FETCH_FAILED, f"{type(exc).__name__} fetching {current}: {exc}") from exc
-        raise FetchError(errors.FETCH_FAILED, f"more than {self.settings.FETCH_MAX_REDIRECTS} redirects "
-                                              f"from {url} (IMAGEBATCH_FETCH_MAX_REDIRECTS)")
+        raise FetchError(
+            errors.FETCH_FAILED,
+            f"more than {self.settings.FETCH_MAX_REDIRECTS} redirects from {url} (IMAGEBATCH_FETCH_MAX_REDIRECTS)",
+        )
 
     def _pinned_request(self, url: str) -> httpx.Request:
         """A GET that connects to a validated address of the URL's host, keeping Host and TLS name."""

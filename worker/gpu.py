@@ -34,17 +34,23 @@ class DevicePlan:
 def plan_for(device: str, compile_model: bool = False, gpu_decode: bool = False) -> DevicePlan:
     """CUDA gets the transfer-saving path and the optional extras; anything else the exact CPU path."""
     on_cuda = torch.device(device).type == "cuda"
-    return DevicePlan(device=device, uint8_input=on_cuda, pin_memory=on_cuda,
-                      compile=on_cuda and compile_model, gpu_decode=on_cuda and gpu_decode)
+    return DevicePlan(
+        device=device,
+        uint8_input=on_cuda,
+        pin_memory=on_cuda,
+        compile=on_cuda and compile_model,
+        gpu_decode=on_cuda and gpu_decode,
+    )
 
 
 def to_model_input(tensors: Sequence[torch.Tensor], transform: Callable, plan: DevicePlan) -> torch.Tensor:
     """One batch on the model's device in channels_last, normalized exactly like weights.transforms()."""
     # Copied straight into a channels_last batch: one pass, no stack-then-convert.
     first = tensors[0]
-    batch = torch.empty((len(tensors), *first.shape), dtype=first.dtype, device=first.device,
-                        memory_format=torch.channels_last)
-    for row, tensor in zip(batch, tensors):
+    batch = torch.empty(
+        (len(tensors), *first.shape), dtype=first.dtype, device=first.device, memory_format=torch.channels_last
+    )
+    for row, tensor in zip(batch, tensors, strict=True):
         row.copy_(tensor)
     if plan.pin_memory and not batch.is_cuda:  # GPU-decoded images are already there
         batch = batch.pin_memory()

@@ -65,13 +65,19 @@ def summarize(
         confidence, top5, gap, nats = stats[row].tolist()
         topk = [
             {"index": i, "label": labels[i], "probability": p}
-            for i, p in zip(indices[row].tolist(), values[row].tolist())
+            for i, p in zip(indices[row].tolist(), values[row].tolist(), strict=True)
         ]
-        results.append(ImageResult(
-            topk=topk, confidence=confidence, top5_mean=top5, margin=gap, entropy=nats,
-            embedding=embeddings[row].numpy(),
-            probabilities=probs[row].numpy() if keep_probabilities else None,
-        ))
+        results.append(
+            ImageResult(
+                topk=topk,
+                confidence=confidence,
+                top5_mean=top5,
+                margin=gap,
+                entropy=nats,
+                embedding=embeddings[row].numpy(),
+                probabilities=probs[row].numpy() if keep_probabilities else None,
+            )
+        )
     return results
 
 

@@ -13,8 +13,8 @@ from celery.worker.consumer import Consumer
 from imagebatch.core.config import settings
 from imagebatch.core.logging import configure_logging
 from imagebatch.core.queueing import queue_for_model
-from imagebatch.worker.celery_app import app
 from imagebatch.worker.broker_watch import BrokerWatch
+from imagebatch.worker.celery_app import app
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.metrics import WorkerMetrics, start_metrics_server
 from imagebatch.worker.models import ModelUnavailable, ensure_weights, get_spec
@@ -64,8 +64,12 @@ def prepare(models: list[str], metrics: WorkerMetrics) -> WorkerContext:
         ensure_weights(get_spec(name))
     # torch's intra-op thread pool belongs to the process, whatever holds the context: set it once, here.
     torch.set_num_threads(ctx.split.torch_threads)
-    logger.info("%d chunk(s) in flight, %d forward(s) at once with %d torch thread(s) each",
-                settings.WORKER_CONCURRENCY, ctx.split.forward_slots, ctx.split.torch_threads)
+    logger.info(
+        "%d chunk(s) in flight, %d forward(s) at once with %d torch thread(s) each",
+        settings.WORKER_CONCURRENCY,
+        ctx.split.forward_slots,
+        ctx.split.torch_threads,
+    )
     default = settings.DEFAULT_MODEL if settings.DEFAULT_MODEL in models else models[0]
     ctx.models.get(default)  # eagerly, so the first chunk does not pay for it; others load on first use
     return ctx

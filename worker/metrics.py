@@ -19,19 +19,22 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
         self.stage_seconds = Histogram(
-            "imagebatch_worker_chunk_stage_seconds", "Time per chunk in each stage",
-            ["stage"], buckets=_SECONDS, registry=registry,
+            "imagebatch_worker_chunk_stage_seconds",
+            "Time per chunk in each stage",
+            ["stage"],
+            buckets=_SECONDS,
+            registry=registry,
         )
         self.batch_size = Histogram(
-            "imagebatch_worker_batch_size", "Images per forward pass (decoded images of a chunk)",
-            buckets=_SIZES, registry=registry,
+            "imagebatch_worker_batch_size",
+            "Images per forward pass (decoded images of a chunk)",
+            buckets=_SIZES,
+            registry=registry,
         )
         self.images = Counter(
             "imagebatch_worker_images", "Images finished by this worker", ["outcome"], registry=registry
         )
-        self.chunks = Counter(
-            "imagebatch_worker_chunks", "Chunk tasks by outcome", ["outcome"], registry=registry
-        )
+        self.chunks = Counter("imagebatch_worker_chunks", "Chunk tasks by outcome", ["outcome"], registry=registry)
 
     def observe_chunk(self, report: ChunkReport | None) -> None:
         """Record a chunk that ran (report) or had nothing to do (None)."""

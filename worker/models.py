@@ -30,8 +30,14 @@ class ResNetWithEmbedding(nn.Module):
     def __init__(self, resnet: torchvision.models.ResNet) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
-            resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4,
+            resnet.conv1,
+            resnet.bn1,
+            resnet.relu,
+            resnet.maxpool,
+            resnet.layer1,
+            resnet.layer2,
+            resnet.layer3,
+            resnet.layer4,
         )
         self.avgpool = resnet.avgpool
         self.fc = resnet.fc

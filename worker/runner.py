@@ -12,13 +12,13 @@ import PIL
 import torch
 import torchvision
 
+from imagebatch.core.config import settings
+from imagebatch.core.options import JobOptions
 from imagebatch.db import lifecycle
 from imagebatch.db.lifecycle import ClaimedImage
 from imagebatch.db.models import Job, utcnow
 from imagebatch.db.retry import retry_database
 from imagebatch.db.session import session_scope
-from imagebatch.core.config import settings
-from imagebatch.core.options import JobOptions
 from imagebatch.worker import writer
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.devices import Precision, resolve_precision
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 @retry_database
 def claim(job_id: str, start: int, stop: int, token: str) -> tuple[list[ClaimedImage], JobOptions, int] | None:
-    """The chunk's open images, now marked running for `token`, the job's options and chunk size; None if nothing to do."""
+    """The chunk's open images, now running for `token`, the job's options and chunk size; None: nothing to do."""
     chunk = {"job_id": job_id, "start": start, "stop": stop, "claimed_by": token}
     with session_scope() as session:
         # A chunk this delivery claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
@@ -46,9 +46,7 @@ def claim(job_id: str, start: int, stop: int, token: str) -> tuple[list[ClaimedI
     return claimed, options, chunk_size
 
 
-def reproducibility_record(
-    ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int
-) -> dict:
+def reproducibility_record(ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int) -> dict:
     """Everything needed to tell whether two jobs' numbers are comparable."""
     if precision.device_type == "cuda":
         device_name = torch.cuda.get_device_name(model.device)
@@ -85,7 +83,7 @@ def build_rows(
     now = utcnow()
     good = iter(results)
     rows = []
-    for image, outcome in zip(claimed, decoded):
+    for image, outcome in zip(claimed, decoded, strict=True):
         if isinstance(outcome, ImageFailure):
             rows.append(writer.failure_row(image.id, outcome, now))
         else:
@@ -102,17 +100,37 @@ def _fail(job_id: str, message: str) -> None:
 def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, precision: str) -> None:
     logger.info(
         "job %s chunk [%d, %d): %d ok, %d failed; read %.3fs, wait %.3fs, forward %.3fs (%s), write %.3fs",
-        job_id, start, stop, report.succeeded, report.failed, report.read_seconds, report.wait_seconds,
-        report.forward_seconds, precision, report.write_seconds,
+        job_id,
+        start,
+        stop,
+        report.succeeded,
+        report.failed,
+        report.read_seconds,
+        report.wait_seconds,
+        report.forward_seconds,
+        precision,
+        report.write_seconds,
     )
     # One parseable line per chunk: the benchmark derives the time split and per-chunk overhead from it.
-    timing = {"job": job_id, "start": start, "n": n, "pid": os.getpid(),
-              "thread": threading.current_thread().name, "ended": time.time(), **asdict(report)}
+    timing = {
+        "job": job_id,
+        "start": start,
+        "n": n,
+        "pid": os.getpid(),
+        "thread": threading.current_thread().name,
+        "ended": time.time(),
+        **asdict(report),
+    }
     logger.info("%s", timing_line(timing))
 
 
 def _run(
-    ctx: WorkerContext, job_id: str, start: int, stop: int, claimed: list[ClaimedImage], options: JobOptions,
+    ctx: WorkerContext,
+    job_id: str,
+    start: int,
+    stop: int,
+    claimed: list[ClaimedImage],
+    options: JobOptions,
     chunk_size: int,
 ) -> ChunkReport | None:
     try:
@@ -131,11 +149,15 @@ def _run(
         results = infer(model, tensors, precision, options.top_k, options.store_probabilities)
     t3 = time.perf_counter()
     retry_database(writer.commit_chunk)(
-        job_id, build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE), weights_name=model.weights_name,
-        labels=model.labels, reproducibility=reproducibility_record(ctx, model, precision, chunk_size),
+        job_id,
+        build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE),
+        weights_name=model.weights_name,
+        labels=model.labels,
+        reproducibility=reproducibility_record(ctx, model, precision, chunk_size),
     )
-    report = ChunkReport(len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3,
-                         waited, began)
+    report = ChunkReport(
+        len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3, waited, began
+    )
     _log_chunk(job_id, start, stop, len(claimed), report, precision.resolved)
     return report
 

@@ -1,5 +1,6 @@
 """The stuck-work sweeper: a daemon thread in every worker process running db.lifecycle.sweep()."""
 
+import contextlib
 import logging
 import random
 import threading
@@ -24,10 +25,9 @@ def queued_messages(app: Celery, queues: list[str]) -> int:
     with app.connection_for_read() as connection:
         channel = connection.default_channel
         for queue in queues:
-            try:
+            # Redis drops an empty list, so kombu reports an empty queue as missing.
+            with contextlib.suppress(*connection.channel_errors):
                 waiting += channel.queue_declare(queue=queue, passive=True).message_count
-            except connection.channel_errors:
-                pass  # Redis drops an empty list, so kombu reports an empty queue as missing
     return waiting
 
 
@@ -45,12 +45,22 @@ def queue_checker(app: Celery) -> Callable[[str], bool]:
 def sweep_once(app: Celery) -> SweepReport:
     """One sweep in one transaction (conditional updates make concurrent sweepers safe)."""
     with session_scope() as session:
-        report = sweep(session=session, send=partial(send_chunks, app), deadline=settings.CHUNK_DEADLINE,
-                       max_attempts=settings.CHUNK_MAX_ATTEMPTS, grace=settings.SUBMIT_GRACE,
-                       orphan_after=settings.ORPHAN_AFTER, queue_empty=queue_checker(app))
+        report = sweep(
+            session=session,
+            send=partial(send_chunks, app),
+            deadline=settings.CHUNK_DEADLINE,
+            max_attempts=settings.CHUNK_MAX_ATTEMPTS,
+            grace=settings.SUBMIT_GRACE,
+            orphan_after=settings.ORPHAN_AFTER,
+            queue_empty=queue_checker(app),
+        )
     if report.requeued or report.timed_out or report.enqueued_jobs:
-        logger.warning("sweep: %d chunk(s) requeued, %d image(s) timed out, %d job(s) enqueued",
-                       len(report.requeued), report.timed_out, len(report.enqueued_jobs))
+        logger.warning(
+            "sweep: %d chunk(s) requeued, %d image(s) timed out, %d job(s) enqueued",
+            len(report.requeued),
+            report.timed_out,
+            len(report.enqueued_jobs),
+        )
     return report
 
 
@@ -71,7 +81,13 @@ def start_sweeper(app: Celery) -> threading.Event | None:
         return None
     stop = threading.Event()
     threading.Thread(target=_loop, args=(app, stop), name="sweeper", daemon=True).start()
-    logger.info("sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs, "
-                "lost chunks resent after %.0fs idle", settings.SWEEP_INTERVAL, settings.CHUNK_DEADLINE,
-                settings.CHUNK_MAX_ATTEMPTS, settings.SUBMIT_GRACE, settings.ORPHAN_AFTER)
+    logger.info(
+        "sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs, "
+        "lost chunks resent after %.0fs idle",
+        settings.SWEEP_INTERVAL,
+        settings.CHUNK_DEADLINE,
+        settings.CHUNK_MAX_ATTEMPTS,
+        settings.SUBMIT_GRACE,
+        settings.ORPHAN_AFTER,
+    )
     return stop

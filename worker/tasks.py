@@ -23,7 +23,7 @@ RETRY_POLICY = {
 
 def _chunk_args(args: tuple, kwargs: dict) -> tuple[str, int, int]:
     names = ("job_id", "start", "stop")
-    values = dict(zip(names, args)) | {k: v for k, v in kwargs.items() if k in names}
+    values = dict(zip(names, args, strict=False)) | {k: v for k, v in kwargs.items() if k in names}
     return values["job_id"], int(values["start"]), int(values["stop"])
 
 

@@ -8,29 +8,40 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+# check_embedding_dtype is the worker's startup check, kept importable from here.
+from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, stored_result  # noqa: F401
 from imagebatch.db import lifecycle
 from imagebatch.db.models import ImageStatus, LabelSet
 from imagebatch.db.session import session_scope
-# check_embedding_dtype is the worker's startup check, kept importable from here.
-from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, stored_result  # noqa: F401
 from imagebatch.worker.inference import ImageResult
 from imagebatch.worker.reader import DecodedImage, ImageFailure
 
 logger = logging.getLogger(__name__)
 
 
-def ok_row(
-    image_id: int, decoded: DecodedImage, result: ImageResult, embedding_dtype: str, now: datetime
-) -> dict:
+def ok_row(image_id: int, decoded: DecodedImage, result: ImageResult, embedding_dtype: str, now: datetime) -> dict:
     """The row of a processed image: its outcome and core.results' stored result columns."""
     return {
-        "id": image_id, "status": ImageStatus.OK.value, "error_category": None, "error_message": None,
+        "id": image_id,
+        "status": ImageStatus.OK.value,
+        "error_category": None,
+        "error_message": None,
         "processed_at": now,
         **stored_result(
-            width=decoded.width, height=decoded.height, mode=decoded.mode, format=decoded.format,
-            mean=decoded.mean, std=decoded.std, topk=result.topk, confidence=result.confidence,
-            top5_mean=result.top5_mean, margin=result.margin, entropy=result.entropy,
-            embedding=result.embedding, embedding_dtype=embedding_dtype, probabilities=result.probabilities,
+            width=decoded.width,
+            height=decoded.height,
+            mode=decoded.mode,
+            format=decoded.format,
+            mean=decoded.mean,
+            std=decoded.std,
+            topk=result.topk,
+            confidence=result.confidence,
+            top5_mean=result.top5_mean,
+            margin=result.margin,
+            entropy=result.entropy,
+            embedding=result.embedding,
+            embedding_dtype=embedding_dtype,
+            probabilities=result.probabilities,
         ),
     }
 
@@ -38,8 +49,13 @@ def ok_row(
 def error_row(image_id: int, category: str, message: str, now: datetime) -> dict:
     # Every row carries every column so the whole chunk is a single executemany.
     row: dict = dict.fromkeys(RESULT_COLUMNS)
-    row.update(id=image_id, status=ImageStatus.ERROR.value, error_category=category,
-               error_message=message[:2000], processed_at=now)
+    row.update(
+        id=image_id,
+        status=ImageStatus.ERROR.value,
+        error_category=category,
+        error_message=message[:2000],
+        processed_at=now,
+    )
     return row
 
 
@@ -82,8 +98,9 @@ def commit_chunk(
 ) -> None:
     """The chunk's transaction, then finalization in its own short one (it must see this commit)."""
     with session_scope() as session:
-        write_chunk(session, job_id=job_id, rows=rows, weights_name=weights_name, labels=labels,
-                    reproducibility=reproducibility)
+        write_chunk(
+            session, job_id=job_id, rows=rows, weights_name=weights_name, labels=labels, reproducibility=reproducibility
+        )
     finalize(job_id)
 
 

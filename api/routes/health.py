@@ -32,8 +32,11 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Readiness,
-            responses={503: {"description": "Database or broker unreachable; detail names which"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"description": "Database or broker unreachable; detail names which"}},
+)
 async def ready() -> JSONResponse:
     """Readiness: 200 when the database answers and the broker is reachable, else 503 naming which."""
     checks: dict[str, str] = {}
@@ -51,8 +54,11 @@ async def ready() -> JSONResponse:
     return JSONResponse({"status": "ready", **checks})
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: content_response("Prometheus text exposition format", TEXT, CONTENT_TYPE_LATEST)})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: content_response("Prometheus text exposition format", TEXT, CONTENT_TYPE_LATEST)},
+)
 def metrics(request: Request) -> Response:
     """Prometheus text: HTTP requests by route, jobs by state and images by status."""
     body = generate_latest(request.app.state.metrics_registry)

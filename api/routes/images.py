@@ -17,23 +17,32 @@ from starlette.concurrency import run_in_threadpool
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import BINARY, content_response, error_responses
-from imagebatch.db.models import Image
-from imagebatch.core.results import embedding_dtype
-from imagebatch.db.results import result_item
 from imagebatch.core import netguard
 from imagebatch.core.config import settings
+from imagebatch.core.results import embedding_dtype
 from imagebatch.core.storage import BlobStore, get_store
+from imagebatch.db.models import Image
+from imagebatch.db.results import result_item
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])
 
-_FORMAT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
-                 "BMP": "image/bmp", "TIFF": "image/tiff"}
+_FORMAT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 _MEDIA_TYPES = (*_FORMAT_TYPES.values(), "application/octet-stream")
 # Per job and index the bytes never change, so browsers may keep them (private: keys differ).
 # Uploaded bytes are untrusted: never sniffed, never run as a document on the API's origin.
-_CACHE = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",
-          "Content-Security-Policy": "sandbox; default-src 'none'"}
+_CACHE = {
+    "Cache-Control": "private, max-age=86400",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
 
 
 def get_image_or_404(session: Session, job_id: str, index: int) -> Image:
@@ -69,14 +78,24 @@ def get_image(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -
     item = result_item(image, embedding_dtype=embedding_dtype(job.reproducibility), include=("embedding",))
     base = f"/v1/jobs/{job_id}/images/{index}"
     item["job_id"], item["model"] = job_id, job.model
-    item["links"] = {"self": base, "content": f"{base}/content", "thumbnail": f"{base}/thumbnail",
-                     "similar": f"{base}/similar"}
+    item["links"] = {
+        "self": base,
+        "content": f"{base}/content",
+        "thumbnail": f"{base}/thumbnail",
+        "similar": f"{base}/similar",
+    }
     return item
 
 
-@router.get("/{job_id}/images/{index}/content", response_class=Response,
-            responses={200: content_response("The image as submitted", BINARY, *_MEDIA_TYPES),
-                       307: {"description": "remote image: its URL"}, **error_responses(404, 422, 503)})
+@router.get(
+    "/{job_id}/images/{index}/content",
+    response_class=Response,
+    responses={
+        200: content_response("The image as submitted", BINARY, *_MEDIA_TYPES),
+        307: {"description": "remote image: its URL"},
+        **error_responses(404, 422, 503),
+    },
+)
 def get_image_content(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -> Response:
     """The image's bytes as submitted (uploads and local files); http(s) images redirect to their URL."""
     get_job_or_404(session, job_id, tenant)
@@ -122,11 +141,16 @@ def make_thumbnail(data: bytes, size: int) -> bytes:
     return out.getvalue()
 
 
-@router.get("/{job_id}/images/{index}/thumbnail", response_class=Response,
-            responses={200: content_response("A JPEG thumbnail", BINARY, "image/jpeg"),
-                       **error_responses(404, 422, 503)})
+@router.get(
+    "/{job_id}/images/{index}/thumbnail",
+    response_class=Response,
+    responses={200: content_response("A JPEG thumbnail", BINARY, "image/jpeg"), **error_responses(404, 422, 503)},
+)
 async def get_image_thumbnail(
-    job_id: str, index: int, session: SessionDep, tenant: TenantDep,
+    job_id: str,
+    index: int,
+    session: SessionDep,
+    tenant: TenantDep,
     size: Annotated[int | None, Query(ge=16, le=1024, description="longest side in pixels")] = None,
 ) -> Response:
     """A small JPEG of the image for grids (uploads and local files)."""

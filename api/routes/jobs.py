@@ -16,18 +16,19 @@ from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.api.limits import check_job_size, check_tenant_limits
 from imagebatch.api.schemas import JobPage, error_responses, submit_request_body
 from imagebatch.api.submission import Submission, SubmissionError, read_submission
+from imagebatch.core.config import settings
+from imagebatch.core.logging import bind_job
+from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle, views, webhooks
 from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, JobState
 from imagebatch.db.results import InvalidCursor, list_jobs
 from imagebatch.db.session import session_scope
 from imagebatch.db.views import JobView
-from imagebatch.core.config import settings
-from imagebatch.core.logging import bind_job
-from imagebatch.core.storage import get_store
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _STATES = tuple(state.value for state in JobState)
+
 
 def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> JobView:
     """The job's view, or 404 (another tenant's job included)."""
@@ -38,10 +39,18 @@ def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, te
     with session_scope() as session:
         check_tenant_limits(session, tenant, len(sub.images))
         lifecycle.create_job(
-            session=session, job_id=job_id, model=sub.options.model, top_k=sub.options.top_k,
-            store_probabilities=sub.options.store_probabilities, precision=sub.options.precision,
-            chunk_size=settings.CHUNK_SIZE, images=sub.images, skipped=sub.skipped, tenant=tenant,
-            idempotency_key=idempotency_key, callback_url=sub.options.callback_url,
+            session=session,
+            job_id=job_id,
+            model=sub.options.model,
+            top_k=sub.options.top_k,
+            store_probabilities=sub.options.store_probabilities,
+            precision=sub.options.precision,
+            chunk_size=settings.CHUNK_SIZE,
+            images=sub.images,
+            skipped=sub.skipped,
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+            callback_url=sub.options.callback_url,
         )
 
 
@@ -68,8 +77,13 @@ async def _existing(response: Response, job_id: str, tenant: str | None) -> JobV
     return await run_in_threadpool(_view, job_id, tenant)
 
 
-@router.post("", status_code=202, response_model=JobView, openapi_extra=submit_request_body(),
-             responses=error_responses(401, 413, 415, 422, 429, 503))
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobView,
+    openapi_extra=submit_request_body(),
+    responses=error_responses(401, 413, 415, 422, 429, 503),
+)
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobView:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
     key = idempotency.read_key(request, tenant)
@@ -87,9 +101,9 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
         await run_in_threadpool(_create, job_id, sub, key, tenant)
     except Exception as exc:
         await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
-        if key and isinstance(exc, IntegrityError):  # a concurrent retry with the same key won
-            if found := await run_in_threadpool(idempotency.find_job, key):
-                return await _existing(response, found, tenant)
+        # A concurrent retry with the same key won: answer with its job.
+        if key and isinstance(exc, IntegrityError) and (found := await run_in_threadpool(idempotency.find_job, key)):
+            return await _existing(response, found, tenant)
         raise
     try:
         await run_in_threadpool(enqueue_chunks, job_id, sub.options.model, len(sub.images), settings.CHUNK_SIZE)
@@ -99,8 +113,13 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
         await run_in_threadpool(_fail, job_id, message)
         raise HTTPException(503, f"{message} (job {job_id} marked failed)") from exc
     await run_in_threadpool(idempotency.record_enqueued, job_id)
-    logger.info("job %s: %d image(s) queued for %s (%d input(s) skipped)",
-                job_id, len(sub.images), sub.options.model, len(sub.skipped))
+    logger.info(
+        "job %s: %d image(s) queued for %s (%d input(s) skipped)",
+        job_id,
+        len(sub.images),
+        sub.options.model,
+        len(sub.skipped),
+    )
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return await run_in_threadpool(_view, job_id)
 
@@ -129,8 +148,7 @@ def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobView:
     return load_job_view(session, job_id, tenant)
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobView,
-             responses=error_responses(404, 409, 422, 503))
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobView, responses=error_responses(404, 409, 422, 503))
 def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobView:
     """Cancel a job: pending images are cancelled now, chunks already running finish."""
     job = get_job_or_404(session, job_id, tenant)

@@ -21,9 +21,14 @@ router = APIRouter(prefix="/v1/jobs", tags=["results"])
 _PAGE = 250
 
 
-@router.get("/{job_id}/results.parquet", response_class=StreamingResponse,
-            responses={200: content_response("Parquet, one row per image", BINARY, "application/vnd.apache.parquet"),
-                       **error_responses(404, 409, 422, 503)})
+@router.get(
+    "/{job_id}/results.parquet",
+    response_class=StreamingResponse,
+    responses={
+        200: content_response("Parquet, one row per image", BINARY, "application/vnd.apache.parquet"),
+        **error_responses(404, 409, 422, 503),
+    },
+)
 def export_results_parquet(
     job_id: str,
     session: SessionDep,
@@ -38,9 +43,13 @@ def export_results_parquet(
     spec = MODELS[job.model]
     schema = arrow_schema(embedding_size=spec.embedding_dim, probability_count=spec.num_classes if probabilities else 0)
     include = ("embedding", "probabilities") if probabilities else ("embedding",)
-    pages = iter_item_pages(job_id, filters, page_size=_PAGE, include=include,
-                            embedding_dtype=embedding_dtype(job.reproducibility))
+    pages = iter_item_pages(
+        job_id, filters, page_size=_PAGE, include=include, embedding_dtype=embedding_dtype(job.reproducibility)
+    )
     # The generator pages with short sessions of its own; end this one before streaming starts.
     session.close()
-    return StreamingResponse(parquet_chunks(pages, schema), media_type="application/vnd.apache.parquet",
-                             headers={"Content-Disposition": f'attachment; filename="{job_id}.parquet"'})
+    return StreamingResponse(
+        parquet_chunks(pages, schema),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.parquet"'},
+    )

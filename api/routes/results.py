@@ -37,8 +37,10 @@ def result_filters(
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_entropy: Annotated[float | None, Query(ge=0, description="nats")] = None,
-    status: Annotated[str | None, Query(
-        description=f"one of {', '.join(STATUS_FILTERS)}; pending = not finished yet (includes running)")] = None,
+    status: Annotated[
+        str | None,
+        Query(description=f"one of {', '.join(STATUS_FILTERS)}; pending = not finished yet (includes running)"),
+    ] = None,
     errors_only: bool = False,
 ) -> ResultFilters:
     """The filters shared by the JSON and CSV routes; empty values mean "no filter"."""
@@ -54,13 +56,18 @@ def _include(include: str | None) -> set[str]:
     wanted = {part.strip() for part in (include or "").split(",") if part.strip()}
     unknown = wanted - set(INCLUDABLE)
     if unknown:
-        raise HTTPException(422, f"include: unknown value(s) {', '.join(sorted(unknown))}; "
-                                 f"allowed: {', '.join(INCLUDABLE)}")
+        raise HTTPException(
+            422, f"include: unknown value(s) {', '.join(sorted(unknown))}; allowed: {', '.join(INCLUDABLE)}"
+        )
     return wanted
 
 
-@router.get("/{job_id}/results", response_model=ResultPage, response_model_exclude_unset=True,
-            responses=error_responses(404, 422, 503))
+@router.get(
+    "/{job_id}/results",
+    response_model=ResultPage,
+    response_model_exclude_unset=True,
+    responses=error_responses(404, 422, 503),
+)
 def list_results(
     job_id: str,
     session: SessionDep,
@@ -116,9 +123,14 @@ def _probability_names(session: Session, model: str) -> list[str]:
     return probability_columns(labels)
 
 
-@router.get("/{job_id}/results.csv", response_class=StreamingResponse,
-            responses={200: content_response("CSV, one row per image", TEXT, "text/csv"),
-                       **error_responses(404, 409, 422, 503)})
+@router.get(
+    "/{job_id}/results.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: content_response("CSV, one row per image", TEXT, "text/csv"),
+        **error_responses(404, 409, 422, 503),
+    },
+)
 def export_results_csv(
     job_id: str,
     session: SessionDep,
@@ -138,6 +150,7 @@ def export_results_csv(
     # The generator pages with short sessions of its own; end this one before streaming starts.
     session.close()
     return StreamingResponse(
-        lines, media_type="text/csv; charset=utf-8",
+        lines,
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{job_id}.csv"'},
     )

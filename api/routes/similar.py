@@ -12,8 +12,8 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.images import get_image_or_404
 from imagebatch.api.schemas import error_responses
-from imagebatch.db.models import Image, ImageStatus, Job
 from imagebatch.core.results import embedding_dtype
+from imagebatch.db.models import Image, ImageStatus, Job
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])
@@ -54,7 +54,10 @@ def nearest(query: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, 
 
 @router.get("/{job_id}/images/{index}/similar", responses=error_responses(404, 409, 422, 503))
 def find_similar_images(
-    job_id: str, index: int, session: SessionDep, tenant: TenantDep,
+    job_id: str,
+    index: int,
+    session: SessionDep,
+    tenant: TenantDep,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     scope: Annotated[Literal["job", "model"], Query(description="this job, or every job of the same model")] = "job",
 ) -> dict[str, Any]:
@@ -72,8 +75,10 @@ def find_similar_images(
     order, scores = nearest(query, matrix, k)
     keys = [(rows[i][0], rows[i][1]) for i in order]
     details = _details(session, keys)
-    items = [{"job_id": j, "index": i, "similarity": float(s), **details.get((j, i), {})}
-             for (j, i), s in zip(keys, scores)]
+    items = [
+        {"job_id": j, "index": i, "similarity": float(s), **details.get((j, i), {})}
+        for (j, i), s in zip(keys, scores, strict=True)
+    ]
     return {"job_id": job_id, "index": index, "scope": scope, "items": items}
 
 
@@ -83,8 +88,9 @@ def _details(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, i
     for job_id in {j for j, _ in keys}:
         indices = [i for j, i in keys if j == job_id]
         rows = session.execute(
-            select(Image.idx, Image.source, Image.top1_label, Image.confidence)
-            .where(Image.job_id == job_id, Image.idx.in_(indices))
+            select(Image.idx, Image.source, Image.top1_label, Image.confidence).where(
+                Image.job_id == job_id, Image.idx.in_(indices)
+            )
         ).all()
         for idx, source, label, confidence in rows:
             found[(job_id, idx)] = {"source": source, "top1_label": label, "confidence": confidence}

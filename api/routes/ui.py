@@ -37,25 +37,30 @@ def _histogram(values: list[float], low: float, high: float, bins: int) -> dict[
 
 @summary_router.get("/{job_id}/summary", responses=error_responses(404, 422, 503))
 def get_job_summary(
-    job_id: str, session: SessionDep, tenant: TenantDep,
+    job_id: str,
+    session: SessionDep,
+    tenant: TenantDep,
     bins: Annotated[int, Query(ge=2, le=100)] = 20,
 ) -> dict[str, Any]:
     """Top-1 label counts, confidence and entropy histograms, and error categories of a job."""
     get_job_or_404(session, job_id, tenant)
     labels = session.execute(
-        select(Image.top1_label, func.count()).where(Image.job_id == job_id, Image.top1_label.is_not(None))
-        .group_by(Image.top1_label).order_by(func.count().desc(), Image.top1_label).limit(_TOP_LABELS)
+        select(Image.top1_label, func.count())
+        .where(Image.job_id == job_id, Image.top1_label.is_not(None))
+        .group_by(Image.top1_label)
+        .order_by(func.count().desc(), Image.top1_label)
+        .limit(_TOP_LABELS)
     ).all()
-    distinct = session.scalar(
-        select(func.count(func.distinct(Image.top1_label))).where(Image.job_id == job_id)
-    )
+    distinct = session.scalar(select(func.count(func.distinct(Image.top1_label))).where(Image.job_id == job_id))
     errors = session.execute(
         select(Image.error_category, func.count())
-        .where(Image.job_id == job_id, Image.status == ImageStatus.ERROR.value).group_by(Image.error_category)
+        .where(Image.job_id == job_id, Image.status == ImageStatus.ERROR.value)
+        .group_by(Image.error_category)
     ).all()
     rows = session.execute(
-        select(Image.confidence, Image.entropy)
-        .where(Image.job_id == job_id, Image.status == ImageStatus.OK.value, Image.confidence.is_not(None))
+        select(Image.confidence, Image.entropy).where(
+            Image.job_id == job_id, Image.status == ImageStatus.OK.value, Image.confidence.is_not(None)
+        )
     ).all()
     confidences = [c for c, _ in rows]
     entropies = [e for _, e in rows if e is not None]

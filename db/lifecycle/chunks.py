@@ -38,9 +38,7 @@ def _held_by(claimed_by: str) -> ColumnElement[bool]:
     return (Image.status == _RUNNING) & (Image.claimed_by == claimed_by)
 
 
-def claim_chunk(
-    *, session: Session, job_id: str, start: int, stop: int, claimed_by: str
-) -> list[ClaimedImage] | None:
+def claim_chunk(*, session: Session, job_id: str, start: int, stop: int, claimed_by: str) -> list[ClaimedImage] | None:
     """Mark the chunk's pending images running for delivery `claimed_by` and return them, in
     index order; None if the job should not run (gone, cancelled, failed, finished).
 
@@ -106,8 +104,12 @@ def fail_chunk(*, session: Session, job_id: str, start: int, stop: int, message:
     return session.execute(
         update(Image)
         .where(_in_chunk(job_id, start, stop), Image.status.in_(OPEN_IMAGE_STATUSES))
-        .values(status=ImageStatus.ERROR.value, error_category=errors.INTERNAL,
-                error_message=message[:2000], processed_at=utcnow())
+        .values(
+            status=ImageStatus.ERROR.value,
+            error_category=errors.INTERNAL,
+            error_message=message[:2000],
+            processed_at=utcnow(),
+        )
     ).rowcount
 
 
@@ -124,9 +126,12 @@ def give_up_exhausted(
     return session.execute(
         update(Image)
         .where(_in_chunk(job_id, start, stop), held, Image.attempts >= max_attempts)
-        .values(status=ImageStatus.ERROR.value, error_category=errors.TIMED_OUT,
-                error_message=f"claimed {max_attempts} times and never finished (worker killed, hung or lost)",
-                processed_at=utcnow())
+        .values(
+            status=ImageStatus.ERROR.value,
+            error_category=errors.TIMED_OUT,
+            error_message=f"claimed {max_attempts} times and never finished (worker killed, hung or lost)",
+            processed_at=utcnow(),
+        )
     ).rowcount
 
 

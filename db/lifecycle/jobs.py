@@ -47,10 +47,20 @@ def create_job(
     """Insert the job, `queued`, and one pending row per image in the caller's transaction."""
     now = utcnow()
     job = Job(
-        id=job_id, state=JobState.QUEUED.value, model=model, top_k=top_k,
-        store_probabilities=store_probabilities, precision=precision, total=len(images),
-        chunk_size=chunk_size, created_at=now, queued_at=now, skipped=skipped or None, tenant=tenant,
-        idempotency_key=idempotency_key, callback_url=callback_url,
+        id=job_id,
+        state=JobState.QUEUED.value,
+        model=model,
+        top_k=top_k,
+        store_probabilities=store_probabilities,
+        precision=precision,
+        total=len(images),
+        chunk_size=chunk_size,
+        created_at=now,
+        queued_at=now,
+        skipped=skipped or None,
+        tenant=tenant,
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
         webhook_state=WebhookState.PENDING.value if callback_url else None,
     )
     session.add(job)
@@ -59,8 +69,13 @@ def create_job(
         _copy_pending_images(session, job_id, images)
         return job
     rows = [
-        {"job_id": job_id, "idx": i, "source": img.source, "location": img.location,
-         "status": ImageStatus.PENDING.value}
+        {
+            "job_id": job_id,
+            "idx": i,
+            "source": img.source,
+            "location": img.location,
+            "status": ImageStatus.PENDING.value,
+        }
         for i, img in enumerate(images)
     ]
     for start in range(0, len(rows), 5000):
@@ -72,9 +87,10 @@ def _copy_pending_images(session: Session, job_id: str, images: Sequence[ImageSo
     """PostgreSQL: the pending rows through COPY, in the session's transaction (~10x a batched INSERT)."""
     driver = session.connection().connection.driver_connection  # psycopg's own connection
     pending = ImageStatus.PENDING.value
-    with driver.cursor() as cursor, cursor.copy(
-        "COPY images (job_id, idx, source, location, status) FROM STDIN"
-    ) as copy:
+    with (
+        driver.cursor() as cursor,
+        cursor.copy("COPY images (job_id, idx, source, location, status) FROM STDIN") as copy,
+    ):
         for i, img in enumerate(images):
             copy.write_row((job_id, i, img.source, img.location, pending))
 
@@ -154,9 +170,11 @@ def fail_job(*, session: Session, job_id: str, message: str) -> bool:
 
 def record_reproducibility(*, session: Session, job_id: str, record: dict) -> bool:
     """Store what produced the job's results; the first chunk to run writes it, later ones are refused."""
-    return bool(session.execute(
-        update(Job).where(Job.id == job_id, Job.reproducibility.is_(None)).values(reproducibility=record)
-    ).rowcount)
+    return bool(
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.reproducibility.is_(None)).values(reproducibility=record)
+        ).rowcount
+    )
 
 
 def mark_enqueued(*, session: Session, job_id: str, now: datetime | None = None) -> bool:
@@ -165,16 +183,18 @@ def mark_enqueued(*, session: Session, job_id: str, now: datetime | None = None)
     The API marks its own sends; an Idempotency-Key retry or the sweeper that wins this mark on
     a job whose API died mid-submission is the one that sends the chunks.
     """
-    return bool(session.execute(
-        update(Job).where(Job.id == job_id, Job.enqueued_at.is_(None)).values(enqueued_at=now or utcnow())
-    ).rowcount)
+    return bool(
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.enqueued_at.is_(None)).values(enqueued_at=now or utcnow())
+        ).rowcount
+    )
 
 
 def renew_enqueued(*, session: Session, job_id: str, seen: datetime, now: datetime) -> bool:
     """Move enqueued_at from `seen` to `now`: a lease, so one sweeper resends a job's lost chunks."""
-    return bool(session.execute(
-        update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now)
-    ).rowcount)
+    return bool(
+        session.execute(update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now)).rowcount
+    )
 
 
 def delete_job(*, session: Session, job_id: str) -> bool:

@@ -34,8 +34,7 @@ def _stale_chunks(session: Session, cutoff: datetime) -> list[Chunk]:
     rows = session.execute(
         select(Image.job_id, Image.idx, Job.chunk_size, Job.total, Job.model)
         .join(Job, Job.id == Image.job_id)
-        .where(Job.state.in_(UNFINISHED_STATES), Image.status == ImageStatus.RUNNING.value,
-               Image.claimed_at < cutoff)
+        .where(Job.state.in_(UNFINISHED_STATES), Image.status == ImageStatus.RUNNING.value, Image.claimed_at < cutoff)
         .order_by(Image.job_id, Image.idx)
     ).all()
     chunks = (resent_chunks(job_id, model, total, size, [idx])[0] for job_id, idx, size, total, model in rows)
@@ -53,8 +52,13 @@ def requeue_stale(*, session: Session, now: datetime, deadline: float, max_attem
         if requeue_stale_chunk(**where, cutoff=cutoff):
             report.sent.append(chunk)
             report.requeued.append((chunk.job_id, chunk.start, chunk.stop))
-            logger.warning("job %s: chunk [%d, %d) not finished within %.0fs of its claim; requeued",
-                           chunk.job_id, chunk.start, chunk.stop, deadline)
+            logger.warning(
+                "job %s: chunk [%d, %d) not finished within %.0fs of its claim; requeued",
+                chunk.job_id,
+                chunk.start,
+                chunk.stop,
+                deadline,
+            )
     return report
 
 
@@ -62,8 +66,9 @@ def enqueue_abandoned(*, session: Session, now: datetime, grace: float) -> tuple
     """The chunks of queued jobs whose API died between committing them and enqueueing."""
     cutoff = now - timedelta(seconds=grace)
     candidates = session.execute(
-        select(Job.id, Job.model, Job.total, Job.chunk_size)
-        .where(Job.state == JobState.QUEUED.value, Job.enqueued_at.is_(None), Job.created_at < cutoff)
+        select(Job.id, Job.model, Job.total, Job.chunk_size).where(
+            Job.state == JobState.QUEUED.value, Job.enqueued_at.is_(None), Job.created_at < cutoff
+        )
     ).all()
     enqueued, chunks = [], []
     for job_id, model, total, chunk_size in candidates:
@@ -75,9 +80,7 @@ def enqueue_abandoned(*, session: Session, now: datetime, grace: float) -> tuple
     return enqueued, chunks
 
 
-def requeue_orphans(
-    *, session: Session, now: datetime, idle: float, queue_empty: Callable[[str], bool]
-) -> list[Chunk]:
+def requeue_orphans(*, session: Session, now: datetime, idle: float, queue_empty: Callable[[str], bool]) -> list[Chunk]:
     """Pending chunks of jobs idle for `idle` seconds while their model's queue is empty.
 
     Covers chunk messages lost outside the database: a broker without persistence, a message
@@ -91,8 +94,9 @@ def requeue_orphans(
     cutoff = now - timedelta(seconds=idle)
     touched = exists().where(Image.job_id == Job.id, func.coalesce(Image.processed_at, Image.claimed_at) >= cutoff)
     jobs = session.execute(
-        select(Job.id, Job.model, Job.chunk_size, Job.total, Job.enqueued_at)
-        .where(Job.state.in_(ACTIVE_STATES), Job.enqueued_at < cutoff, ~touched)
+        select(Job.id, Job.model, Job.chunk_size, Job.total, Job.enqueued_at).where(
+            Job.state.in_(ACTIVE_STATES), Job.enqueued_at < cutoff, ~touched
+        )
     ).all()
     empty: dict[str, bool] = {}
     chunks: list[Chunk] = []
@@ -109,14 +113,22 @@ def requeue_orphans(
             continue
         resent = resent_chunks(job_id, model, total, size, pending)
         chunks += resent
-        logger.warning("job %s: idle %.0fs with pending images and an empty queue; resent %d chunk(s)",
-                       job_id, idle, len(resent))
+        logger.warning(
+            "job %s: idle %.0fs with pending images and an empty queue; resent %d chunk(s)", job_id, idle, len(resent)
+        )
     return chunks
 
 
 def sweep(
-    *, session: Session, send: ChunkSender, deadline: float, max_attempts: int, grace: float,
-    orphan_after: float, queue_empty: Callable[[str], bool] | None = None, now: datetime | None = None,
+    *,
+    session: Session,
+    send: ChunkSender,
+    deadline: float,
+    max_attempts: int,
+    grace: float,
+    orphan_after: float,
+    queue_empty: Callable[[str], bool] | None = None,
+    now: datetime | None = None,
 ) -> SweepReport:
     """One pass of every check in the caller's transaction; the chunks to resend go out in one batch.
 

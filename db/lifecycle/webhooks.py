@@ -17,7 +17,9 @@ def _due(stale_before: datetime) -> ColumnElement[bool]:
     return and_(Job.state.in_(FINAL_STATES), or_(Job.webhook_state == _PENDING, left_sending))
 
 
-def claim_webhook(*, session: Session, job_id: str, stale_before: datetime, now: datetime | None = None) -> datetime | None:
+def claim_webhook(
+    *, session: Session, job_id: str, stale_before: datetime, now: datetime | None = None
+) -> datetime | None:
     """Take the job's delivery (pending -> sending); the claim's time if this caller won, else None.
 
     One conditional UPDATE: of several processes finishing or sweeping the same job, exactly
@@ -25,30 +27,32 @@ def claim_webhook(*, session: Session, job_id: str, stale_before: datetime, now:
     """
     now = now or utcnow()
     won = session.execute(
-        update(Job).where(Job.id == job_id, _due(stale_before))
-        .values(webhook_state=_SENDING, webhook_claimed_at=now)
+        update(Job).where(Job.id == job_id, _due(stale_before)).values(webhook_state=_SENDING, webhook_claimed_at=now)
     ).rowcount
     return now if won else None
 
 
-def record_webhook(
-    *, session: Session, job_id: str, claimed_at: datetime, attempts: int, error: str | None
-) -> bool:
+def record_webhook(*, session: Session, job_id: str, claimed_at: datetime, attempts: int, error: str | None) -> bool:
     """The outcome of the delivery claimed at `claimed_at`: delivered (no error) or failed.
 
     Refused (False) if the claim is no longer this caller's (taken again after its lease ran out).
     """
     values: dict = {"webhook_attempts": attempts}
     if error is None:
-        values |= {"webhook_state": WebhookState.DELIVERED.value, "webhook_error": None,
-                   "webhook_delivered_at": utcnow()}
+        values |= {
+            "webhook_state": WebhookState.DELIVERED.value,
+            "webhook_error": None,
+            "webhook_delivered_at": utcnow(),
+        }
     else:
         values |= {"webhook_state": WebhookState.FAILED.value, "webhook_error": error[:1000]}
-    return bool(session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.webhook_state == _SENDING, Job.webhook_claimed_at == claimed_at)
-        .values(**values)
-    ).rowcount)
+    return bool(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.webhook_state == _SENDING, Job.webhook_claimed_at == claimed_at)
+            .values(**values)
+        ).rowcount
+    )
 
 
 def due_webhooks(session: Session, *, stale_before: datetime, limit: int) -> list[str]:

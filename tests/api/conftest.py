@@ -58,9 +58,17 @@ class Api:
             if not inspect(broker).has_table("kombu_message"):
                 return []  # nothing has been published yet
             with broker.connect() as conn:
-                rows = conn.execute(text(
-                    "SELECT m.payload FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id "
-                    "WHERE q.name = :queue ORDER BY m.id"), {"queue": queue}).scalars().all()
+                rows = (
+                    conn.execute(
+                        text(
+                            "SELECT m.payload FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id "
+                            "WHERE q.name = :queue ORDER BY m.id"
+                        ),
+                        {"queue": queue},
+                    )
+                    .scalars()
+                    .all()
+                )
             broker.dispose()
             payloads = [json.loads(row) for row in rows]
         return [(p["headers"]["task"], json.loads(base64.b64decode(p["body"]))[0]) for p in payloads]
@@ -92,10 +100,20 @@ def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roo
     log = tmp / "api.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "imagebatch.api.main:app", "--port", str(port)],
-        cwd=tmp, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=tmp,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
-    api = Api(f"http://127.0.0.1:{port}", data_dir, root_dir.resolve(),
-              database_url or f"sqlite:///{data_dir / 'imagebatch.sqlite'}", redis_url, process, log)
+    api = Api(
+        f"http://127.0.0.1:{port}",
+        data_dir,
+        root_dir.resolve(),
+        database_url or f"sqlite:///{data_dir / 'imagebatch.sqlite'}",
+        redis_url,
+        process,
+        log,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -129,8 +147,9 @@ def api(request, tmp_path_factory) -> Iterator[Api]:
     if request.param == "sqlite":
         server = start_api(tmp, database_url=None, redis_url=None)
     else:
-        server = start_api(tmp, database_url=request.getfixturevalue("pg_database"),
-                           redis_url=request.getfixturevalue("redis_url"))
+        server = start_api(
+            tmp, database_url=request.getfixturevalue("pg_database"), redis_url=request.getfixturevalue("redis_url")
+        )
     server.engine = make_engine(server.database_url)
     yield server
     server.stop()
@@ -139,8 +158,7 @@ def api(request, tmp_path_factory) -> Iterator[Api]:
 @pytest.fixture(scope="module")
 def degraded_api(tmp_path_factory) -> Iterator[Api]:
     """SQLite database, but the broker is down and no local roots are configured."""
-    server = start_api(tmp_path_factory.mktemp("api-no-broker"), database_url=None,
-                       redis_url=DEAD_REDIS, roots=False)
+    server = start_api(tmp_path_factory.mktemp("api-no-broker"), database_url=None, redis_url=DEAD_REDIS, roots=False)
     server.engine = make_engine(server.database_url)
     yield server
     server.stop()

@@ -1,7 +1,7 @@
 """Shared test helpers: submit jobs, read rows back, and write simulated worker results."""
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
@@ -61,20 +61,33 @@ def _ok_values(rng: np.random.Generator, boost: int | None) -> tuple[Expected, d
     exp = Expected(ImageStatus.OK.value, probs, embedding, top)
     mean, std = rng.uniform(0, 255, 3), rng.uniform(1, 80, 3)
     values = {
-        "status": exp.status, "width": 64, "height": 48, "mode": "RGB", "format": "JPEG",
-        "mean_r": mean[0], "mean_g": mean[1], "mean_b": mean[2],
-        "std_r": std[0], "std_g": std[1], "std_b": std[2],
-        "top1_index": top[0], "top1_label": LABELS[top[0]], "confidence": exp.confidence,
+        "status": exp.status,
+        "width": 64,
+        "height": 48,
+        "mode": "RGB",
+        "format": "JPEG",
+        "mean_r": mean[0],
+        "mean_g": mean[1],
+        "mean_b": mean[2],
+        "std_r": std[0],
+        "std_g": std[1],
+        "std_b": std[2],
+        "top1_index": top[0],
+        "top1_label": LABELS[top[0]],
+        "confidence": exp.confidence,
         "top5_mean": float(probs[top].astype(np.float64).mean()),
-        "margin": float(probs[top[0]]) - float(probs[top[1]]), "entropy": exp.entropy,
-        "embedding": embedding.astype("<f2").tobytes(), "probabilities": probs.astype("<f4").tobytes(),
-        "processed_at": datetime.now(timezone.utc),
+        "margin": float(probs[top[0]]) - float(probs[top[1]]),
+        "entropy": exp.entropy,
+        "embedding": embedding.astype("<f2").tobytes(),
+        "probabilities": probs.astype("<f4").tobytes(),
+        "processed_at": datetime.now(UTC),
     }
     return exp, values
 
 
-def write_results(api, job_id: str, statuses: list[str], *, top_k: int, seed: int = 0,
-                  boost: dict[int, int] | None = None) -> list[Expected]:
+def write_results(
+    api, job_id: str, statuses: list[str], *, top_k: int, seed: int = 0, boost: dict[int, int] | None = None
+) -> list[Expected]:
     """Simulate a worker: fill image rows (status ok/error/cancelled/pending) and the label set."""
     rng = np.random.default_rng(seed)
     expected = []
@@ -84,19 +97,29 @@ def write_results(api, job_id: str, statuses: list[str], *, top_k: int, seed: in
         for idx, status in enumerate(statuses):
             if status == ImageStatus.OK.value:
                 exp, values = _ok_values(rng, (boost or {}).get(idx))
-                values["topk"] = [{"index": i, "label": LABELS[i], "probability": float(exp.probs[i])}
-                                  for i in exp.top[:top_k]]
+                values["topk"] = [
+                    {"index": i, "label": LABELS[i], "probability": float(exp.probs[i])} for i in exp.top[:top_k]
+                ]
             elif status == ImageStatus.ERROR.value:
                 exp = Expected(status)
-                values = {"status": status, "error_category": "unreadable",
-                          "error_message": "cannot identify image file",
-                          "processed_at": datetime.now(timezone.utc)}
+                values = {
+                    "status": status,
+                    "error_category": "unreadable",
+                    "error_message": "cannot identify image file",
+                    "processed_at": datetime.now(UTC),
+                }
             else:
                 exp, values = Expected(status), {"status": status}
             session.execute(update(Image).where(Image.job_id == job_id, Image.idx == idx).values(**values))
             expected.append(exp)
-        session.execute(update(Job).where(Job.id == job_id).values(
-            state="running", running_at=datetime.now(timezone.utc),
-            reproducibility={"model": "resnet18", "weights": WEIGHTS, "embedding_dtype": "float16"}))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                state="running",
+                running_at=datetime.now(UTC),
+                reproducibility={"model": "resnet18", "weights": WEIGHTS, "embedding_dtype": "float16"},
+            )
+        )
         session.commit()
     return expected

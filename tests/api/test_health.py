@@ -46,8 +46,7 @@ def test_metrics_report_database_counts_and_http_routes(api):
     assert samples[key] >= 1
     unmatched = ("imagebatch_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404")))
     assert samples[unmatched] >= 1
-    assert samples[("imagebatch_http_request_duration_seconds_count",
-                    (("method", "POST"), ("route", "/v1/jobs")))] >= 1
+    assert samples[("imagebatch_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/jobs")))] >= 1
 
 
 def test_broker_down_makes_readyz_503(degraded_api):

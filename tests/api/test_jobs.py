@@ -55,7 +55,7 @@ def test_rate_eta_and_progress_of_a_running_job(api):
 
 
 def test_list_is_newest_first_with_a_stable_cursor(api):
-    ids = [submit_uris(api, URLS[:1 + i])["id"] for i in range(3)]
+    ids = [submit_uris(api, URLS[: 1 + i])["id"] for i in range(3)]
     api.client.post(f"/v1/jobs/{ids[1]}/cancel")
     seen, cursor, pages = [], None, 0
     while True:
@@ -92,7 +92,11 @@ def test_list_filters_by_state_and_rejects_bad_parameters(api):
     # Empty parameters (as in `?state=&cursor=`) mean "no filter".
     unfiltered = api.client.get("/v1/jobs?state=&limit=500&cursor=").json()["items"]
     assert {job["id"], queued["id"]} <= {j["id"] for j in unfiltered}
-    for params, fragment in [({"state": "done"}, "state"), ({"limit": 0}, "limit"),
-                             ({"limit": 501}, "limit"), ({"cursor": "garbage!"}, "cursor")]:
+    for params, fragment in [
+        ({"state": "done"}, "state"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"cursor": "garbage!"}, "cursor"),
+    ]:
         response = api.client.get("/v1/jobs", params=params)
         assert response.status_code == 422 and response.json()["detail"].startswith(fragment), response.text

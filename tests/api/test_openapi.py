@@ -20,10 +20,22 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from imagebatch.api.main import create_app
 
 OPERATIONS = {
-    "submit_job", "list_jobs", "get_job", "cancel_job", "delete_job",
-    "list_results", "export_results_csv", "export_results_parquet", "get_job_summary",
-    "get_image", "get_image_content", "get_image_thumbnail", "find_similar_images",
-    "health", "ready", "metrics",
+    "submit_job",
+    "list_jobs",
+    "get_job",
+    "cancel_job",
+    "delete_job",
+    "list_results",
+    "export_results_csv",
+    "export_results_parquet",
+    "get_job_summary",
+    "get_image",
+    "get_image_content",
+    "get_image_thumbnail",
+    "find_similar_images",
+    "health",
+    "ready",
+    "metrics",
 }
 BINARY = {"type": "string", "format": "binary"}
 TEXT = {"type": "string"}
@@ -44,13 +56,16 @@ def test_operation_ids_are_the_short_route_names(document):
     assert sorted(ids) == sorted(OPERATIONS)
 
 
-@pytest.mark.parametrize("operation, media_types, schema", [
-    ("get_image_content", {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}, BINARY),
-    ("get_image_thumbnail", {"image/jpeg"}, BINARY),
-    ("export_results_parquet", {"application/vnd.apache.parquet"}, BINARY),
-    ("export_results_csv", {"text/csv"}, TEXT),
-    ("metrics", {CONTENT_TYPE_LATEST}, TEXT),
-])
+@pytest.mark.parametrize(
+    "operation, media_types, schema",
+    [
+        ("get_image_content", {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}, BINARY),
+        ("get_image_thumbnail", {"image/jpeg"}, BINARY),
+        ("export_results_parquet", {"application/vnd.apache.parquet"}, BINARY),
+        ("export_results_csv", {"text/csv"}, TEXT),
+        ("metrics", {CONTENT_TYPE_LATEST}, TEXT),
+    ],
+)
 def test_files_and_text_are_declared_with_their_schema(document, operation, media_types, schema):
     content = _operations(document)[operation]["responses"]["200"]["content"]
     assert media_types <= set(content)
@@ -63,10 +78,13 @@ def _binary_media_types(document: dict[str, Any]) -> dict[str, str]:
     The generator knows JSON, text/* and application/octet-stream by itself; others (image/jpeg,
     Parquet) it is told about through its documented `content_type_overrides`.
     """
-    return {media: "application/octet-stream"
-            for op in _operations(document).values() for response in op["responses"].values()
-            for media, entry in response.get("content", {}).items()
-            if entry.get("schema") == BINARY and not media.startswith("text/")}
+    return {
+        media: "application/octet-stream"
+        for op in _operations(document).values()
+        for response in op["responses"].values()
+        for media, entry in response.get("content", {}).items()
+        if entry.get("schema") == BINARY and not media.startswith("text/")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +96,25 @@ def generation(document, tmp_path_factory) -> tuple[subprocess.CompletedProcess,
     # Its post-hooks format the output with ruff, installed beside it in this environment.
     path = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
     result = subprocess.run(
-        [sys.executable, "-m", "openapi_python_client", "generate", "--path", "openapi.json",
-         "--config", "config.json", "--meta", "none", "--output-path", PACKAGE],
-        cwd=root, env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            "openapi.json",
+            "--config",
+            "config.json",
+            "--meta",
+            "none",
+            "--output-path",
+            PACKAGE,
+        ],
+        cwd=root,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return result, root
 
@@ -122,20 +156,41 @@ def _png() -> bytes:
 
 def test_the_generated_client_submits_and_downloads(package, api):
     """Both bodies, every option, and each file or text answer, through the generated code only."""
-    ops = {name: importlib.import_module(f"{PACKAGE}.api.{tag}.{name}") for tag, name in (
-        ("jobs", "submit_job"), ("jobs", "get_job"), ("images", "get_image_content"),
-        ("images", "get_image_thumbnail"), ("results", "export_results_csv"),
-        ("results", "export_results_parquet"), ("health", "metrics"))}
+    ops = {
+        name: importlib.import_module(f"{PACKAGE}.api.{tag}.{name}")
+        for tag, name in (
+            ("jobs", "submit_job"),
+            ("jobs", "get_job"),
+            ("images", "get_image_content"),
+            ("images", "get_image_thumbnail"),
+            ("results", "export_results_csv"),
+            ("results", "export_results_parquet"),
+            ("health", "metrics"),
+        )
+    }
     models, types = importlib.import_module(f"{PACKAGE}.models"), importlib.import_module(f"{PACKAGE}.types")
     client = importlib.import_module(f"{PACKAGE}.client").AuthenticatedClient(
-        base_url=api.base_url, token="unused: auth is off in this API", raise_on_unexpected_status=True)
+        base_url=api.base_url, token="unused: auth is off in this API", raise_on_unexpected_status=True
+    )
     png = _png()
-    upload = models.SubmitJobFilesBody.from_dict({"model": "resnet50", "top_k": 3, "store_probabilities": True,
-                                                  "precision": "fp32", "callback_url": "http://127.0.0.1:9/done"})
+    upload = models.SubmitJobFilesBody.from_dict(
+        {
+            "model": "resnet50",
+            "top_k": 3,
+            "store_probabilities": True,
+            "precision": "fp32",
+            "callback_url": "http://127.0.0.1:9/done",
+        }
+    )
     upload.files = [types.File(payload=io.BytesIO(png), file_name="red.png", mime_type="image/png")]
     job = ops["submit_job"].sync(client=client, body=upload)
     assert (job.model, job.top_k, job.store_probabilities, job.precision, job.counts.total) == (
-        "resnet50", 3, True, "fp32", 1)
+        "resnet50",
+        3,
+        True,
+        "fp32",
+        1,
+    )
     assert job.webhook.to_dict()["url"] == "http://127.0.0.1:9/done"
     manifest = models.SubmitJobJsonBody.from_dict({"uris": ["https://images.example.com/a.jpg"], "top_k": 2})
     listed = ops["submit_job"].sync(client=client, body=manifest)

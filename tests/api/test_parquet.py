@@ -19,8 +19,9 @@ TOP_K = 3
 
 @pytest.fixture(scope="module")
 def finished(api):
-    job = submit_uris(api, [f"https://example.com/p{i}.jpg" for i in range(len(STATUSES))],
-                      top_k=TOP_K, store_probabilities=True)
+    job = submit_uris(
+        api, [f"https://example.com/p{i}.jpg" for i in range(len(STATUSES))], top_k=TOP_K, store_probabilities=True
+    )
     return job["id"], write_results(api, job["id"], STATUSES, top_k=TOP_K, seed=5)
 
 
@@ -41,7 +42,7 @@ def test_server_and_client_parquet_are_the_same_table(api, finished, tmp_path):
     assert served.equals(exported)
     rows = served.to_pylist()
     assert [r["index"] for r in rows] == list(range(len(STATUSES)))
-    for row, exp in zip(rows, expected):
+    for row, exp in zip(rows, expected, strict=True):
         assert row["status"] == exp.status
         if exp.status != "ok":
             assert row["embedding"] is None and row["probabilities"] is None and row["top_k"] is None
@@ -74,8 +75,11 @@ def test_large_job_streams_in_row_groups_in_index_order(api):
     n = 1100
     job = submit_uris(api, [f"https://example.com/big/{i}.jpg" for i in range(n)], top_k=1)
     with Session(api.engine) as session:
-        session.execute(update(Image).where(Image.job_id == job["id"], Image.idx % 3 == 0)
-                        .values(status="ok", top1_label="tabby", confidence=0.75))
+        session.execute(
+            update(Image)
+            .where(Image.job_id == job["id"], Image.idx % 3 == 0)
+            .values(status="ok", top1_label="tabby", confidence=0.75)
+        )
         session.commit()
     parquet = _parquet(api, job["id"])
     assert parquet.metadata.num_row_groups > 1 and parquet.metadata.num_rows == n

@@ -16,5 +16,5 @@ def test_response_model_fields_are_the_item_fields_in_order():
 def test_parquet_columns_are_the_item_fields_with_the_error_split():
     keys = _item_keys()
     at = keys.index("error")
-    flat = keys[:at] + ["error_category", "error_message"] + keys[at + 1:]
+    flat = keys[:at] + ["error_category", "error_message"] + keys[at + 1 :]
     assert results.arrow_schema(embedding_size=512, probability_count=1000).names == flat

@@ -16,8 +16,9 @@ TOP_K = 3
 
 
 def _finished_job(api, seed: int = 1) -> tuple[str, list]:
-    job = submit_uris(api, [f"https://example.com/{i}.jpg" for i in range(len(STATUSES))],
-                      top_k=TOP_K, store_probabilities=True)
+    job = submit_uris(
+        api, [f"https://example.com/{i}.jpg" for i in range(len(STATUSES))], top_k=TOP_K, store_probabilities=True
+    )
     # Image 2's top-1 is the first of the two "crane" classes.
     expected = write_results(api, job["id"], STATUSES, top_k=TOP_K, seed=seed, boost={2: 10})
     return job["id"], expected
@@ -47,7 +48,7 @@ def test_pages_cover_every_image_once_with_exact_values(api, finished):
     items, pages = _all_pages(api, job_id, limit=4)
     assert pages == 3 and [item["index"] for item in items] == list(range(9))
     rows = image_rows(api, job_id)
-    for item, exp, row in zip(items, expected, rows):
+    for item, exp, row in zip(items, expected, rows, strict=True):
         assert item["status"] == exp.status and item["source"] == row.source
         assert "embedding" not in item and "probabilities" not in item
         if exp.status != "ok":
@@ -92,7 +93,7 @@ def test_filters(api, finished):
 def test_include_embedding_and_probabilities(api, finished):
     job_id, expected = finished
     items, _ = _all_pages(api, job_id, limit=2, include="embedding,probabilities")
-    for item, exp in zip(items, expected):
+    for item, exp in zip(items, expected, strict=True):
         if exp.status == "ok":
             assert item["embedding"] == exp.embedding.astype(np.float64).tolist()  # float16, exactly
             assert item["probabilities"] == exp.probs.astype(np.float64).tolist()  # float32, exactly
@@ -112,11 +113,13 @@ def test_cursor_is_stable_under_concurrent_writes(api):
         session.execute(update(Image).where(Image.job_id == job_id, Image.idx == 8).values(status="ok"))
         session.execute(update(Image).where(Image.job_id == job_id, Image.idx == 0).values(status="error"))
         session.commit()
-    second = api.client.get(f"/v1/jobs/{job_id}/results",
-                            params={"status": "ok", "limit": 3, "cursor": first["next_cursor"]}).json()
+    second = api.client.get(
+        f"/v1/jobs/{job_id}/results", params={"status": "ok", "limit": 3, "cursor": first["next_cursor"]}
+    ).json()
     assert [i["index"] for i in second["items"]] == [3, 4, 5]
-    third = api.client.get(f"/v1/jobs/{job_id}/results",
-                           params={"status": "ok", "limit": 3, "cursor": second["next_cursor"]}).json()
+    third = api.client.get(
+        f"/v1/jobs/{job_id}/results", params={"status": "ok", "limit": 3, "cursor": second["next_cursor"]}
+    ).json()
     assert [i["index"] for i in third["items"]] == [8] and third["next_cursor"] is None
 
 
@@ -138,7 +141,7 @@ def test_csv_columns_and_values(api, finished):
     assert header[19:] == [f"top{i}_{c}" for i in range(1, TOP_K + 1) for c in ("label", "index", "probability")]
     assert [int(r[0]) for r in rows] == list(range(9))
     col = {name: j for j, name in enumerate(header)}
-    for row, exp in zip(rows, expected):
+    for row, exp in zip(rows, expected, strict=True):
         assert row[col["status"]] == exp.status
         if exp.status != "ok":
             assert row[col["confidence"]] == "" and row[col["top1_label"]] == ""
@@ -162,7 +165,7 @@ def test_csv_with_probability_columns(api, finished):
     names = header[-1000:]
     assert names[:3] == ["p_class0", "p_class1", "p_class2"]
     assert names[10] == "p_crane_10" and names[20] == "p_crane_20" and len(set(names)) == 1000
-    for row, exp in zip(rows, expected):
+    for row, exp in zip(rows, expected, strict=True):
         cells = row[-1000:]
         if exp.status == "ok":
             # Every probability round-trips to the stored float32 exactly.
@@ -181,8 +184,11 @@ def test_large_job_streams_csv_and_pages_json(api):
     n = 1100
     job = submit_uris(api, [f"https://example.com/big/{i}.jpg" for i in range(n)], top_k=1)
     with Session(api.engine) as session:
-        session.execute(update(Image).where(Image.job_id == job["id"], Image.idx % 3 == 0)
-                        .values(status="ok", top1_label="tabby", confidence=0.75))
+        session.execute(
+            update(Image)
+            .where(Image.job_id == job["id"], Image.idx % 3 == 0)
+            .values(status="ok", top1_label="tabby", confidence=0.75)
+        )
         session.commit()
     header, rows, _ = _csv(api, job["id"])
     assert [int(r[0]) for r in rows] == list(range(n))
@@ -193,12 +199,19 @@ def test_large_job_streams_csv_and_pages_json(api):
     assert pages == 2 and [i["index"] for i in items] == list(range(n))
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"min_confidence": 1.5}, "min_confidence"),
-    ({"max_entropy": -1}, "max_entropy"), ({"status": "done"}, "status"),
-    ({"include": "embedding,pixels"}, "include"), ({"cursor": "not-a-cursor"}, "cursor"),
-    ({"errors_only": "perhaps"}, "errors_only"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"min_confidence": 1.5}, "min_confidence"),
+        ({"max_entropy": -1}, "max_entropy"),
+        ({"status": "done"}, "status"),
+        ({"include": "embedding,pixels"}, "include"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"errors_only": "perhaps"}, "errors_only"),
+    ],
+)
 def test_bad_result_parameters_are_422(api, finished, params, fragment):
     job_id, _ = finished
     response = api.client.get(f"/v1/jobs/{job_id}/results", params=params)

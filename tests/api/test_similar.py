@@ -14,8 +14,11 @@ def _as_float32(api, job_id: str) -> None:
         for row in image_rows(api, job_id):
             vector = np.frombuffer(row.embedding, dtype="<f2").astype("<f4")
             session.execute(update(Image).where(Image.id == row.id).values(embedding=vector.tobytes()))
-        session.execute(update(Job).where(Job.id == job_id).values(
-            reproducibility={"model": "resnet50", "embedding_dtype": "float32"}))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(reproducibility={"model": "resnet50", "embedding_dtype": "float32"})
+        )
         session.commit()
 
 
@@ -26,11 +29,16 @@ def test_model_scope_reads_each_jobs_embeddings_in_that_jobs_dtype(api):
     expected = write_results(api, half, ["ok"] * 4, top_k=3, seed=5)  # float16, as its record says
     expected += write_results(api, full, ["ok"] * 4, top_k=3, seed=6)
     _as_float32(api, full)
-    vectors = {(job, i % 4): exp.embedding.astype(np.float64) for i, (job, exp)
-               in enumerate(zip([half] * 4 + [full] * 4, expected))}
+    vectors = {
+        (job, i % 4): exp.embedding.astype(np.float64)
+        for i, (job, exp) in enumerate(zip([half] * 4 + [full] * 4, expected, strict=True))
+    }
     query = vectors[(half, 0)]
-    cosine = {key: float(v @ query / (np.linalg.norm(v) * np.linalg.norm(query)))
-              for key, v in vectors.items() if key != (half, 0)}
+    cosine = {
+        key: float(v @ query / (np.linalg.norm(v) * np.linalg.norm(query)))
+        for key, v in vectors.items()
+        if key != (half, 0)
+    }
     ranking = sorted(cosine, key=cosine.get, reverse=True)
 
     response = api.client.get(f"/v1/jobs/{half}/images/0/similar", params={"k": 7, "scope": "model"})

@@ -38,7 +38,12 @@ def test_files_are_stored_as_rows_blobs_and_one_message_per_chunk(api):
     job_id = job["id"]
     assert response.headers["location"] == f"/v1/jobs/{job_id}"
     assert (job["state"], job["model"], job["top_k"], job["store_probabilities"], job["precision"]) == (
-        "queued", "resnet50", 3, True, "bf16")
+        "queued",
+        "resnet50",
+        3,
+        True,
+        "bf16",
+    )
     assert job["counts"] == {"total": 5, "succeeded": 0, "failed": 0, "pending": 5, "cancelled": 0}
     assert job["progress"] == 0 and job["images_per_second"] is None and job["eta_seconds"] is None
     assert job["timestamps"]["created"] and job["timestamps"]["queued"] and not job["timestamps"]["running"]
@@ -48,9 +53,9 @@ def test_files_are_stored_as_rows_blobs_and_one_message_per_chunk(api):
     exts = [".png"] * 4 + [".jpg"]
     assert [(r.idx, r.source, r.location, r.status) for r in rows] == [
         (i, name, f"blob:{job_id}/{i:06d}{ext}", "pending")
-        for i, ((name, _), ext) in enumerate(zip(payloads, exts))
+        for i, ((name, _), ext) in enumerate(zip(payloads, exts, strict=True))
     ]
-    for i, ((_, data), ext) in enumerate(zip(payloads, exts)):
+    for i, ((_, data), ext) in enumerate(zip(payloads, exts, strict=True)):
         assert (api.blobs / job_id / f"{i:06d}{ext}").read_bytes() == data
 
     mine = [(task, args) for task, args in api.messages("imagebatch.resnet50") if args[0] == job_id]
@@ -65,10 +70,14 @@ def test_default_model_goes_to_the_resnet18_queue(api):
     parts = [(f'name="files"; filename="{i}.jpg"', b"x" * (i + 1)) for i in range(9)]
     # What a browser sends for a file input with nothing chosen, and httpx's version of it.
     parts += [('name="files"; filename=""', b""), ('name="files"', b""), ('name="archive"; filename=""', b"")]
-    body = b"".join(b"--XyZ\r\nContent-Disposition: form-data; " + head.encode() + b"\r\n\r\n" + data + b"\r\n"
-                    for head, data in parts) + b"--XyZ--\r\n"
-    response = api.client.post("/v1/jobs", content=body,
-                               headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    body = (
+        b"".join(
+            b"--XyZ\r\nContent-Disposition: form-data; " + head.encode() + b"\r\n\r\n" + data + b"\r\n"
+            for head, data in parts
+        )
+        + b"--XyZ--\r\n"
+    )
+    response = api.client.post("/v1/jobs", content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
     assert response.status_code == 202, response.text
     job = response.json()
     assert (job["model"], job["top_k"], job["precision"], job["counts"]["total"]) == ("resnet18", 5, "auto", 9)
@@ -93,13 +102,12 @@ def test_zip_archive_images_at_any_depth_and_skipped_members(api):
     images = {"photos/a.jpg": b"A" * 100, "photos/deep/er/b.PNG": b"B" * 200, "c.jpeg": b"C"}
     others = {"readme.txt": b"hi", "../evil.jpg": b"E", "/abs.jpg": b"F", "__MACOSX/photos/._a.jpg": b"M"}
     data = _zip({**images, **others}, symlinks=("link.jpg",), dirs=("photos/",))
-    response = api.client.post("/v1/jobs", files={"archive": ("set.zip", data, "application/zip")},
-                               data={"top_k": "2"})
+    response = api.client.post("/v1/jobs", files={"archive": ("set.zip", data, "application/zip")}, data={"top_k": "2"})
     assert response.status_code == 202, response.text
     job = response.json()
     rows = image_rows(api, job["id"])
     assert [r.source for r in rows] == list(images)
-    for row, content in zip(rows, images.values()):
+    for row, content in zip(rows, images.values(), strict=True):
         key = row.location.removeprefix("blob:")
         assert key.startswith(f"{job['id']}/{row.idx:06d}")
         assert (api.blobs / key).read_bytes() == content
@@ -133,18 +141,27 @@ def test_tar_gz_archive(api):
     job = api.client.post("/v1/jobs", files={"archive": ("set.tgz", data)}).json()
     rows = image_rows(api, job["id"])
     assert [(r.source, (api.blobs / r.location.removeprefix("blob:")).read_bytes()) for r in rows] == [
-        ("set/sub/x.png", b"X" * 50), ("set/y.webp", b"Y")]
+        ("set/sub/x.png", b"X" * 50),
+        ("set/y.webp", b"Y"),
+    ]
     reasons = {entry["source"]: entry["reason"] for entry in job["skipped"]}
-    assert reasons == {"set/sub": "directory", "set/link.png": "not a regular file",
-                       "set/notes.md": "not an image (by extension)", "../up.png": "unsafe path: contains '..'"}
+    assert reasons == {
+        "set/sub": "directory",
+        "set/link.png": "not a regular file",
+        "set/notes.md": "not an image (by extension)",
+        "../up.png": "unsafe path: contains '..'",
+    }
 
 
-@pytest.mark.parametrize("name, data, fragment", [
-    ("empty.zip", _zip({"readme.txt": b"no images here"}), "contains no images"),
-    ("evil.zip", _zip({"../evil.jpg": b"E"}), "contains no images"),
-    ("empty.tar.gz", _tar_gz({}), "contains no images"),
-    ("fake.zip", b"this is not an archive at all" * 20, "not a zip or tar archive"),
-])
+@pytest.mark.parametrize(
+    "name, data, fragment",
+    [
+        ("empty.zip", _zip({"readme.txt": b"no images here"}), "contains no images"),
+        ("evil.zip", _zip({"../evil.jpg": b"E"}), "contains no images"),
+        ("empty.tar.gz", _tar_gz({}), "contains no images"),
+        ("fake.zip", b"this is not an archive at all" * 20, "not a zip or tar archive"),
+    ],
+)
 def test_archives_without_images_are_rejected(api, name, data, fragment):
     jobs_before, blobs_before = job_count(api), _blob_dirs(api)
     response = api.client.post("/v1/jobs", files={"archive": (name, data)})
@@ -156,31 +173,37 @@ def test_archives_without_images_are_rejected(api, name, data, fragment):
 FILE = ("files", ("a.jpg", b"a", "image/jpeg"))
 
 
-@pytest.mark.parametrize("request_kwargs, status, fragment", [
-    ({"files": [FILE], "data": {"model": "resnet34"}}, 422, "model: must be one of resnet18, resnet50"),
-    ({"files": [FILE], "data": {"top_k": "0"}}, 422, "top_k: must be between 1 and 20"),
-    ({"files": [FILE], "data": {"top_k": "21"}}, 422, "top_k"),
-    ({"files": [FILE], "data": {"top_k": "many"}}, 422, "top_k"),
-    ({"files": [FILE], "data": {"precision": "fp8"}}, 422, "precision"),
-    ({"files": [FILE], "data": {"store_probabilities": "maybe"}}, 422, "store_probabilities"),
-    ({"files": [FILE], "data": {"colour": "red"}}, 422, "unknown form field 'colour'"),
-    ({"files": [FILE, ("top_k", (None, "3")), ("top_k", (None, "4"))]}, 422, "top_k: given more than once"),
-    ({"data": {"model": "resnet18"}, "files": [("model2", (None, "x"))]}, 422, "unknown form field"),
-    ({"files": [("files", (None, "not a file"))]}, 422, "files: must be a file upload"),
-    ({"files": [("model", (None, "resnet18"))]}, 422, "no images"),
-    ({"files": [FILE, ("archive", ("a.zip", _zip({"a.jpg": b"a"})))]}, 422, "not both"),
-    ({"content": b"just text", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid JSON"),
-    ({"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=XyZ"}}, 400,
-     "malformed multipart body"),
-    ({"content": b"--XyZ--", "headers": {"content-type": "multipart/form-data"}}, 400, "without a boundary"),
-    ({"json": ["a.jpg"]}, 422, "uris"),
-    ({"json": {"uris": "https://example.com/a.jpg"}}, 422, "uris: must be a list"),
-    ({"json": {"uris": []}}, 422, "no images"),
-    ({"json": {"uris": ["https://example.com/a.jpg"], "topk": 3}}, 422, "topk: unknown option"),
-    ({"json": {"uris": ["https://example.com/a.jpg"], "top_k": 0}}, 422, "top_k"),
-    ({"json": {"uris": ["https://example.com/a.jpg"], "model": "vit"}}, 422, "model"),
-])
+@pytest.mark.parametrize(
+    "request_kwargs, status, fragment",
+    [
+        ({"files": [FILE], "data": {"model": "resnet34"}}, 422, "model: must be one of resnet18, resnet50"),
+        ({"files": [FILE], "data": {"top_k": "0"}}, 422, "top_k: must be between 1 and 20"),
+        ({"files": [FILE], "data": {"top_k": "21"}}, 422, "top_k"),
+        ({"files": [FILE], "data": {"top_k": "many"}}, 422, "top_k"),
+        ({"files": [FILE], "data": {"precision": "fp8"}}, 422, "precision"),
+        ({"files": [FILE], "data": {"store_probabilities": "maybe"}}, 422, "store_probabilities"),
+        ({"files": [FILE], "data": {"colour": "red"}}, 422, "unknown form field 'colour'"),
+        ({"files": [FILE, ("top_k", (None, "3")), ("top_k", (None, "4"))]}, 422, "top_k: given more than once"),
+        ({"data": {"model": "resnet18"}, "files": [("model2", (None, "x"))]}, 422, "unknown form field"),
+        ({"files": [("files", (None, "not a file"))]}, 422, "files: must be a file upload"),
+        ({"files": [("model", (None, "resnet18"))]}, 422, "no images"),
+        ({"files": [FILE, ("archive", ("a.zip", _zip({"a.jpg": b"a"})))]}, 422, "not both"),
+        ({"content": b"just text", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid JSON"),
+        (
+            {"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=XyZ"}},
+            400,
+            "malformed multipart body",
+        ),
+        ({"content": b"--XyZ--", "headers": {"content-type": "multipart/form-data"}}, 400, "without a boundary"),
+        ({"json": ["a.jpg"]}, 422, "uris"),
+        ({"json": {"uris": "https://example.com/a.jpg"}}, 422, "uris: must be a list"),
+        ({"json": {"uris": []}}, 422, "no images"),
+        ({"json": {"uris": ["https://example.com/a.jpg"], "topk": 3}}, 422, "topk: unknown option"),
+        ({"json": {"uris": ["https://example.com/a.jpg"], "top_k": 0}}, 422, "top_k"),
+        ({"json": {"uris": ["https://example.com/a.jpg"], "model": "vit"}}, 422, "model"),
+    ],
+)
 def test_bad_submissions_are_4xx_and_leave_nothing_behind(api, request_kwargs, status, fragment):
     jobs_before, blobs_before = job_count(api), _blob_dirs(api)
     response = api.client.post("/v1/jobs", **request_kwargs)

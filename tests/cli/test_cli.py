@@ -92,7 +92,11 @@ def test_submit_wait_exits_1_when_the_job_is_cancelled(api_url: str, photos: Pat
         before = {j.id for j in client.list_jobs(limit=500)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "imagebatch.cli", "--url", api_url, "submit", str(photos), "--wait"],
-            env=clean_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=clean_env(),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 60

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imagebatch.core.catalog import MODELS
 from imagebatch.cli.samples import write_sample_photos
+from imagebatch.core.catalog import MODELS
 from tests.conftest import REPO, clean_env
 from tests.harness.stack import Stack
 
@@ -18,8 +18,15 @@ pytestmark = pytest.mark.e2e
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imagebatch.cli", *args], env=env or clean_env(), cwd=REPO,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "imagebatch.cli", *args],
+        env=env or clean_env(),
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +100,10 @@ def test_results_json_and_table_agree(stack_url: str, finished_job):
 def test_exports_hold_every_row(stack_url: str, finished_job, tmp_path: Path):
     job_id, _ = finished_job
     assert run_cli("--url", stack_url, "export", job_id, "--out", str(tmp_path / "r.csv")).returncode == 0
-    assert run_cli("--url", stack_url, "export", job_id, "--out", str(tmp_path / "r.pq"),
-                   "--format", "parquet").returncode == 0
+    assert (
+        run_cli("--url", stack_url, "export", job_id, "--out", str(tmp_path / "r.pq"), "--format", "parquet").returncode
+        == 0
+    )
     csv = pd.read_csv(tmp_path / "r.csv")
     parquet = pd.read_parquet(tmp_path / "r.pq")
     assert len(csv) == len(parquet) == 5

@@ -33,8 +33,9 @@ def test_folder_upload_expands_recursively_and_skips_non_images(client: Client, 
 
 
 def test_options_reach_the_job(client: Client, photos: Path):
-    job = client.submit([photos / "astronaut.jpg"], model="resnet50", top_k=3,
-                        store_probabilities=True, precision="fp32")
+    job = client.submit(
+        [photos / "astronaut.jpg"], model="resnet50", top_k=3, store_probabilities=True, precision="fp32"
+    )
     fetched = client.get_job(job.id)
     assert (fetched.data["model"], fetched.data["top_k"]) == ("resnet50", 3)
     assert fetched.data["store_probabilities"] is True and fetched.data["precision"] == "fp32"
@@ -136,7 +137,13 @@ def test_many_files_upload_without_holding_them_open(api_url: str, tmp_path: Pat
         "from imagebatch.client import Client\n"
         "print(Client(sys.argv[1]).submit(sys.argv[2]).counts['total'])\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, api_url, str(folder)], env=clean_env(),
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, api_url, str(folder)],
+        env=clean_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "300"

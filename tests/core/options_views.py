@@ -25,8 +25,10 @@ def _submit(client: TestClient, options: dict) -> dict[str, str]:
     """Job ids of a multipart and a JSON submission with these options."""
     upload = [("files", ("a.jpg", b"not decoded at submission", "image/jpeg"))]
     ids = {}
-    for body, kwargs in (("form", {"files": upload, "data": _form(options)}),
-                         ("json", {"json": {"uris": ["https://images.example.com/a.jpg"], **options}})):
+    for body, kwargs in (
+        ("form", {"files": upload, "data": _form(options)}),
+        ("json", {"json": {"uris": ["https://images.example.com/a.jpg"], **options}}),
+    ):
         response = client.post("/v1/jobs", **kwargs)
         assert response.status_code == 202, response.text
         ids[body] = response.json()["id"]
@@ -35,10 +37,14 @@ def _submit(client: TestClient, options: dict) -> dict[str, str]:
 
 def _openapi(client: TestClient) -> dict:
     body = client.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
-    return {media: {"properties": list(schema["schema"]["properties"]),
-                    "defaults": {k: p["default"] for k, p in schema["schema"]["properties"].items() if "default" in p},
-                    "top_k_maximum": schema["schema"]["properties"]["top_k"].get("maximum")}
-            for media, schema in body.items()}
+    return {
+        media: {
+            "properties": list(schema["schema"]["properties"]),
+            "defaults": {k: p["default"] for k, p in schema["schema"]["properties"].items() if "default" in p},
+            "top_k_maximum": schema["schema"]["properties"]["top_k"].get("maximum"),
+        }
+        for media, schema in body.items()
+    }
 
 
 def main(options_path: str) -> None:

@@ -49,7 +49,11 @@ def test_chunks_sent_again_are_each_sent_once_and_first_in_line():
 def test_a_chunk_message_names_the_task_its_images_and_its_models_queue():
     message = chunk_message(Chunk("job1", "resnet50", 8, 12, 2))
     assert (message.task, message.args, message.queue, message.priority) == (
-        "imagebatch.process_chunk", ["job1", 8, 12], "imagebatch.resnet50", 2)
+        "imagebatch.process_chunk",
+        ["job1", 8, 12],
+        "imagebatch.resnet50",
+        2,
+    )
 
 
 def test_a_batch_of_chunk_messages_reaches_redis_on_each_priority_list():
@@ -70,5 +74,7 @@ def test_a_batch_of_chunk_messages_reaches_redis_on_each_priority_list():
                 found.setdefault(priority, []).append(message["headers"]["argsrepr"])
         broker.close()
         app.close()
-    assert found == {0: ["['job1', 0, 4]", "['job1', 4, 8]", "['job1', 8, 12]", "['job1', 12, 16]"],
-                     1: ["['job1', 16, 20]", "['job1', 20, 22]"]}
+    assert found == {
+        0: ["['job1', 0, 4]", "['job1', 4, 8]", "['job1', 8, 12]", "['job1', 12, 16]"],
+        1: ["['job1', 16, 20]", "['job1', 20, 22]"],
+    }

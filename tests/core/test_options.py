@@ -17,15 +17,24 @@ from tests.harness.services import clean_env
 VIEWS = Path(__file__).with_name("options_views.py")
 NAMES = list(JobOptions.model_fields)
 # Loopback is allowed in test settings (IMAGEBATCH_ALLOW_PRIVATE_URLS), so the callback check runs offline.
-GIVEN = {"model": "resnet50", "top_k": 3, "store_probabilities": True, "precision": "bf16",
-         "callback_url": "http://127.0.0.1:9/hook"}
+GIVEN = {
+    "model": "resnet50",
+    "top_k": 3,
+    "store_probabilities": True,
+    "precision": "bf16",
+    "callback_url": "http://127.0.0.1:9/hook",
+}
 
 
 def _views(tmp_path: Path, **env: str) -> dict:
     (tmp_path / "options.json").write_text(json.dumps(GIVEN))
     result = subprocess.run(
-        [sys.executable, str(VIEWS), str(tmp_path / "options.json")], capture_output=True, text=True, timeout=300,
-        env=clean_env(IMAGEBATCH_DATA_DIR=str(tmp_path / "data"), **env), cwd=tmp_path,
+        [sys.executable, str(VIEWS), str(tmp_path / "options.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_env(IMAGEBATCH_DATA_DIR=str(tmp_path / "data"), **env),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -42,22 +51,38 @@ def test_every_option_reaches_every_view(tmp_path):
     assert views["openapi"]["multipart/form-data"]["properties"] == ["files", "archive", *NAMES]
     assert views["openapi"]["application/json"]["properties"] == ["uris", *NAMES]
     assert views["unknown_field"] == (
-        f"unknown form field 'colour'; expected one of files, archive, {', '.join(NAMES)}")
+        f"unknown form field 'colour'; expected one of files, archive, {', '.join(NAMES)}"
+    )
     # Parsed from a form and from JSON, stored, and read back by the worker: every value intact,
     # although by then the callback host and top_k would fail the (tightened) submission checks.
     assert views["worker"]["form"] == GIVEN
     assert views["worker"]["json"] == GIVEN
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, {"model": "resnet18", "precision": "auto", "top_k_maximum": 20}),
-    ({"IMAGEBATCH_DEFAULT_MODEL": "resnet50", "IMAGEBATCH_DEFAULT_PRECISION": "fp32", "IMAGEBATCH_MAX_TOP_K": "7"},
-     {"model": "resnet50", "precision": "fp32", "top_k_maximum": 7}),
-], ids=["built-in", "from-environment"])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, {"model": "resnet18", "precision": "auto", "top_k_maximum": 20}),
+        (
+            {
+                "IMAGEBATCH_DEFAULT_MODEL": "resnet50",
+                "IMAGEBATCH_DEFAULT_PRECISION": "fp32",
+                "IMAGEBATCH_MAX_TOP_K": "7",
+            },
+            {"model": "resnet50", "precision": "fp32", "top_k_maximum": 7},
+        ),
+    ],
+    ids=["built-in", "from-environment"],
+)
 def test_defaults_follow_the_settings_in_every_view(tmp_path, env, expected):
     views = _views(tmp_path, **env)
-    defaults = {"model": expected["model"], "top_k": 5, "store_probabilities": False,
-                "precision": expected["precision"], "callback_url": None}
+    defaults = {
+        "model": expected["model"],
+        "top_k": 5,
+        "store_probabilities": False,
+        "precision": expected["precision"],
+        "callback_url": None,
+    }
     documented = {name: value for name, value in defaults.items() if value is not None}  # FastAPI drops nulls
     for media in ("multipart/form-data", "application/json"):
         assert views["openapi"][media]["defaults"] == documented, media
@@ -71,13 +96,16 @@ def test_the_python_client_accepts_every_option():
     assert set(NAMES) <= {name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"model": "resnet34"}, "model: must be one of resnet18, resnet50 (got 'resnet34')"),
-    ({"top_k": 0}, "top_k: must be between 1 and 20 (got 0)"),
-    ({"precision": "fp8"}, "precision: must be one of auto, fp32, bf16, fp16 (got 'fp8')"),
-    ({"callback_url": "ftp://example.com/x"}, "callback_url: must be an http:// or https:// URL"),
-    ({"colour": "red"}, "colour: unknown option"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"model": "resnet34"}, "model: must be one of resnet18, resnet50 (got 'resnet34')"),
+        ({"top_k": 0}, "top_k: must be between 1 and 20 (got 0)"),
+        ({"precision": "fp8"}, "precision: must be one of auto, fp32, bf16, fp16 (got 'fp8')"),
+        ({"callback_url": "ftp://example.com/x"}, "callback_url: must be an http:// or https:// URL"),
+        ({"colour": "red"}, "colour: unknown option"),
+    ],
+)
 def test_submission_checks_name_the_field(raw, message):
     from imagebatch.api.schemas import describe_validation_error
 
@@ -92,5 +120,10 @@ def test_a_stored_job_is_read_back_without_checks():
         callback_url, chunk_size = "https://hooks.invalid/done", 32
 
     options = JobOptions.from_record(Row())
-    assert options.model_dump() == {"model": "resnet999", "top_k": 10_000, "store_probabilities": True,
-                                    "precision": "fp8", "callback_url": "https://hooks.invalid/done"}
+    assert options.model_dump() == {
+        "model": "resnet999",
+        "top_k": 10_000,
+        "store_probabilities": True,
+        "precision": "fp8",
+        "callback_url": "https://hooks.invalid/done",
+    }

@@ -2,7 +2,7 @@
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -20,13 +20,30 @@ def _ok_columns(idx: int, *, rng: np.random.Generator, dtype: str = "float16") -
     order = [int(i) for i in np.argsort(-probs)]
     topk = [{"index": i, "label": LABELS[i], "probability": float(probs[i])} for i in order[:2]]
     stored = results.stored_result(
-        width=64 + idx, height=48, mode="RGB", format="JPEG", mean=(10.5, 20.25, 30.0), std=(1.0, 2.0, 3.5),
-        topk=topk, confidence=float(probs[order[0]]), top5_mean=float(probs.mean()),
-        margin=float(probs[order[0]] - probs[order[1]]), entropy=0.9,
-        embedding=rng.normal(size=8).astype(np.float32), embedding_dtype=dtype, probabilities=probs,
+        width=64 + idx,
+        height=48,
+        mode="RGB",
+        format="JPEG",
+        mean=(10.5, 20.25, 30.0),
+        std=(1.0, 2.0, 3.5),
+        topk=topk,
+        confidence=float(probs[order[0]]),
+        top5_mean=float(probs.mean()),
+        margin=float(probs[order[0]] - probs[order[1]]),
+        entropy=0.9,
+        embedding=rng.normal(size=8).astype(np.float32),
+        embedding_dtype=dtype,
+        probabilities=probs,
     )
-    return {"idx": idx, "source": f"img{idx}.jpg", "status": "ok", "error_category": None, "error_message": None,
-            "processed_at": WHEN, **stored}
+    return {
+        "idx": idx,
+        "source": f"img{idx}.jpg",
+        "status": "ok",
+        "error_category": None,
+        "error_message": None,
+        "processed_at": WHEN,
+        **stored,
+    }
 
 
 def _failed_columns(idx: int, status: str = "error") -> dict:
@@ -39,8 +56,12 @@ def _failed_columns(idx: int, status: str = "error") -> dict:
 
 def _rows(dtype: str = "float16") -> list[dict]:
     rng = np.random.default_rng(7)
-    return [_ok_columns(0, rng=rng, dtype=dtype), _failed_columns(1), _ok_columns(2, rng=rng, dtype=dtype),
-            _failed_columns(3, "pending")]
+    return [
+        _ok_columns(0, rng=rng, dtype=dtype),
+        _failed_columns(1),
+        _ok_columns(2, rng=rng, dtype=dtype),
+        _failed_columns(3, "pending"),
+    ]
 
 
 def _items(include=("embedding", "probabilities"), dtype: str = "float16") -> list[dict]:
@@ -50,6 +71,7 @@ def _items(include=("embedding", "probabilities"), dtype: str = "float16") -> li
 
 def _as_json(items: list[dict]) -> list[dict]:
     """What a client decodes from the API: times as ISO text ending in Z, everything else as is."""
+
     def default(value: datetime) -> str:
         return value.isoformat().replace("+00:00", "Z")
 
@@ -64,7 +86,7 @@ def test_stored_result_has_exactly_the_result_columns_and_round_trips():
     assert item["embedding"] == np.frombuffer(row["embedding"], "<f4").astype(np.float64).tolist()
     assert item["probabilities"] == np.frombuffer(row["probabilities"], "<f4").astype(np.float64).tolist()
     assert item["channel_mean"] == [10.5, 20.25, 30.0] and item["channel_std"] == [1.0, 2.0, 3.5]
-    assert item["processed_at"] == WHEN.replace(tzinfo=timezone.utc)
+    assert item["processed_at"] == WHEN.replace(tzinfo=UTC)
     with pytest.raises(ValueError, match="float32 or float16"):
         results.check_embedding_dtype("float64")
 
@@ -92,16 +114,22 @@ def test_csv_header_and_rows_from_items():
     names = results.probability_columns(LABELS)
     header = results.csv_header(2, names)
     assert header[:19] == list(results.CSV_BASE_COLUMNS)
-    assert header[19:25] == ["top1_label", "top1_index", "top1_probability", "top2_label", "top2_index",
-                             "top2_probability"]
+    assert header[19:25] == [
+        "top1_label",
+        "top1_index",
+        "top1_probability",
+        "top2_label",
+        "top2_index",
+        "top2_probability",
+    ]
     assert header[25:] == ["p_tench", "p_goldfish", "p_shark"]
     ok, failed = (results.csv_row(item, 2, probability_count=3) for item in items[:2])
     assert len(ok) == len(failed) == len(header)
-    cell = dict(zip(header, ok))
+    cell = dict(zip(header, ok, strict=True))
     assert (cell["index"], cell["mean_g"], cell["std_b"]) == (0, 20.25, 3.5)
     assert cell["confidence"] == items[0]["confidence"] and cell["top1_label"] == items[0]["top_k"][0]["label"]
     assert [np.float32(float(cell[n])) for n in names] == [np.float32(p) for p in items[0]["probabilities"]]
-    bad = dict(zip(header, failed))
+    bad = dict(zip(header, failed, strict=True))
     assert (bad["error_category"], bad["status"]) == ("unreadable", "error")
     assert all(bad[c] is None for c in header[5:])
     assert results.probability_columns(["crane", "x", "crane"]) == ["p_crane_0", "p_x", "p_crane_2"]
@@ -131,7 +159,7 @@ def test_parquet_table_is_the_same_from_server_items_and_client_json():
     ok, failed = rows[0], rows[1]
     assert ok["embedding"] == [float(np.float32(v)) for v in server[0]["embedding"]]
     assert ok["top_k"] == server[0]["top_k"] and ok["channel_std"] == [1.0, 2.0, 3.5]
-    assert ok["processed_at"] == WHEN.replace(tzinfo=timezone.utc)
+    assert ok["processed_at"] == WHEN.replace(tzinfo=UTC)
     assert (failed["error_category"], failed["error_message"]) == ("unreadable", "cannot identify image file")
     assert failed["embedding"] is None and failed["probabilities"] is None and failed["top_k"] is None
     assert "error" not in table.column_names

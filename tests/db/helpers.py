@@ -12,8 +12,13 @@ Sessions = sessionmaker[Session]
 def add_job(db: Sessions, job_id: str, total: int = 10, chunk_size: int = 4, **options) -> None:
     with db.begin() as session:
         lifecycle.create_job(
-            session=session, job_id=job_id, model="resnet18", top_k=5, store_probabilities=False,
-            precision="fp32", chunk_size=chunk_size,
+            session=session,
+            job_id=job_id,
+            model="resnet18",
+            top_k=5,
+            store_probabilities=False,
+            precision="fp32",
+            chunk_size=chunk_size,
             images=[lifecycle.ImageSource(f"img{i}.jpg", f"file:/nowhere/img{i}.jpg") for i in range(total)],
             **options,
         )
@@ -31,8 +36,10 @@ def job_of(db: Sessions, job_id: str) -> Job | None:
 
 def ok_rows(claimed: list[lifecycle.ClaimedImage], label: str = "tabby") -> list[dict]:
     """Result rows as the worker's writer builds them (status ok plus result columns)."""
-    return [{"id": image.id, "status": "ok", "top1_label": label, "confidence": 0.9, "width": 8, "height": 8}
-            for image in claimed]
+    return [
+        {"id": image.id, "status": "ok", "top1_label": label, "confidence": 0.9, "width": 8, "height": 8}
+        for image in claimed
+    ]
 
 
 def claim(db: Sessions, job_id: str, start: int, stop: int, by: str = "task-1") -> list[lifecycle.ClaimedImage] | None:

@@ -12,15 +12,20 @@ from tests.db.helpers import add_job, claim, job_of, ok_rows, statuses
 
 def _rows(db, job_id: str) -> list:
     with db() as session:
-        return session.execute(select(Image.idx, Image.status, Image.attempts, Image.claimed_by, Image.error_category,
-                                      Image.top1_label).where(Image.job_id == job_id).order_by(Image.idx)).all()
+        return session.execute(
+            select(Image.idx, Image.status, Image.attempts, Image.claimed_by, Image.error_category, Image.top1_label)
+            .where(Image.job_id == job_id)
+            .order_by(Image.idx)
+        ).all()
 
 
 def test_a_claim_takes_the_chunks_pending_rows_for_its_delivery_in_index_order(db):
     add_job(db, "c", total=6)
     claimed = claim(db, "c", 4, 8, by="task-1")
     assert [(image.idx, image.source, image.location) for image in claimed] == [
-        (4, "img4.jpg", "file:/nowhere/img4.jpg"), (5, "img5.jpg", "file:/nowhere/img5.jpg")]
+        (4, "img4.jpg", "file:/nowhere/img4.jpg"),
+        (5, "img5.jpg", "file:/nowhere/img5.jpg"),
+    ]
     rows = _rows(db, "c")
     assert [(r.status, r.attempts, r.claimed_by) for r in rows[4:]] == [("running", 1, "task-1")] * 2
     assert [r.status for r in rows[:4]] == ["pending"] * 4
@@ -66,8 +71,9 @@ def test_results_are_written_only_to_rows_still_running(db):
     second = claim(db, "late", 4, 8, by="task-2")
     with db.begin() as session:  # meanwhile: task-1's chunk given up, task-2's rows requeued
         lifecycle.fail_chunk(session=session, job_id="late", start=0, stop=4, message="gave up")
-        lifecycle.requeue_stale_chunk(session=session, job_id="late", start=4, stop=8,
-                                      cutoff=utcnow() + timedelta(seconds=1))
+        lifecycle.requeue_stale_chunk(
+            session=session, job_id="late", start=4, stop=8, cutoff=utcnow() + timedelta(seconds=1)
+        )
     with db.begin() as session:  # the late workers write anyway
         lifecycle.write_chunk_results(session=session, rows=ok_rows(first) + ok_rows(second))
     rows = _rows(db, "late")
@@ -122,8 +128,11 @@ def test_only_rows_claimed_before_the_cutoff_are_requeued_and_only_once(db):
     claim(db, "stale", 0, 4)
     claim(db, "stale", 4, 8)
     with db.begin() as session:
-        session.execute(update(Image).where(Image.job_id == "stale", Image.idx < 4)
-                        .values(claimed_at=utcnow() - timedelta(seconds=120)))
+        session.execute(
+            update(Image)
+            .where(Image.job_id == "stale", Image.idx < 4)
+            .values(claimed_at=utcnow() - timedelta(seconds=120))
+        )
     cutoff = utcnow() - timedelta(seconds=60)
     with db.begin() as session:
         assert lifecycle.requeue_stale_chunk(session=session, job_id="stale", start=0, stop=4, cutoff=cutoff) == 4

@@ -39,8 +39,11 @@ def test_a_chunk_claimed_by_several_deliveries_at_once_goes_to_exactly_one(pg):
     for round_ in range(5):
         job_id = f"claimed{round_}"
         add_job(db, job_id, total=16, chunk_size=16)
-        results = race(pg, THREADS, lambda s, i: lifecycle.claim_chunk(
-            session=s, job_id=job_id, start=0, stop=16, claimed_by=f"task-{i}"))
+        results = race(
+            pg,
+            THREADS,
+            lambda s, i: lifecycle.claim_chunk(session=s, job_id=job_id, start=0, stop=16, claimed_by=f"task-{i}"),
+        )
         winners = [r for r in results if r]
         assert len(winners) == 1 and [image.idx for image in winners[0]] == list(range(16))
         assert all(r == [] for r in results if not r)
@@ -77,8 +80,13 @@ def test_sweepers_racing_requeue_each_stale_chunk_and_enqueue_each_lost_job_once
         session.execute(update(Image).values(claimed_at=utcnow() - timedelta(seconds=120)))
         session.execute(update(Job).values(created_at=utcnow() - timedelta(seconds=120)))
     sent: list[list[Chunk]] = [[] for _ in range(4)]
-    results = race(pg, 4, lambda s, i: lifecycle.sweep(
-        session=s, send=sent[i].extend, deadline=60, max_attempts=3, grace=30, orphan_after=60))
+    results = race(
+        pg,
+        4,
+        lambda s, i: lifecycle.sweep(
+            session=s, send=sent[i].extend, deadline=60, max_attempts=3, grace=30, orphan_after=60
+        ),
+    )
     chunks = [chunk for batch in sent for chunk in batch]
     expected = {Chunk(f"stale{j}", "resnet18", start, start + 4) for j in range(3) for start in (0, 4, 8)}
     expected |= {Chunk("lost", "resnet18", 0, 4), Chunk("lost", "resnet18", 4, 8)}
@@ -92,8 +100,9 @@ def test_a_webhook_claimed_by_several_processes_at_once_is_sent_by_one(pg):
     with db.begin() as session:
         lifecycle.request_cancel(session=session, job_id="hook")
     stale_before = utcnow() - timedelta(seconds=300)
-    results = race(pg, THREADS, lambda s, i: lifecycle.claim_webhook(session=s, job_id="hook",
-                                                                      stale_before=stale_before))
+    results = race(
+        pg, THREADS, lambda s, i: lifecycle.claim_webhook(session=s, job_id="hook", stale_before=stale_before)
+    )
     assert sum(r is not None for r in results) == 1
 
 

@@ -9,8 +9,15 @@ from tests.db.helpers import add_job, claim, finish, job_of, statuses
 
 
 def test_a_new_job_is_queued_with_a_pending_row_per_image_and_its_submission_details(db):
-    add_job(db, "new", total=3, skipped=[{"source": "notes.md", "reason": "not an image"}], tenant="acme",
-            idempotency_key="k" * 64, callback_url="https://example.com/hook")
+    add_job(
+        db,
+        "new",
+        total=3,
+        skipped=[{"source": "notes.md", "reason": "not an image"}],
+        tenant="acme",
+        idempotency_key="k" * 64,
+        callback_url="https://example.com/hook",
+    )
     job = job_of(db, "new")
     assert (job.state, job.total, job.chunk_size, job.tenant, job.idempotency_key) == ("queued", 3, 4, "acme", "k" * 64)
     assert job.queued_at is not None and job.running_at is None and job.enqueued_at is None
@@ -117,8 +124,9 @@ def test_idle_jobs_with_nothing_open_are_closed_by_the_sweep_step(db):
     add_job(db, "idle", total=4)
     rows = claim(db, "idle", 0, 4)
     with db.begin() as session:  # results committed, but the finalize after them never ran
-        lifecycle.write_chunk_results(session=session, rows=[{"id": r.id, "status": "error",
-                                                              "error_category": errors.UNREADABLE} for r in rows])
+        lifecycle.write_chunk_results(
+            session=session, rows=[{"id": r.id, "status": "error", "error_category": errors.UNREADABLE} for r in rows]
+        )
     add_job(db, "busy", total=4)
     with db.begin() as session:
         assert lifecycle.finalize_idle_jobs(session=session) == 1

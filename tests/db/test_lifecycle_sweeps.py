@@ -27,12 +27,20 @@ def _sweep(db, send: Sent, **options) -> lifecycle.SweepReport:
 def _age(db, job_id: str, *, created: float = 0, enqueued: float | None = None, claimed: float | None = None) -> None:
     now = utcnow()
     with db.begin() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(
-            created_at=now - timedelta(seconds=created),
-            enqueued_at=None if enqueued is None else now - timedelta(seconds=enqueued)))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                created_at=now - timedelta(seconds=created),
+                enqueued_at=None if enqueued is None else now - timedelta(seconds=enqueued),
+            )
+        )
         if claimed is not None:
-            session.execute(update(Image).where(Image.job_id == job_id, Image.status == "running")
-                            .values(claimed_at=now - timedelta(seconds=claimed)))
+            session.execute(
+                update(Image)
+                .where(Image.job_id == job_id, Image.status == "running")
+                .values(claimed_at=now - timedelta(seconds=claimed))
+            )
 
 
 def test_one_pass_resends_stale_abandoned_and_orphaned_chunks_in_one_batch(db):
@@ -49,7 +57,8 @@ def test_one_pass_resends_stale_abandoned_and_orphaned_chunks_in_one_batch(db):
     assert set(send.batches[0]) == {
         Chunk("stale", "resnet18", 0, 4, 0),  # resent: first in line
         Chunk("stale", "resnet18", 4, 8, 0),  # pending and idle as well: resent with it
-        Chunk("abandoned", "resnet18", 0, 4, 0), Chunk("abandoned", "resnet18", 4, 6, 0),  # first send
+        Chunk("abandoned", "resnet18", 0, 4, 0),
+        Chunk("abandoned", "resnet18", 4, 6, 0),  # first send
         Chunk("orphan", "resnet18", 0, 4, 0),
     }
     assert report.enqueued_jobs == ["abandoned"] and ("stale", 0, 4) in report.requeued

@@ -16,8 +16,9 @@ def _finished(db, job_id: str, callback: str | None = "https://example.com/hook"
 def _claim(db, job_id: str, *, lease: float = 300.0, now=None):
     now = now or utcnow()
     with db.begin() as session:
-        return lifecycle.claim_webhook(session=session, job_id=job_id, stale_before=now - timedelta(seconds=lease),
-                                       now=now)
+        return lifecycle.claim_webhook(
+            session=session, job_id=job_id, stale_before=now - timedelta(seconds=lease), now=now
+        )
 
 
 def test_only_a_finished_jobs_pending_delivery_is_claimed_and_only_once(db):
@@ -37,19 +38,22 @@ def test_the_outcome_is_recorded_against_its_claim_only(db):
     _finished(db, "ok")
     claimed_at = _claim(db, "ok")
     with db.begin() as session:
-        assert not lifecycle.record_webhook(session=session, job_id="ok", claimed_at=claimed_at - timedelta(seconds=1),
-                                            attempts=1, error=None)
+        assert not lifecycle.record_webhook(
+            session=session, job_id="ok", claimed_at=claimed_at - timedelta(seconds=1), attempts=1, error=None
+        )
         assert lifecycle.record_webhook(session=session, job_id="ok", claimed_at=claimed_at, attempts=2, error=None)
-        assert not lifecycle.record_webhook(session=session, job_id="ok", claimed_at=claimed_at, attempts=3,
-                                            error="late")
+        assert not lifecycle.record_webhook(
+            session=session, job_id="ok", claimed_at=claimed_at, attempts=3, error="late"
+        )
     job = job_of(db, "ok")
     assert (job.webhook_state, job.webhook_attempts, job.webhook_error) == ("delivered", 2, None)
     assert job.webhook_delivered_at is not None
     _finished(db, "refused")
     claimed_at = _claim(db, "refused")
     with db.begin() as session:
-        assert lifecycle.record_webhook(session=session, job_id="refused", claimed_at=claimed_at, attempts=5,
-                                        error="receiver answered 500" * 100)
+        assert lifecycle.record_webhook(
+            session=session, job_id="refused", claimed_at=claimed_at, attempts=5, error="receiver answered 500" * 100
+        )
     job = job_of(db, "refused")
     assert (job.webhook_state, job.webhook_attempts, len(job.webhook_error)) == ("failed", 5, 1000)
     assert _claim(db, "refused") is None and _claim(db, "ok") is None  # never sent again

@@ -8,9 +8,24 @@ SOURCE = ("api", "core", "db", "worker", "client", "cli", "bench", "scripts")
 TABLES = {"Job", "Image"}
 # Columns that record where a job, image or webhook delivery stands: set only by db.lifecycle.
 STATE_COLUMNS = {
-    "state", "status", "queued_at", "running_at", "completed_at", "failed_at", "cancelling_at", "cancelled_at",
-    "enqueued_at", "claimed_at", "claimed_by", "attempts", "reproducibility", "webhook_state", "webhook_attempts",
-    "webhook_error", "webhook_delivered_at", "webhook_claimed_at",
+    "state",
+    "status",
+    "queued_at",
+    "running_at",
+    "completed_at",
+    "failed_at",
+    "cancelling_at",
+    "cancelled_at",
+    "enqueued_at",
+    "claimed_at",
+    "claimed_by",
+    "attempts",
+    "reproducibility",
+    "webhook_state",
+    "webhook_attempts",
+    "webhook_error",
+    "webhook_delivered_at",
+    "webhook_claimed_at",
 }
 
 
@@ -66,7 +81,10 @@ def test_core_imports_nothing_above_it():
     offenders = []
     for path in _modules("core"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             offenders += [f"{path.name}: {name}" for name in names if name.startswith(above)]
     assert offenders == []

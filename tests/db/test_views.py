@@ -24,8 +24,13 @@ def test_a_running_jobs_view_counts_its_rows_and_estimates_the_rest(db):
     assert view.counts.model_dump() == {"total": 10, "succeeded": 4, "failed": 0, "pending": 6, "cancelled": 0}
     assert view.state == "running" and view.progress == 0.4
     assert 0.3 < view.images_per_second <= 0.4 and 15 < view.eta_seconds < 21
-    assert view.webhook.model_dump() == {"url": "https://example.com/hook", "state": "pending", "attempts": 0,
-                                         "error": None, "delivered_at": None}
+    assert view.webhook.model_dump() == {
+        "url": "https://example.com/hook",
+        "state": "pending",
+        "attempts": 0,
+        "error": None,
+        "delivered_at": None,
+    }
     doc = view.as_json()
     assert doc["links"] == {"self": "/v1/jobs/v", "results": "/v1/jobs/v/results", "csv": "/v1/jobs/v/results.csv"}
     assert doc["timestamps"]["running"].endswith("Z") and doc["timestamps"]["completed"] is None

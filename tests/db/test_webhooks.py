@@ -90,9 +90,12 @@ def test_the_safety_net_resends_a_delivery_whose_process_died_but_not_one_in_fli
     _finished(db, "in_flight", url)
     long_ago = utcnow() - timedelta(seconds=http.delivery_lease() + 5)
     with db.begin() as session:
-        session.execute(update(Job).where(Job.id == "died").values(webhook_state="sending", webhook_claimed_at=long_ago))
-        session.execute(update(Job).where(Job.id == "in_flight").values(webhook_state="sending",
-                                                                         webhook_claimed_at=utcnow()))
+        session.execute(
+            update(Job).where(Job.id == "died").values(webhook_state="sending", webhook_claimed_at=long_ago)
+        )
+        session.execute(
+            update(Job).where(Job.id == "in_flight").values(webhook_state="sending", webhook_claimed_at=utcnow())
+        )
     assert webhooks.deliver_due() == 1
     for thread in threading.enumerate():
         if thread.name.startswith("webhook-"):

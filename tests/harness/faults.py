@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -39,8 +39,12 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (self.state == "completed" and self.stored == self.expected and self.duplicates == 0
-                and self.api_counts_match)
+        return (
+            self.state == "completed"
+            and self.stored == self.expected
+            and self.duplicates == 0
+            and self.api_counts_match
+        )
 
     def as_dict(self) -> dict:
         return asdict(self) | {"ok": self.ok}
@@ -98,7 +102,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.
     raise TimeoutError(f"condition not met within {timeout}s")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _engine(database_url: str) -> Engine:
     """One engine per database for the harness's reads; no pool, so a restarted server is no matter."""
     return create_engine(database_url, poolclass=NullPool, connect_args={"connect_timeout": 3})
@@ -107,8 +111,9 @@ def _engine(database_url: str) -> Engine:
 def status_counts(database_url: str, job_id: str) -> dict[str, int]:
     """Rows per status plus rows and distinct indexes, read straight from the database."""
     with _engine(database_url).connect() as conn:
-        rows = conn.execute(text("SELECT status, count(*) FROM images WHERE job_id = :j GROUP BY status"),
-                            {"j": job_id}).all()
+        rows = conn.execute(
+            text("SELECT status, count(*) FROM images WHERE job_id = :j GROUP BY status"), {"j": job_id}
+        ).all()
         total, distinct = conn.execute(
             text("SELECT count(*), count(DISTINCT idx) FROM images WHERE job_id = :j"), {"j": job_id}
         ).one()
@@ -146,8 +151,9 @@ def wait_final(client: httpx.Client, job_id: str, timeout: float, notes: dict) -
     raise TimeoutError(f"job {job_id} not finished after {timeout}s")
 
 
-def finish(outcome: Outcome, stack: Stack, client: httpx.Client, database_url: str, job_id: str,
-           timeout: float) -> Outcome:
+def finish(
+    outcome: Outcome, stack: Stack, client: httpx.Client, database_url: str, job_id: str, timeout: float
+) -> Outcome:
     """Wait for the job, then fill the outcome from the rows and compare with the API's counts.
 
     A job that does not end raises with what a reader of a CI log needs: the rows by status, the
@@ -164,7 +170,10 @@ def finish(outcome: Outcome, stack: Stack, client: httpx.Client, database_url: s
     outcome.duplicates = counts["_rows"] - counts["_distinct"]
     api = final["counts"]
     outcome.api_counts_match = (api["succeeded"], api["failed"], api["total"]) == (
-        outcome.succeeded, outcome.failed, counts["_rows"])
+        outcome.succeeded,
+        outcome.failed,
+        counts["_rows"],
+    )
     return outcome
 
 
@@ -208,8 +217,15 @@ def worker_sigkill(setup: Setup, database_url: str, redis_url: str, images: int 
 def worker_hang(setup: Setup, database_url: str, redis_url: str, images: int = 24, attempts: int = 3) -> Outcome:
     """SIGSTOP the only worker mid-chunk (hung, connection open): the sweeper requeues its chunk."""
     outcome, began = Outcome("worker_hang", faults=1, expected=images), time.monotonic()
-    env = setup.env(database_url, redis_url, "hang", CHUNK_DEADLINE="4", CHUNK_MAX_ATTEMPTS=str(attempts),
-                    VISIBILITY_TIMEOUT="3600", WORKER_CONCURRENCY="1")
+    env = setup.env(
+        database_url,
+        redis_url,
+        "hang",
+        CHUNK_DEADLINE="4",
+        CHUNK_MAX_ATTEMPTS=str(attempts),
+        VISIBILITY_TIMEOUT="3600",
+        WORKER_CONCURRENCY="1",
+    )
     stack = start_stack(setup, env, "hang")
     hung = None
     try:
@@ -233,5 +249,6 @@ def worker_hang(setup: Setup, database_url: str, redis_url: str, images: int = 2
 
 def timed_out_rows(database_url: str, job_id: str) -> int:
     with _engine(database_url).connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM images WHERE job_id = :j AND error_category = "
-                                 "'timed_out'"), {"j": job_id}).scalar_one()
+        return conn.execute(
+            text("SELECT count(*) FROM images WHERE job_id = :j AND error_category = 'timed_out'"), {"j": job_id}
+        ).scalar_one()

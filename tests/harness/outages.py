@@ -16,9 +16,7 @@ from tests.harness.stack import Stack
 
 
 @contextmanager
-def redis_stack(
-    setup: Setup, database_url: str, name: str, **overrides: str
-) -> Iterator[tuple[RedisServer, Stack]]:
+def redis_stack(setup: Setup, database_url: str, name: str, **overrides: str) -> Iterator[tuple[RedisServer, Stack]]:
     """A private append-only Redis and an API on it (workers are the scenario's to start)."""
     server = RedisServer()
     server.start()
@@ -55,20 +53,20 @@ def redis_down_while_chunks_finish(setup: Setup, database_url: str, images: int 
     the worker starts so the worker's first fetch takes two chunks at once.
     """
     outcome, began = Outcome("redis_lost_acks", faults=1, expected=images), time.monotonic()
-    with redis_stack(setup, database_url, "lost_acks", CHUNK_SIZE=str(chunk), WORKER_CONCURRENCY="2") as (
-        server, stack
+    with (
+        redis_stack(setup, database_url, "lost_acks", CHUNK_SIZE=str(chunk), WORKER_CONCURRENCY="2") as (server, stack),
+        httpx.Client(base_url=stack.url, timeout=30) as client,
     ):
-        with httpx.Client(base_url=stack.url, timeout=30) as client:
-            job_id = submit(client, setup.photos(images))["id"]
-            stack.start_worker("resnet18")
-            wait_until(lambda: rows_in(database_url, job_id, "running") >= 2 * chunk, timeout=120, step=0.01)
-            server.stop()
-            outcome.notes["ok_at_stop"] = rows_in(database_url, job_id, "ok")
-            wait_until(lambda: rows_in(database_url, job_id, "running") == 0, timeout=120)
-            outcome.notes["ok_while_down"] = rows_in(database_url, job_id, "ok")
-            time.sleep(2)  # the lost acknowledgements are reported while the broker is away
-            server.start()
-            finish(outcome, stack, client, database_url, job_id, timeout=120)
+        job_id = submit(client, setup.photos(images))["id"]
+        stack.start_worker("resnet18")
+        wait_until(lambda: rows_in(database_url, job_id, "running") >= 2 * chunk, timeout=120, step=0.01)
+        server.stop()
+        outcome.notes["ok_at_stop"] = rows_in(database_url, job_id, "ok")
+        wait_until(lambda: rows_in(database_url, job_id, "running") == 0, timeout=120)
+        outcome.notes["ok_while_down"] = rows_in(database_url, job_id, "ok")
+        time.sleep(2)  # the lost acknowledgements are reported while the broker is away
+        server.start()
+        finish(outcome, stack, client, database_url, job_id, timeout=120)
     outcome.seconds = time.monotonic() - began
     return outcome
 
@@ -81,17 +79,19 @@ def redis_loses_a_message(setup: Setup, database_url: str, images: int = 32, orp
     pending rows and an empty queue, and after ORPHAN_AFTER the sweeper sends that chunk again.
     """
     outcome, began = Outcome("redis_lost_message", faults=1, expected=images), time.monotonic()
-    with redis_stack(setup, database_url, "lost_message", ORPHAN_AFTER=str(orphan_after)) as (server, stack):
-        with httpx.Client(base_url=stack.url, timeout=30) as client:
-            job_id = submit(client, setup.photos(images))["id"]  # answered once every chunk is sent
-            broker = redis.Redis.from_url(server.url)
-            # The list a worker pops from the right: its rightmost message is the job's first chunk.
-            dropped = broker.rpop(queue_for_model("resnet18"))
-            broker.close()
-            outcome.notes["dropped_chunk"] = json.loads(dropped)["headers"]["argsrepr"] if dropped else None
-            stack.start_worker("resnet18")
-            finish(outcome, stack, client, database_url, job_id, timeout=120)
-            outcome.notes["resends"] = stack.logs("worker0", tail=None).count("and an empty queue; resent")
+    with (
+        redis_stack(setup, database_url, "lost_message", ORPHAN_AFTER=str(orphan_after)) as (server, stack),
+        httpx.Client(base_url=stack.url, timeout=30) as client,
+    ):
+        job_id = submit(client, setup.photos(images))["id"]  # answered once every chunk is sent
+        broker = redis.Redis.from_url(server.url)
+        # The list a worker pops from the right: its rightmost message is the job's first chunk.
+        dropped = broker.rpop(queue_for_model("resnet18"))
+        broker.close()
+        outcome.notes["dropped_chunk"] = json.loads(dropped)["headers"]["argsrepr"] if dropped else None
+        stack.start_worker("resnet18")
+        finish(outcome, stack, client, database_url, job_id, timeout=120)
+        outcome.notes["resends"] = stack.logs("worker0", tail=None).count("and an empty queue; resent")
     outcome.seconds = time.monotonic() - began
     return outcome
 
@@ -99,8 +99,12 @@ def redis_loses_a_message(setup: Setup, database_url: str, images: int = 32, orp
 def _probe_while_down(client: httpx.Client, job_id: str, uri: Path) -> dict:
     """What clients see while the database is away: status codes and the slowest answer."""
     seen, slowest, detail = set(), 0.0, ""
-    probes = [("GET", f"/v1/jobs/{job_id}", None), ("GET", "/v1/jobs", None), ("GET", "/readyz", None),
-              ("POST", "/v1/jobs", {"uris": [str(uri)]})]
+    probes = [
+        ("GET", f"/v1/jobs/{job_id}", None),
+        ("GET", "/v1/jobs", None),
+        ("GET", "/readyz", None),
+        ("POST", "/v1/jobs", {"uris": [str(uri)]}),
+    ]
     for method, path, body in probes:
         t0 = time.monotonic()
         response = client.request(method, path, json=body)

@@ -1,6 +1,6 @@
 """torchvision's own single-image pipeline, computed independently of imagebatch's worker."""
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 from imagebatch.core.catalog import MODELS
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model(name: str, torch_home: str) -> torch.nn.Module:
     spec = MODELS[name]
     model = getattr(torchvision.models, name)()

@@ -10,9 +10,7 @@ import redis
 from imagebatch.cli.demo import free_port  # noqa: F401  (tests take a free port from here too)
 
 # scripts/test.sh exports this (with a password where the server does not trust TCP logins).
-ADMIN_PG_URL = os.environ.get(
-    "IMAGEBATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+ADMIN_PG_URL = os.environ.get("IMAGEBATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("IMAGEBATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
@@ -67,8 +65,11 @@ def clean_env(**overrides: str) -> dict[str, str]:
     Test defaults: auth off and loopback URLs allowed (tests serve images from 127.0.0.1);
     tests/security turns both back on through `overrides`.
     """
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("IMAGEBATCH_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("IMAGEBATCH_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env.update(IMAGEBATCH_AUTH_ENABLED="false", IMAGEBATCH_ALLOW_PRIVATE_URLS="true")
     env.update(overrides)
     return env

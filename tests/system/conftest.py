@@ -3,7 +3,6 @@ with JSON logs, worker metrics, webhook signing and API keys switched on."""
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest

@@ -24,9 +24,13 @@ def main(spec_path: str) -> None:
     upgrade_to_head()
     with session_scope() as session:
         create_job(
-            session=session, job_id=spec["job_id"], model=spec.get("model", "resnet18"),
-            top_k=spec.get("top_k", 5), store_probabilities=spec.get("store_probabilities", False),
-            precision=spec.get("precision", "fp32"), chunk_size=spec["chunk_size"],
+            session=session,
+            job_id=spec["job_id"],
+            model=spec.get("model", "resnet18"),
+            top_k=spec.get("top_k", 5),
+            store_probabilities=spec.get("store_probabilities", False),
+            precision=spec.get("precision", "fp32"),
+            chunk_size=spec["chunk_size"],
             images=[ImageSource(source, location) for source, location in spec["images"]],
         )
     if spec.get("cancel_first"):
@@ -53,8 +57,10 @@ def main(spec_path: str) -> None:
         from imagebatch.core.queueing import make_celery
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded broker's file lives there
-        send_chunks(make_celery(), job_chunks(spec["job_id"], spec.get("model", "resnet18"),
-                                              len(spec["images"]), spec["chunk_size"]))
+        send_chunks(
+            make_celery(),
+            job_chunks(spec["job_id"], spec.get("model", "resnet18"), len(spec["images"]), spec["chunk_size"]),
+        )
     elif action == "fail_chunk":
         from imagebatch.core.config import settings
         from imagebatch.worker.celery_app import app, process_chunk

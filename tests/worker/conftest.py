@@ -2,7 +2,6 @@
 
 import http.server
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -145,7 +144,11 @@ def run_driver(tmp_path: Path) -> Callable[..., dict]:
         spec_path.write_text(json.dumps(spec))
         done = subprocess.run(
             [sys.executable, str(DRIVER), str(spec_path)],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, f"driver failed:\n{done.stdout}\n{done.stderr}"
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -153,9 +156,7 @@ def run_driver(tmp_path: Path) -> Callable[..., dict]:
     return run
 
 
-def reference_probabilities(
-    model: torchvision.models.ResNet, batch: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_probabilities(model: torchvision.models.ResNet, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(softmax, avgpool features) of torchvision's plain NCHW fp32 model, via a forward hook."""
     pooled: list[torch.Tensor] = []
     hook = model.avgpool.register_forward_hook(lambda _m, _i, out: pooled.append(out.flatten(1)))

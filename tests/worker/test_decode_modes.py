@@ -38,8 +38,9 @@ def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18, r
     assert not torch.equal(exact.tensor, fast.tensor), "draft mode did not change the decode"
     assert (exact.tensor - fast.tensor).abs().mean() < 0.05
     assert np.allclose(exact.mean, fast.mean, atol=1.5)
-    p_exact, p_fast = (infer(resnet18, [d.tensor], FP32, 5, keep_probabilities=True)[0].probabilities
-                       for d in (exact, fast))
+    p_exact, p_fast = (
+        infer(resnet18, [d.tensor], FP32, 5, keep_probabilities=True)[0].probabilities for d in (exact, fast)
+    )
     assert np.abs(p_exact - p_fast).max() <= MAX_PROBABILITY_SHIFT
 
 
@@ -80,8 +81,9 @@ SIZES = [(500, 375), (375, 500), (256, 256), (224, 224), (4032, 3024), (1000, 25
 def test_resize_crop_exact_is_torchvision_and_fast_is_within_one_level(resnet18, width, height) -> None:
     t = resnet18.transform
     image = _noise(width, height)
-    reference = np.asarray(F.center_crop(F.resize(image, t.resize_size, interpolation=t.interpolation,
-                                                  antialias=True), t.crop_size))
+    reference = np.asarray(
+        F.center_crop(F.resize(image, t.resize_size, interpolation=t.interpolation, antialias=True), t.crop_size)
+    )
     exact = np.asarray(ResizeCrop(t, fast=False)(image))
     fast = np.asarray(ResizeCrop(t, fast=True)(image))
     assert np.array_equal(exact, reference)
@@ -95,8 +97,9 @@ def test_fast_resize_falls_back_to_exact_when_the_crop_would_pad(resnet18) -> No
 
     assert ResizeCrop(Padding, fast=True).crop_region(500, 375) is None
     image = _noise(500, 375)
-    assert np.array_equal(np.asarray(ResizeCrop(Padding, fast=True)(image)),
-                          np.asarray(ResizeCrop(Padding, fast=False)(image)))
+    assert np.array_equal(
+        np.asarray(ResizeCrop(Padding, fast=True)(image)), np.asarray(ResizeCrop(Padding, fast=False)(image))
+    )
 
 
 def test_draft_keeps_exif_orientation_and_file_size(resnet18) -> None:

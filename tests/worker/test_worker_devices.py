@@ -30,9 +30,7 @@ GPU_OLD = Capabilities(cuda=True, cuda_bf16=False)
         ("", "cpu", CPU_PLAIN, "fp32", False),  # empty means auto
     ],
 )
-def test_precision_resolution(
-    requested: str, device: str, caps: Capabilities, resolved: str, fell_back: bool
-) -> None:
+def test_precision_resolution(requested: str, device: str, caps: Capabilities, resolved: str, fell_back: bool) -> None:
     precision = resolve_precision(requested, device, caps)
     assert precision.resolved == resolved
     assert precision.device_type == torch.device(device).type
@@ -46,8 +44,13 @@ def test_unknown_precision_is_rejected_with_the_choices() -> None:
 
 @pytest.mark.parametrize(
     ("requested", "caps", "device"),
-    [("auto", CPU_PLAIN, "cpu"), ("auto", GPU_OLD, "cuda"), ("cpu", GPU_AMPERE, "cpu"), ("cuda:1", GPU_OLD, "cuda:1"),
-     ("AUTO", CPU_BF16, "cpu")],
+    [
+        ("auto", CPU_PLAIN, "cpu"),
+        ("auto", GPU_OLD, "cuda"),
+        ("cpu", GPU_AMPERE, "cpu"),
+        ("cuda:1", GPU_OLD, "cuda:1"),
+        ("AUTO", CPU_BF16, "cpu"),
+    ],
 )
 def test_device_resolution(requested: str, caps: Capabilities, device: str) -> None:
     assert resolve_device(requested, caps) == device

@@ -54,7 +54,7 @@ def test_one_at_a_time_matches_torchvision_reference(decoded, resnet18, referenc
 
 def test_batched_equals_one_at_a_time(decoded, resnet18) -> None:
     batched = infer(resnet18, [d.tensor for d in decoded], FP32, top_k=5, keep_probabilities=True)
-    for image, together in zip(decoded, batched):
+    for image, together in zip(decoded, batched, strict=True):
         (alone,) = infer(resnet18, [image.tensor], FP32, top_k=5, keep_probabilities=True)
         assert [t["index"] for t in together.topk] == [t["index"] for t in alone.topk]
         assert np.abs(together.probabilities - alone.probabilities).max() <= 1e-5
@@ -73,14 +73,14 @@ def test_bf16_stays_close_to_fp32(decoded, resnet18) -> None:
     tensors = [d.tensor for d in decoded]
     exact = infer(resnet18, tensors, FP32, top_k=5, keep_probabilities=True)
     fast = infer(resnet18, tensors, Precision("bf16", "bf16", "cpu"), top_k=5, keep_probabilities=True)
-    for a, b in zip(exact, fast):
+    for a, b in zip(exact, fast, strict=True):
         assert b.embedding.dtype == np.float32 and b.probabilities.dtype == np.float32
         assert np.abs(a.probabilities - b.probabilities).max() < 0.05
         assert b.probabilities.sum() == pytest.approx(1.0, abs=1e-4)
 
 
 def test_decoded_sizes_follow_exif_orientation(decoded, sample_images) -> None:
-    by_name = dict(zip(sample_images, decoded))
+    by_name = dict(zip(sample_images, decoded, strict=True))
     assert (by_name["exif_rotated_jpeg"].width, by_name["exif_rotated_jpeg"].height) == (200, 320)
     assert by_name["gray_png"].mode == "L" and by_name["rgba_png"].mode == "RGBA"
     assert by_name["palette_png"].mode == "P"

@@ -22,7 +22,11 @@ def test_missing_weights_exit_fast_naming_file_and_directory(tmp_path: Path, mak
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "worker", "--models", "resnet18"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     assert time.monotonic() - started < 60
@@ -46,7 +50,11 @@ def test_burst_worker_consumes_tasks_sent_by_name(
 
     done = subprocess.run(
         [sys.executable, "-m", "worker", "--burst", "--loglevel", "INFO"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=240,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "chunk [6, 7)" in done.stderr  # the runner's timing line for the last chunk
@@ -76,7 +84,12 @@ def test_chunk_that_keeps_failing_is_retried_then_recorded_as_internal_errors(
         connection.exec_driver_sql("DROP TABLE label_sets")  # every write of the chunk now fails
 
     done = subprocess.run(
-        [sys.executable, "-m", "worker", "--burst"], env=env, cwd=REPO, capture_output=True, text=True, timeout=240,
+        [sys.executable, "-m", "worker", "--burst"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("retry: Retry in") == 4

@@ -35,8 +35,10 @@ def _jpeg_bytes() -> bytes:
 
 def _png_with_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims huge dimensions; no pixel data is needed to trip the bomb check."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 

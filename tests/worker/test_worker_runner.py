@@ -53,10 +53,20 @@ def _mixed_job(
         [f"{base}/remote.png", f"{base}/remote.png"],
         [f"{base}/missing.png", f"{base}/missing.png"],
     ]
-    good = {"chelsea.jpg": samples["rgb_jpeg"], "logo.png": samples["rgba_png"], "camera.png": samples["gray_png"],
-            "rocket.jpg": samples["exif_rotated_jpeg"], f"{base}/remote.png": samples["palette_png"]}
-    bad = {"empty.jpg": "empty_file", "notes.jpg": "unreadable", "cut.jpg": "truncated", "gone.jpg": "not_found",
-           f"{base}/missing.png": "fetch_failed"}
+    good = {
+        "chelsea.jpg": samples["rgb_jpeg"],
+        "logo.png": samples["rgba_png"],
+        "camera.png": samples["gray_png"],
+        "rocket.jpg": samples["exif_rotated_jpeg"],
+        f"{base}/remote.png": samples["palette_png"],
+    }
+    bad = {
+        "empty.jpg": "empty_file",
+        "notes.jpg": "unreadable",
+        "cut.jpg": "truncated",
+        "gone.jpg": "not_found",
+        f"{base}/missing.png": "fetch_failed",
+    }
     return images, good, bad
 
 
@@ -69,8 +79,17 @@ def _reference(model, path: Path, reference) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_mixed_job_is_processed_and_recorded(
-    backend, tmp_path, request, http_root, torch_home, resnet18_file, reference_resnet18, reference, run_driver,
-    make_env, write_samples,
+    backend,
+    tmp_path,
+    request,
+    http_root,
+    torch_home,
+    resnet18_file,
+    reference_resnet18,
+    reference,
+    run_driver,
+    make_env,
+    write_samples,
 ) -> None:
     url = _database_url(backend, tmp_path, request)
     images, good, bad = _mixed_job(tmp_path, http_root, write_samples)
@@ -83,8 +102,11 @@ def test_mixed_job_is_processed_and_recorded(
     with Session(engine) as session:
         job = session.get(Job, JOB_ID)
         assert job.state == "completed" and job.completed_at is not None and job.running_at is not None
-        by_status = dict(session.execute(
-            select(ImageRow.status, func.count()).where(ImageRow.job_id == JOB_ID).group_by(ImageRow.status)).all())
+        by_status = dict(
+            session.execute(
+                select(ImageRow.status, func.count()).where(ImageRow.job_id == JOB_ID).group_by(ImageRow.status)
+            ).all()
+        )
         assert by_status == {"ok": 5, "error": 5}
         rows = {row.source: row for row in session.scalars(select(ImageRow).where(ImageRow.job_id == JOB_ID))}
         for source, category in bad.items():
@@ -133,7 +155,13 @@ def _job_and_rows(url: str) -> tuple[Job, list[ImageRow]]:
 
 
 def test_float16_embeddings_without_probabilities(
-    tmp_path, torch_home, reference_resnet18, reference, run_driver, make_env, write_samples,
+    tmp_path,
+    torch_home,
+    reference_resnet18,
+    reference,
+    run_driver,
+    make_env,
+    write_samples,
 ) -> None:
     samples = write_samples(tmp_path / "samples")
     url = f"sqlite:///{tmp_path / 'f16.sqlite'}"
@@ -153,8 +181,9 @@ def test_float16_embeddings_without_probabilities(
 def test_exhausted_retries_turn_open_images_into_internal_errors(tmp_path, torch_home, run_driver, make_env) -> None:
     url = f"sqlite:///{tmp_path / 'fail.sqlite'}"
     images = [[f"img{i}.jpg", f"file:{tmp_path}/img{i}.jpg"] for i in range(3)]
-    out = run_driver(make_env(tmp_path, torch_home, url), job_id=JOB_ID, images=images, chunk_size=4,
-                     action="fail_chunk")
+    out = run_driver(
+        make_env(tmp_path, torch_home, url), job_id=JOB_ID, images=images, chunk_size=4, action="fail_chunk"
+    )
     assert (out["gave_up"], out["failed_images"]) == (1, 3)  # counted in the worker context's metrics
     job, rows = _job_and_rows(url)
     assert job.state == "completed"

@@ -1,6 +1,6 @@
 """The writer's rows carry exactly the result schema's columns, for a processed and for a failed image."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -10,17 +10,25 @@ from imagebatch.worker import writer
 from imagebatch.worker.inference import ImageResult
 from imagebatch.worker.reader import DecodedImage
 
-NOW = datetime(2026, 1, 2, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, tzinfo=UTC)
 ROW_KEYS = {"id", *results.OUTCOME_COLUMNS, *results.RESULT_COLUMNS}
 
 
 def _ok_row(dtype: str) -> dict:
-    decoded = DecodedImage(width=4, height=3, mode="RGB", format="PNG", mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0),
-                           tensor=None)
+    decoded = DecodedImage(
+        width=4, height=3, mode="RGB", format="PNG", mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0), tensor=None
+    )
     topk = [{"index": 7, "label": "cock", "probability": 0.75}, {"index": 1, "label": "goldfish", "probability": 0.2}]
     embedding = np.linspace(-1, 1, 512, dtype=np.float32)
-    result = ImageResult(topk=topk, confidence=0.75, top5_mean=0.19, margin=0.55, entropy=0.8,
-                         embedding=embedding, probabilities=np.full(1000, 0.001, dtype=np.float32))
+    result = ImageResult(
+        topk=topk,
+        confidence=0.75,
+        top5_mean=0.19,
+        margin=0.55,
+        entropy=0.8,
+        embedding=embedding,
+        probabilities=np.full(1000, 0.001, dtype=np.float32),
+    )
     return writer.ok_row(11, decoded, result, dtype, NOW)
 
 
@@ -37,7 +45,10 @@ def test_ok_row_stores_vectors_in_the_dtype_the_schema_decodes():
     for dtype, size in (("float32", 4), ("float16", 2)):
         row = _ok_row(dtype)
         assert len(row["embedding"]) == 512 * size and len(row["probabilities"]) == 1000 * 4
-        item = results.item_from_columns({"idx": 0, "source": "a.png", **row},
-                                   embedding_dtype=results.EMBEDDING_DTYPES[dtype], include=results.INCLUDABLE)
+        item = results.item_from_columns(
+            {"idx": 0, "source": "a.png", **row},
+            embedding_dtype=results.EMBEDDING_DTYPES[dtype],
+            include=results.INCLUDABLE,
+        )
         np.testing.assert_allclose(item["embedding"], np.linspace(-1, 1, 512), atol=1e-3)
         assert item["top_k"][0]["label"] == "cock" and item["probabilities"][0] == np.float32(0.001)

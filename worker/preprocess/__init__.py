@@ -19,7 +19,17 @@ from imagebatch.worker.preprocess.transforms import (
 )
 
 __all__ = [
-    "DecodedImage", "Decoder", "HostTransform", "ImageFailure", "NumpyNormalize", "ResizeCrop",
-    "Uint8Transform", "UnusableImage", "check_pixels", "fast_decode", "host_transform", "is_jpeg",
+    "DecodedImage",
+    "Decoder",
+    "HostTransform",
+    "ImageFailure",
+    "NumpyNormalize",
+    "ResizeCrop",
+    "Uint8Transform",
+    "UnusableImage",
+    "check_pixels",
+    "fast_decode",
+    "host_transform",
+    "is_jpeg",
     "normalize_uint8",
 ]

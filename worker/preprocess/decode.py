@@ -126,8 +126,12 @@ class Decoder:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         stat = ImageStat.Stat(rgb)
         return DecodedImage(
-            width=width, height=height, mode=mode, format=fmt,
-            mean=tuple(float(v) for v in stat.mean), std=tuple(float(v) for v in stat.stddev),
+            width=width,
+            height=height,
+            mode=mode,
+            format=fmt,
+            mean=tuple(float(v) for v in stat.mean),
+            std=tuple(float(v) for v in stat.stddev),
             tensor=self.transform(rgb),
         )
 
@@ -139,7 +143,11 @@ class Decoder:
         full = decode_jpeg_on_device(data, self.gpu_device)
         pixels = full.flatten(1).float()
         return DecodedImage(
-            width=width, height=height, mode=mode, format="JPEG",
-            mean=tuple(pixels.mean(1).tolist()), std=tuple(pixels.std(1, correction=0).tolist()),
+            width=width,
+            height=height,
+            mode=mode,
+            format="JPEG",
+            mean=tuple(pixels.mean(1).tolist()),
+            std=tuple(pixels.std(1, correction=0).tolist()),
             tensor=self.transform.resize_crop_tensor(full),
         )

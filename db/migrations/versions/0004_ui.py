@@ -4,9 +4,8 @@ Revision ID: 0004_ui
 Revises: 0001
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0004_ui"
 down_revision = "0001"

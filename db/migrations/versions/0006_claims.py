@@ -4,9 +4,8 @@ Revision ID: 0006_claims
 Revises: 0005_merge
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0006_claims"
 down_revision = "0005_merge"

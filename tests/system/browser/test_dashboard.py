@@ -90,7 +90,8 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     ok = table[table["status"] == "ok"]
     assert list(ok["confidence"]) == [float(r["confidence"]) for r in rows if r["status"] == "ok"]
     assert [entries[0]["probability"] for entries in ok["top_k"]] == [
-        float(r["top1_probability"]) for r in rows if r["status"] == "ok"]
+        float(r["top1_probability"]) for r in rows if r["status"] == "ok"
+    ]
     assert {len(e) for e in ok["embedding"]} == {512} and table["embedding"].isna().sum() == 1
 
     # Filtering the grid by a label asks the API and shows exactly that label's images.

@@ -1,6 +1,5 @@
 """Fixtures that bring up real stacks: PostgreSQL + Redis, and the embedded SQLite default."""
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 

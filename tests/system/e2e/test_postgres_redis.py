@@ -47,8 +47,7 @@ def upload_job(pg_stack, tmp_path_factory, torch_home) -> dict:
     photos = write_photos(folder, 12)
     broken = write_broken(folder)
     with httpx.Client(base_url=pg_stack.url, timeout=60) as client:
-        response = _upload(client, photos + list(broken.values()), precision="fp32",
-                           store_probabilities=True, top_k=5)
+        response = _upload(client, photos + list(broken.values()), precision="fp32", store_probabilities=True, top_k=5)
         assert response.status_code == 202, response.text
         accepted = response.json()
         final = wait_for_job(client, accepted["id"])
@@ -108,7 +107,8 @@ def test_probabilities_match_torchvision_reference(upload_job, pg_client, torch_
         entropy = -float(np.sum(reference * np.log(np.clip(reference, 1e-30, None))))
         assert item["entropy"] == pytest.approx(entropy, abs=1e-3)
         assert [t["probability"] for t in item["top_k"]] == sorted(
-            (t["probability"] for t in item["top_k"]), reverse=True)
+            (t["probability"] for t in item["top_k"]), reverse=True
+        )
 
 
 def test_image_statistics_are_recorded(upload_job, pg_client):

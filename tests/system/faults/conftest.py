@@ -27,8 +27,11 @@ def redis_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def fault_setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
-    return prepare(tmp_path_factory.mktemp("torch_home"), tmp_path_factory.mktemp("fault_images"),
-                   tmp_path_factory.mktemp("faults"))
+    return prepare(
+        tmp_path_factory.mktemp("torch_home"),
+        tmp_path_factory.mktemp("fault_images"),
+        tmp_path_factory.mktemp("faults"),
+    )
 
 
 @pytest.fixture
@@ -50,9 +53,9 @@ def redis_url(redis_server: str) -> Iterator[str]:
 @contextmanager
 def use_database(url: str, name: str) -> Iterator[str]:
     """Point this process's engine at `url` and migrate it to head; restore afterwards."""
+    from imagebatch.core.config import settings
     from imagebatch.db import session as db_session
     from imagebatch.db.migrate import upgrade_to_head
-    from imagebatch.core.config import settings
 
     def reset() -> None:
         settings.__dict__.pop("database_url", None)

@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from tests.harness.faults import Setup, status_counts, submit, wait_until
-from tests.system.faults.conftest import PG_DATABASE
 from tests.harness.images import photo
 from tests.harness.services import scratch_database
 from tests.harness.stack import Stack, wait_for_job
+from tests.system.faults.conftest import PG_DATABASE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

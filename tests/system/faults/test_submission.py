@@ -17,9 +17,9 @@ from imagebatch.db.lifecycle import ImageSource, create_job
 from imagebatch.db.models import Job, utcnow
 from imagebatch.db.session import session_scope
 from tests.harness.faults import Setup, status_counts
-from tests.system.faults.conftest import PG_DATABASE, use_database
 from tests.harness.services import scratch_database
 from tests.harness.stack import Stack, wait_for_job
+from tests.system.faults.conftest import PG_DATABASE, use_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -58,9 +58,17 @@ def _job_count() -> int:
 def _half_created(job_id: str, paths: list[Path], key: str | None) -> None:
     """The rows an API leaves when it dies after committing the job, before sending its chunks."""
     with session_scope() as session:
-        job = create_job(session=session, job_id=job_id, model="resnet18", top_k=5, store_probabilities=False,
-                         precision="auto", chunk_size=4, images=[ImageSource(p.name, f"file:{p}") for p in paths],
-                         idempotency_key=scoped_key(key, None) if key else None)
+        job = create_job(
+            session=session,
+            job_id=job_id,
+            model="resnet18",
+            top_k=5,
+            store_probabilities=False,
+            precision="auto",
+            chunk_size=4,
+            images=[ImageSource(p.name, f"file:{p}") for p in paths],
+            idempotency_key=scoped_key(key, None) if key else None,
+        )
         job.created_at = utcnow() - timedelta(seconds=1)
 
 
@@ -80,8 +88,7 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_job(client, fau
 @pytest.mark.parametrize("key", ["", "has space", "x" * 201])
 def test_a_malformed_idempotency_key_is_rejected(client, fault_setup, key):
     before = _job_count()
-    response = client.post("/v1/jobs", json={"uris": [str(fault_setup.photos(1)[0])]},
-                           headers={"Idempotency-Key": key})
+    response = client.post("/v1/jobs", json={"uris": [str(fault_setup.photos(1)[0])]}, headers={"Idempotency-Key": key})
     assert response.status_code == 422 and "Idempotency-Key" in response.json()["detail"]
     assert _job_count() == before
 
@@ -89,8 +96,9 @@ def test_a_malformed_idempotency_key_is_rejected(client, fault_setup, key):
 def test_a_job_committed_but_never_enqueued_is_finished_by_the_clients_retry(client, fault_setup, stack):
     key, job_id = f"died-{uuid.uuid4()}", uuid.uuid4().hex
     _half_created(job_id, fault_setup.photos(5), key)
-    retry = client.post("/v1/jobs", json={"uris": [str(p) for p in fault_setup.photos(5)]},
-                        headers={"Idempotency-Key": key})
+    retry = client.post(
+        "/v1/jobs", json={"uris": [str(p) for p in fault_setup.photos(5)]}, headers={"Idempotency-Key": key}
+    )
     assert retry.status_code == 200 and retry.json()["id"] == job_id
     final = wait_for_job(client, job_id, timeout=120)
     assert final["state"] == "completed" and final["counts"]["succeeded"] == 5
@@ -110,12 +118,20 @@ def test_a_job_committed_but_never_enqueued_and_never_retried_is_enqueued_by_the
 def _start_upload(stack: Stack, paths: list[Path], key: str) -> socket.socket:
     """Send the headers and half of a multipart body, as a client does mid-upload."""
     boundary = "faultboundary"
-    parts = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{p.name}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n".encode() + p.read_bytes() + b"\r\n" for p in paths
-    ) + f"--{boundary}--\r\n".encode()
-    head = (f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: {key}\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(parts)}\r\n\r\n")
+    parts = (
+        b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{p.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + p.read_bytes()
+            + b"\r\n"
+            for p in paths
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: {key}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(parts)}\r\n\r\n"
+    )
     sock = socket.create_connection(("127.0.0.1", stack.port))
     sock.sendall(head.encode() + parts[: len(parts) // 2])
     return sock

@@ -25,9 +25,16 @@ class Recorder:
 
 def _job(job_id: str, total: int = 10, *, enqueued: bool = True, age: float = 0.0) -> None:
     with session_scope() as session:
-        job = create_job(session=session, job_id=job_id, model="resnet18", top_k=5, store_probabilities=False,
-                         precision="auto", chunk_size=4,
-                         images=[ImageSource(f"img{i}.jpg", f"file:/nowhere/img{i}.jpg") for i in range(total)])
+        job = create_job(
+            session=session,
+            job_id=job_id,
+            model="resnet18",
+            top_k=5,
+            store_probabilities=False,
+            precision="auto",
+            chunk_size=4,
+            images=[ImageSource(f"img{i}.jpg", f"file:/nowhere/img{i}.jpg") for i in range(total)],
+        )
         job.created_at = utcnow() - timedelta(seconds=age)
         job.enqueued_at = job.created_at if enqueued else None
 
@@ -35,14 +42,20 @@ def _job(job_id: str, total: int = 10, *, enqueued: bool = True, age: float = 0.
 def _claim(job_id: str, start: int, stop: int, ago: float, by: str = "task-1") -> None:
     with session_scope() as session:
         assert claim_chunk(session=session, job_id=job_id, start=start, stop=stop, claimed_by=by)
-        session.execute(update(Image).where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop)
-                        .values(claimed_at=utcnow() - timedelta(seconds=ago)))
+        session.execute(
+            update(Image)
+            .where(Image.job_id == job_id, Image.idx >= start, Image.idx < stop)
+            .values(claimed_at=utcnow() - timedelta(seconds=ago))
+        )
 
 
 def _rows(job_id: str) -> list[tuple[int, str, int, str | None]]:
     with session_scope() as session:
-        return session.execute(select(Image.idx, Image.status, Image.attempts, Image.error_category)
-                               .where(Image.job_id == job_id).order_by(Image.idx)).all()
+        return session.execute(
+            select(Image.idx, Image.status, Image.attempts, Image.error_category)
+            .where(Image.job_id == job_id)
+            .order_by(Image.idx)
+        ).all()
 
 
 def _sweep(send: Recorder, **kwargs) -> object:
@@ -117,8 +130,11 @@ def test_pending_chunks_of_an_idle_job_are_resent_only_when_its_queue_is_empty()
     _job("orphan", total=8, age=200)
     _claim("orphan", 0, 4, ago=150)
     with session_scope() as session:  # the first chunk finished long ago, the second's message was lost
-        session.execute(update(Image).where(Image.job_id == "orphan", Image.idx < 4)
-                        .values(status="ok", processed_at=utcnow() - timedelta(seconds=150)))
+        session.execute(
+            update(Image)
+            .where(Image.job_id == "orphan", Image.idx < 4)
+            .values(status="ok", processed_at=utcnow() - timedelta(seconds=150))
+        )
     busy = Recorder()
     _sweep(busy, queue_empty=lambda model: False)
     assert busy.sent == []
@@ -134,8 +150,11 @@ def test_lost_chunks_are_resent_after_the_orphan_idle_time_long_before_the_chunk
     _job("quiet", total=8, age=100)
     _claim("quiet", 0, 4, ago=20)
     with session_scope() as session:  # chunk one finished 20 s ago; chunk two's message was lost
-        session.execute(update(Image).where(Image.job_id == "quiet", Image.idx < 4)
-                        .values(status="ok", processed_at=utcnow() - timedelta(seconds=20)))
+        session.execute(
+            update(Image)
+            .where(Image.job_id == "quiet", Image.idx < 4)
+            .values(status="ok", processed_at=utcnow() - timedelta(seconds=20))
+        )
     patient = Recorder()
     _sweep(patient, deadline=900, orphan_after=30, queue_empty=lambda model: True)
     assert patient.sent == []  # idle for 20 s only
@@ -209,5 +228,6 @@ def test_only_connection_failures_are_retried_not_bad_statements():
     assert not is_connection_error(failure("sqlite://", "SELECT * FROM missing_table"))
     from imagebatch.db.session import get_engine
 
-    assert not is_connection_error(failure(get_engine().url.render_as_string(hide_password=False),
-                                           "SELECT * FROM missing_table"))
+    assert not is_connection_error(
+        failure(get_engine().url.render_as_string(hide_password=False), "SELECT * FROM missing_table")
+    )

@@ -28,7 +28,7 @@ def _embeddings(client, job_id: str) -> dict[int, list[float]]:
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
@@ -94,7 +94,7 @@ def test_summary_counts_match_the_results(client, finished_job):
     assert {entry["label"]: entry["count"] for entry in summary["labels"]} == dict(labels)
     assert sum(summary["confidence"]["counts"]) == len(ok) == summary["processed"]
     edges = summary["confidence"]["edges"]
-    for n, (low, high) in enumerate(zip(edges, edges[1:])):
+    for n, (low, high) in enumerate(zip(edges, edges[1:], strict=True)):
         last = n == len(edges) - 2
         inside = [i for i in ok if low <= i["confidence"] < high or (last and i["confidence"] == high)]
         assert summary["confidence"]["counts"][n] == len(inside)
@@ -106,8 +106,15 @@ def _cli(stack, api_key: str | None, *args: str, cwd: Path) -> subprocess.Comple
     env.pop("IMAGEBATCH_API_KEY", None)
     if api_key:
         env["IMAGEBATCH_API_KEY"] = api_key
-    return subprocess.run([str(BIN / "imagebatch"), *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=240, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(BIN / "imagebatch"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_cli_exports_embeddings_as_npy_and_finds_neighbours(stack, api_key, client, finished_job, tmp_path):
@@ -151,8 +158,10 @@ def test_shell_completion_is_offered(tmp_path):
 
 def test_uploaded_bytes_never_render_as_a_document(client, tmp_path):
     photo = write_photos(tmp_path, 1)[0]
-    files = [("files", (photo.name, photo.read_bytes())),
-             ("files", ("page.html", b"<html><script>localStorage.clear()</script></html>"))]
+    files = [
+        ("files", (photo.name, photo.read_bytes())),
+        ("files", ("page.html", b"<html><script>localStorage.clear()</script></html>")),
+    ]
     response = client.post("/v1/jobs", files=files)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]

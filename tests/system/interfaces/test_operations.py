@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imagebatch.core.logging import ContextFilter, JsonFormatter, log_context
 from imagebatch.core.queueing import queue_for_model
-from tests.system.conftest import CHUNK_SIZE, wait_until
 from tests.harness.images import write_broken, write_photos
 from tests.harness.stack import wait_for_job
+from tests.system.conftest import CHUNK_SIZE, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,8 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     text = wait_until(lambda: _get(url), timeout=60)
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from imagebatch.core.config import settings
 from imagebatch.core.webhooks import UnsafeUrl, check_callback_url
-from tests.system.conftest import WEBHOOK_SECRET, wait_until
 from tests.harness.images import write_photos
 from tests.harness.stack import wait_for_job
+from tests.system.conftest import WEBHOOK_SECRET, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -74,8 +74,9 @@ def test_completion_webhook_is_signed_retried_and_sent_once(client, receiver, tm
     delivered = receiver.requests[1]
     headers = {k.lower(): v for k, v in delivered["headers"].items()}
     # The receiver's own check, written from the documented scheme rather than imagebatch's code.
-    expected = hmac.new(WEBHOOK_SECRET.encode(), f"{headers['x-imagebatch-timestamp']}.".encode() + delivered["body"],
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        WEBHOOK_SECRET.encode(), f"{headers['x-imagebatch-timestamp']}.".encode() + delivered["body"], hashlib.sha256
+    ).hexdigest()
     assert headers["x-imagebatch-signature"] == f"sha256={expected}"
     assert abs(int(headers["x-imagebatch-timestamp"]) - time.time()) < 300
     payload = json.loads(delivered["body"])
@@ -83,7 +84,9 @@ def test_completion_webhook_is_signed_retried_and_sent_once(client, receiver, tm
     assert payload["job"]["id"] == job_id and payload["job"]["state"] == "completed"
     assert payload["job"]["counts"] == final["counts"]
     # The job object is the API's own view; only its webhook part moved on since (sending -> delivered).
-    assert {k: v for k, v in payload["job"].items() if k != "webhook"} == {k: v for k, v in job.items() if k != "webhook"}
+    assert {k: v for k, v in payload["job"].items() if k != "webhook"} == {
+        k: v for k, v in job.items() if k != "webhook"
+    }
     assert payload["job"]["webhook"]["state"] == "sending"
     assert payload["finished_at"] == job["timestamps"]["completed"]
     forged = hmac.new(b"wrong-secret", delivered["body"], hashlib.sha256).hexdigest()
@@ -98,8 +101,10 @@ def test_completion_webhook_is_signed_retried_and_sent_once(client, receiver, tm
 def test_cancelled_job_sends_its_webhook_from_the_api(client, receiver, stack):
     receiver.fail_first = 0
     # An image URL on a port where nothing listens: the chunk would fail, but we cancel first.
-    response = client.post("/v1/jobs", json={"uris": ["http://127.0.0.1:9/never.jpg"] * 3,
-                                              "model": "resnet50", "callback_url": receiver.url})
+    response = client.post(
+        "/v1/jobs",
+        json={"uris": ["http://127.0.0.1:9/never.jpg"] * 3, "model": "resnet50", "callback_url": receiver.url},
+    )
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     # No worker serves resnet50 in this stack, so the job stays queued until cancelled.
@@ -110,8 +115,16 @@ def test_cancelled_job_sends_its_webhook_from_the_api(client, receiver, stack):
     client.delete(f"/v1/jobs/{job_id}")
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/hook", "http://user:pw@example.com/hook",
-                                 "http://127.0.0.1:8080/hook", "http://localhost/hook", "http://169.254.169.254/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/hook",
+        "http://user:pw@example.com/hook",
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/",
+    ],
+)
 def test_callback_urls_follow_the_outbound_url_policy(url, monkeypatch):
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", False)
     with pytest.raises(UnsafeUrl):
@@ -120,8 +133,9 @@ def test_callback_urls_follow_the_outbound_url_policy(url, monkeypatch):
 
 def test_api_rejects_an_unsafe_callback_url_with_422(client, tmp_path):
     photo = write_photos(tmp_path, 1)[0]
-    response = client.post("/v1/jobs", files=[("files", (photo.name, photo.read_bytes()))],
-                           data={"callback_url": "ftp://example.com/x"})
+    response = client.post(
+        "/v1/jobs", files=[("files", (photo.name, photo.read_bytes()))], data={"callback_url": "ftp://example.com/x"}
+    )
     assert response.status_code == 422
     assert "callback_url" in response.json()["detail"]
 
@@ -136,8 +150,9 @@ def test_the_safety_net_delivers_for_jobs_finished_elsewhere(client, receiver, s
     from imagebatch.db.models import Job
 
     receiver.fail_first = 0
-    response = client.post("/v1/jobs", json={"uris": ["http://127.0.0.1:9/a.jpg"], "model": "resnet50",
-                                              "callback_url": receiver.url})
+    response = client.post(
+        "/v1/jobs", json={"uris": ["http://127.0.0.1:9/a.jpg"], "model": "resnet50", "callback_url": receiver.url}
+    )
     job_id = response.json()["id"]
     engine = create_engine(pg_url)
     with Session(engine) as session:

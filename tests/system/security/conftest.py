@@ -49,10 +49,17 @@ def secure_env(tmp_path_factory, torch_home, database_url, redis_url, uri_root) 
     """Production-like settings: auth on, private URLs refused (clean_env's test defaults undone)."""
     data_dir = tmp_path_factory.mktemp("security_data")
     return clean_env(
-        TORCH_HOME=str(torch_home), DATABASE_URL=database_url, REDIS_URL=redis_url,
-        IMAGEBATCH_DATA_DIR=str(data_dir), IMAGEBATCH_ALLOWED_ROOTS=str(uri_root),
-        IMAGEBATCH_CHUNK_SIZE="8", IMAGEBATCH_DECODE_THREADS="2", IMAGEBATCH_TORCH_THREADS="2",
-        IMAGEBATCH_AUTH_ENABLED="true", IMAGEBATCH_ALLOW_PRIVATE_URLS="false", **LIMITS,
+        TORCH_HOME=str(torch_home),
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        IMAGEBATCH_DATA_DIR=str(data_dir),
+        IMAGEBATCH_ALLOWED_ROOTS=str(uri_root),
+        IMAGEBATCH_CHUNK_SIZE="8",
+        IMAGEBATCH_DECODE_THREADS="2",
+        IMAGEBATCH_TORCH_THREADS="2",
+        IMAGEBATCH_AUTH_ENABLED="true",
+        IMAGEBATCH_ALLOW_PRIVATE_URLS="false",
+        **LIMITS,
         # Hostile images are held to torchvision's reference pipeline, which is the exact decode.
         IMAGEBATCH_DECODE_MODE="exact",
     )

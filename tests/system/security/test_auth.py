@@ -4,8 +4,8 @@ import io
 import json
 import uuid
 
-from tests.system.security.conftest import run_cli
 from tests.harness.images import photo
+from tests.system.security.conftest import run_cli
 
 
 def _jpeg(seed: int) -> bytes:
@@ -27,9 +27,15 @@ def _tenant() -> str:
 
 def test_v1_needs_a_valid_key_and_health_stays_open(api_only, client_for, api_key):
     anonymous = client_for(None)
-    for method, path in [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/abc"),
-                         ("GET", "/v1/jobs/abc/results"), ("GET", "/v1/jobs/abc/results.csv"),
-                         ("POST", "/v1/jobs/abc/cancel"), ("DELETE", "/v1/jobs/abc")]:
+    for method, path in [
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/jobs"),
+        ("GET", "/v1/jobs/abc"),
+        ("GET", "/v1/jobs/abc/results"),
+        ("GET", "/v1/jobs/abc/results.csv"),
+        ("POST", "/v1/jobs/abc/cancel"),
+        ("DELETE", "/v1/jobs/abc"),
+    ]:
         response = anonymous.request(method, path)
         assert response.status_code == 401, (method, path, response.text)
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -47,8 +53,13 @@ def test_another_tenants_job_is_not_found(client_for, api_key):
     alice, bob = client_for(api_key(_tenant())), client_for(api_key(_tenant()))
     job = _submit(alice, 2)
     path = f"/v1/jobs/{job['id']}"
-    for method, suffix in [("GET", ""), ("GET", "/results"), ("GET", "/results.csv"),
-                           ("POST", "/cancel"), ("DELETE", "")]:
+    for method, suffix in [
+        ("GET", ""),
+        ("GET", "/results"),
+        ("GET", "/results.csv"),
+        ("POST", "/cancel"),
+        ("DELETE", ""),
+    ]:
         response = bob.request(method, path + suffix)
         assert response.status_code == 404, (method, suffix, response.text)
         assert response.json()["detail"] == "Job not found"  # the same answer as for no job at all

@@ -24,7 +24,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/img":
             self._send(200, BODY)
         elif self.path.startswith("/to?u="):
-            self._redirect(self.path[len("/to?u="):])
+            self._redirect(self.path[len("/to?u=") :])
         elif self.path == "/loop":
             self._redirect("/loop")
         elif self.path == "/host":
@@ -77,8 +77,12 @@ def test_loopback_is_refused_by_default_before_any_connection(server, fetcher, m
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", False)
     port = srv.server_address[1]
     # A literal address, a loopback name, and this machine's own name (which resolves to loopback).
-    for url in (f"{base}/img", f"http://localhost:{port}/img", f"http://[::ffff:127.0.0.1]:{port}/img",
-                f"http://{socket.gethostname()}:{port}/img"):
+    for url in (
+        f"{base}/img",
+        f"http://localhost:{port}/img",
+        f"http://[::ffff:127.0.0.1]:{port}/img",
+        f"http://{socket.gethostname()}:{port}/img",
+    ):
         assert _category(fetcher, url) == errors.FORBIDDEN_ADDRESS, url
     assert srv.paths == []  # nothing reached the server
 
@@ -114,9 +118,25 @@ def test_size_limit_and_http_errors(server, fetcher, monkeypatch):
     assert _category(fetcher, f"{base}/missing") == errors.FETCH_FAILED
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.8", "172.16.3.4", "192.168.1.1", "169.254.169.254",
-                                  "[::1]", "[fd00::1]", "[fe80::1]", "0.0.0.0", "localhost", "LOCALHOST.",
-                                  "api.localhost", "[::ffff:10.0.0.1]", "100.64.0.1"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "10.0.0.8",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "[::1]",
+        "[fd00::1]",
+        "[fe80::1]",
+        "0.0.0.0",
+        "localhost",
+        "LOCALHOST.",
+        "api.localhost",
+        "[::ffff:10.0.0.1]",
+        "100.64.0.1",
+    ],
+)
 def test_private_host_spellings_are_refused(host):
     with pytest.raises(BlockedAddress):
         check_host_name(host)

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from imagebatch.core import errors
-from tests.system.security.conftest import open_client
 from tests.harness.images import photo, write_broken
 from tests.harness.reference import reference_probabilities
 from tests.harness.stack import wait_for_job
+from tests.system.security.conftest import open_client
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +34,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def _bomb(path: Path) -> Path:
     """A 60-byte PNG whose header claims 100000 x 100000 pixels."""
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-                     + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -45,10 +49,10 @@ def _webp_compressed_tiff(path: Path) -> Path:
     photo(16, 16, seed=7).save(buffer, format="TIFF")
     data = bytearray(buffer.getvalue())
     (ifd,) = struct.unpack("<I", data[4:8])
-    (count,) = struct.unpack("<H", data[ifd:ifd + 2])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
     for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
-        if struct.unpack("<H", data[entry:entry + 2])[0] == 259:
-            data[entry + 8:entry + 10] = struct.pack("<H", 50001)
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 259:
+            data[entry + 8 : entry + 10] = struct.pack("<H", 50001)
     path.write_bytes(bytes(data))
     return path
 
@@ -67,8 +71,10 @@ def _samples(directory: Path) -> dict[str, tuple[Path, str | None]]:
         "cmyk": (_save(directory, "cmyk.jpg", base.convert("CMYK")), None),
         "png16": (_save(directory, "deep.png", deep), None),
         "palette": (_save(directory, "palette.png", palette, transparency=0), None),
-        "gif": (_save(directory, "anim.gif", frames[0], save_all=True, append_images=frames[1:], duration=100,
-                      loop=0), None),
+        "gif": (
+            _save(directory, "anim.gif", frames[0], save_all=True, append_images=frames[1:], duration=100, loop=0),
+            None,
+        ),
         "exif": (_save(directory, "rotated.jpg", base, exif=exif), None),
         "tiny": (_save(directory, "one.png", Image.new("RGB", (1, 1), (200, 10, 10))), None),
         "tiff": (_save(directory, "photo.tif", base), None),

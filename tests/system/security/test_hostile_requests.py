@@ -18,8 +18,9 @@ def client(client_for, api_key):
     return client_for(api_key(f"hostile-{uuid.uuid4().hex[:8]}"))
 
 
-def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None,
-         compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def _zip(
+    members: dict[str, bytes], symlinks: dict[str, str] | None = None, compression: int = zipfile.ZIP_DEFLATED
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members.items():
@@ -36,10 +37,17 @@ def _post_archive(client, data: bytes, name: str = "a.zip"):
 
 
 def test_zip_slip_symlinks_and_nested_archives_are_skipped_with_reasons(client):
-    data = _zip({"../../evil.jpg": _jpeg(1), "/etc/cron.d/x.jpg": _jpeg(2), "ok/good.jpg": _jpeg(3),
-                 "C:\\windows\\x.jpg": _jpeg(4), "inner.zip": _zip({"a.jpg": _jpeg(5)}),
-                 "more.tar.gz": b"\x1f\x8b" + b"\0" * 20},
-                symlinks={"link.jpg": "/etc/passwd"})
+    data = _zip(
+        {
+            "../../evil.jpg": _jpeg(1),
+            "/etc/cron.d/x.jpg": _jpeg(2),
+            "ok/good.jpg": _jpeg(3),
+            "C:\\windows\\x.jpg": _jpeg(4),
+            "inner.zip": _zip({"a.jpg": _jpeg(5)}),
+            "more.tar.gz": b"\x1f\x8b" + b"\0" * 20,
+        },
+        symlinks={"link.jpg": "/etc/passwd"},
+    )
     response = _post_archive(client, data)
     assert response.status_code == 202, response.text
     job = response.json()
@@ -71,8 +79,11 @@ def test_tar_links_and_traversal_are_skipped(client):
     job = response.json()
     assert job["counts"]["total"] == 1
     reasons = {s["source"]: s["reason"] for s in job["skipped"]}
-    assert reasons == {"../up.jpg": "unsafe path: contains '..'", "sym.jpg": "not a regular file",
-                       "hard.jpg": "not a regular file"}
+    assert reasons == {
+        "../up.jpg": "unsafe path: contains '..'",
+        "sym.jpg": "not a regular file",
+        "hard.jpg": "not a regular file",
+    }
 
 
 @pytest.mark.parametrize("kind", ["members", "uncompressed", "ratio"])
@@ -102,35 +113,42 @@ def test_a_tar_bomb_is_refused_before_it_is_expanded(client):
     assert response.status_code == 413 and "MAX_ARCHIVE_RATIO" in response.json()["detail"], response.text
 
 
-@pytest.mark.parametrize("data,name,message", [
-    (_zip({}), "empty.zip", "contains no images"),
-    (_zip({"readme.txt": b"hi"}), "text.zip", "contains no images"),
-    (b"PK\x03\x04 not really a zip", "broken.zip", "archive"),
-    (b"", "nothing.tar", "archive"),
-])
+@pytest.mark.parametrize(
+    "data,name,message",
+    [
+        (_zip({}), "empty.zip", "contains no images"),
+        (_zip({"readme.txt": b"hi"}), "text.zip", "contains no images"),
+        (b"PK\x03\x04 not really a zip", "broken.zip", "archive"),
+        (b"", "nothing.tar", "archive"),
+    ],
+)
 def test_empty_or_broken_archives_are_422(client, data, name, message):
     response = _post_archive(client, data, name)
     assert response.status_code == 422, response.text
     assert message in response.json()["detail"]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "image/jpeg",
-                                          "application/x-www-form-urlencoded", ""])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "image/jpeg", "application/x-www-form-urlencoded", ""]
+)
 def test_wrong_content_type_is_415(client, content_type):
     response = client.post("/v1/jobs", content=b"uris=x", headers={"content-type": content_type})
     assert response.status_code == 415, response.text
 
 
-@pytest.mark.parametrize("body,field", [
-    (b'{"uris": ["/x.jpg"', "body"),
-    (b"[1, 2]", "uris"),
-    (b'{"uris": "not-a-list"}', "uris"),
-    (b'{"uris": [42]}', "uris[0]"),
-    (b'{"uris": ["/x.jpg"], "top_k": "many"}', "top_k"),
-    (b'{"uris": ["/x.jpg"], "model": "resnet9000"}', "model"),
-    (b'{"uris": ["/x.jpg"], "precision": "fp8"}', "precision"),
-    (b'\xff\xfe garbage', "body"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        (b'{"uris": ["/x.jpg"', "body"),
+        (b"[1, 2]", "uris"),
+        (b'{"uris": "not-a-list"}', "uris"),
+        (b'{"uris": [42]}', "uris[0]"),
+        (b'{"uris": ["/x.jpg"], "top_k": "many"}', "top_k"),
+        (b'{"uris": ["/x.jpg"], "model": "resnet9000"}', "model"),
+        (b'{"uris": ["/x.jpg"], "precision": "fp8"}', "precision"),
+        (b"\xff\xfe garbage", "body"),
+    ],
+)
 def test_malformed_json_and_bad_options_are_422_naming_the_field(client, body, field):
     response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
@@ -152,21 +170,39 @@ def test_local_paths_outside_the_roots_are_refused(client, uri_root, tmp_path):
     os.symlink(outside, link)
     dir_link = uri_root / f"dir-{uuid.uuid4().hex[:6]}"
     os.symlink(tmp_path, dir_link)
-    for entry in ("/etc/passwd", f"{uri_root}/../../etc/passwd", f"file://{uri_root}/../secret.jpg",
-                  str(link), f"{dir_link}/secret.jpg", "file://otherhost/etc/passwd", "relative/x.jpg",
-                  "ftp://example.com/x.jpg", "gopher://127.0.0.1:6379/_FLUSHALL"):
+    for entry in (
+        "/etc/passwd",
+        f"{uri_root}/../../etc/passwd",
+        f"file://{uri_root}/../secret.jpg",
+        str(link),
+        f"{dir_link}/secret.jpg",
+        "file://otherhost/etc/passwd",
+        "relative/x.jpg",
+        "ftp://example.com/x.jpg",
+        "gopher://127.0.0.1:6379/_FLUSHALL",
+    ):
         response = client.post("/v1/jobs", json={"uris": [str(uri_root / "inside.jpg"), entry]})
         assert response.status_code == 422, (entry, response.text)
         assert "uris[1]" in response.json()["detail"], entry
     assert client.post("/v1/jobs", json={"uris": [str(uri_root / "inside.jpg")]}).status_code == 202
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/x.jpg", "http://localhost:6379/x.jpg", "http://169.254.169.254/latest/meta-data/",
-    "http://[::1]/x.jpg", "http://[fd00::1]/x.jpg", "http://10.0.0.1/x.jpg", "https://192.168.0.1/x.jpg",
-    "http://0.0.0.0:8000/x.jpg", "http://[::ffff:127.0.0.1]/x.jpg", "http://metadata.localhost/x",
-    "http:///x.jpg",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x.jpg",
+        "http://localhost:6379/x.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/x.jpg",
+        "http://[fd00::1]/x.jpg",
+        "http://10.0.0.1/x.jpg",
+        "https://192.168.0.1/x.jpg",
+        "http://0.0.0.0:8000/x.jpg",
+        "http://[::ffff:127.0.0.1]/x.jpg",
+        "http://metadata.localhost/x",
+        "http:///x.jpg",
+    ],
+)
 def test_private_urls_are_refused_at_submission(client, url):
     response = client.post("/v1/jobs", json={"uris": [url]})
     assert response.status_code == 422, response.text

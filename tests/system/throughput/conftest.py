@@ -1,7 +1,6 @@
 """Fixtures for the throughput tests: PostgreSQL and Redis db 6."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

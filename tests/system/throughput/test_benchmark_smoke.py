@@ -10,23 +10,50 @@ import pytest
 from tests.conftest import REPO
 from tests.harness.services import ADMIN_PG_URL, DB_SUFFIX, clean_env, libpq_url
 
-KEYS = ("seed_loop_img_s", "offline_script_img_s", "model_bound_img_s", "decode_img_s", "e2e_img_s",
-        "e2e_over_offline_script", "e2e_over_model_bound", "e2e_over_seed_loop")
+KEYS = (
+    "seed_loop_img_s",
+    "offline_script_img_s",
+    "model_bound_img_s",
+    "decode_img_s",
+    "e2e_img_s",
+    "e2e_over_offline_script",
+    "e2e_over_model_bound",
+    "e2e_over_seed_loop",
+)
 
 
 @pytest.mark.timeout(300)
 def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path, redis_url: str) -> None:
     out = tmp_path / "bench.json"
-    args = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--images", "16", "--seed-images", "4",
-            "--batch-size", "8", "--torch-home", str(torch_home), "--admin-pg-url", libpq_url(ADMIN_PG_URL),
-            "--database", "imagebatch_throughput_bench" + DB_SUFFIX, "--redis-url", redis_url, "--json", str(out)]
+    args = [
+        sys.executable,
+        str(REPO / "scripts" / "benchmark.py"),
+        "--images",
+        "16",
+        "--seed-images",
+        "4",
+        "--batch-size",
+        "8",
+        "--torch-home",
+        str(torch_home),
+        "--admin-pg-url",
+        libpq_url(ADMIN_PG_URL),
+        "--database",
+        "imagebatch_throughput_bench" + DB_SUFFIX,
+        "--redis-url",
+        redis_url,
+        "--json",
+        str(out),
+    ]
     run = subprocess.run(args, env=clean_env(), capture_output=True, text=True, timeout=280, cwd=REPO)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     for key in KEYS:
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["e2e_over_model_bound"] == pytest.approx(result["e2e_img_s"] / result["model_bound_img_s"])
-    assert result["ceiling_e2e_over_seed_loop"] == pytest.approx(result["model_bound_img_s"] / result["seed_loop_img_s"])
+    assert result["ceiling_e2e_over_seed_loop"] == pytest.approx(
+        result["model_bound_img_s"] / result["seed_loop_img_s"]
+    )
     assert result["ceiling_e2e_over_model_bound"] == pytest.approx(1.0)
     assert result["random_weights"] is False  # it used the weights it was given
     assert result["job_state"] == "completed" and result["job_counts"]["succeeded"] == 16

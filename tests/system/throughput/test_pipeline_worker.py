@@ -87,10 +87,16 @@ def test_chunks_overlap_and_ack_only_after_commit(
     uris = [f"http://127.0.0.1:{gated.server_port}/held.jpg", *[str(p) for p in photos[1:]]]
     uris += [str(p) for p in photos[:4]]  # 12 images = 3 chunks; chunk 0 waits on the server
     env = clean_env(
-        IMAGEBATCH_DATABASE_URL=pg_url, IMAGEBATCH_REDIS_URL=redis_url, TORCH_HOME=str(torch_home),
-        IMAGEBATCH_DATA_DIR=str(tmp_path / "data"), IMAGEBATCH_ALLOWED_ROOTS=str(photos[0].parent),
-        IMAGEBATCH_CHUNK_SIZE=str(CHUNK), IMAGEBATCH_WORKER_CONCURRENCY="2", IMAGEBATCH_DECODE_MODE="exact",
-        IMAGEBATCH_FETCH_TIMEOUT="120", IMAGEBATCH_SWEEP_INTERVAL="0",
+        IMAGEBATCH_DATABASE_URL=pg_url,
+        IMAGEBATCH_REDIS_URL=redis_url,
+        TORCH_HOME=str(torch_home),
+        IMAGEBATCH_DATA_DIR=str(tmp_path / "data"),
+        IMAGEBATCH_ALLOWED_ROOTS=str(photos[0].parent),
+        IMAGEBATCH_CHUNK_SIZE=str(CHUNK),
+        IMAGEBATCH_WORKER_CONCURRENCY="2",
+        IMAGEBATCH_DECODE_MODE="exact",
+        IMAGEBATCH_FETCH_TIMEOUT="120",
+        IMAGEBATCH_SWEEP_INTERVAL="0",
     )
     stack = Stack(env, tmp_path / "logs")
     broker = redis.Redis.from_url(redis_url)
