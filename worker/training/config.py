@@ -25,6 +25,7 @@ class TrainingConfig:
     seed: int = 0
     early_stopping_patience: int = 0  # epochs without a better validation accuracy; 0 = never stop early
     augment: bool = True  # random resized crop + horizontal flip on training images
+    horizontal_flip: bool = True  # part of augment; off for images a mirror changes the meaning of (digits, text)
     crop_scale_min: float = 0.35  # smallest area fraction a random resized crop keeps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (resolved per device, see worker/devices.py)
 

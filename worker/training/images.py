@@ -131,13 +131,12 @@ class ImageSet:
 class BatchTransform:
     """Per-image crop (random in training, center in evaluation), then one normalisation per batch."""
 
-    def __init__(self, prep: Preprocessing, train: bool, augment: bool, crop_scale_min: float) -> None:
+    def __init__(self, prep: Preprocessing, train: bool, augment: bool, crop_scale_min: float = 1.0,
+                 flip: bool = True) -> None:
         self.prep = prep
         if train and augment:
-            self.crop = v2.Compose([
-                v2.RandomResizedCrop(prep.image_size, scale=(crop_scale_min, 1.0), antialias=True),
-                v2.RandomHorizontalFlip(),
-            ])
+            crop = v2.RandomResizedCrop(prep.image_size, scale=(crop_scale_min, 1.0), antialias=True)
+            self.crop = v2.Compose([crop, v2.RandomHorizontalFlip()]) if flip else crop
         else:
             self.crop = v2.CenterCrop(prep.image_size)
 

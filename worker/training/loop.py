@@ -66,8 +66,8 @@ class Stepper:
             self.optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.epochs * self.steps_per_epoch)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.resolved == "fp16")
-        self.train_transform = BatchTransform(prep, True, config.augment, config.crop_scale_min)
-        self.eval_transform = BatchTransform(prep, False, False, 1.0)
+        self.train_transform = BatchTransform(prep, True, config.augment, config.crop_scale_min, config.horizontal_flip)
+        self.eval_transform = BatchTransform(prep, False, False)
 
     def state_dict(self) -> dict:
         return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),

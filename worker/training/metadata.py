@@ -54,7 +54,7 @@ def model_metadata(
         "preprocessing": dataset.preprocessing.to_dict(),
         "training_transforms": {
             "augment": config.augment, "random_resized_crop_scale": [config.crop_scale_min, 1.0],
-            "horizontal_flip": config.augment,
+            "horizontal_flip": config.augment and config.horizontal_flip,
             "source": f"short side resized to {dataset.preprocessing.resize_size} once, at validation",
         },
         "hyperparameters": config.to_dict(),
