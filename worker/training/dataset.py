@@ -116,7 +116,8 @@ def _check_classes(classes: list[str], counts: Counter, skipped: list[SkippedFil
     empty = [name for name in classes if counts[name] == 0]
     if empty:
         lost = Counter(s.label for s in skipped)
-        detail = ", ".join(f"{name!r}" + (f" (all {lost[name]} files unreadable)" if lost[name] else "") for name in empty)
+        detail = ", ".join(f"{name!r}" + (f" (all {lost[name]} files unusable)" if lost[name] else "")
+                           for name in empty)
         raise DatasetError(f"class(es) without a usable image: {detail}; add images or remove the folder")
 
 
@@ -142,19 +143,19 @@ def prepare_dataset(
 ) -> PreparedDataset:
     """Validate, split and describe a labelled image set; DatasetError when it cannot train a classifier."""
     prep = Preprocessing.for_model(config.base_model, config.image_size)
+    max_bytes = max_file_bytes or settings.FETCH_MAX_BYTES
     main = _as_source(source)
     val_src = _as_source(val_source) if val_source is not None else None
     files = [("", f) for f in sorted(main.files, key=lambda f: f.rel)]
     files += [("val", f) for f in sorted(val_src.files, key=lambda f: f.rel)] if val_src else []
-    usable, images, skipped = _validate(files, prep.resize_size, max_file_bytes or settings.FETCH_MAX_BYTES, cache_bytes)
-    classes = main.classes
-    _check_classes(classes, Counter(u.file.label for u in usable if not u.role), skipped)
-    unknown = sorted({u.file.label for u in usable if u.role} - set(classes))
+    usable, images, skipped = _validate(files, prep.resize_size, max_bytes, cache_bytes)
+    _check_classes(main.classes, Counter(u.file.label for u in usable if not u.role), skipped)
+    index = {name: i for i, name in enumerate(main.classes)}
+    unknown = sorted({u.file.label for u in usable if u.role} - set(index))
     if unknown:
         raise DatasetError(f"validation class(es) not in the training set: {', '.join(map(repr, unknown))}")
-    index = {name: i for i, name in enumerate(classes)}
     everything = ImageSet([u.file.path for u in usable], [index[u.file.label] for u in usable], prep.resize_size,
-                          images, max_file_bytes or settings.FETCH_MAX_BYTES)
+                          images, max_bytes)
     if val_src:
         train_idx = [i for i, u in enumerate(usable) if not u.role]
         val_idx = [i for i, u in enumerate(usable) if u.role]
@@ -162,17 +163,19 @@ def prepare_dataset(
         train_idx, val_idx = stratified_split(everything.labels.tolist(), config.val_fraction, config.seed)
     if not val_idx:
         raise DatasetError("no image left for validation: give each class at least 2 images, or a validation folder")
-    report = _report(main, classes, usable, train_idx, val_idx, skipped, imbalance_ratio, images is not None)
+    report = _report(main, usable, train_idx, val_idx, skipped, imbalance_ratio, images is not None)
     split = {"method": "folder" if val_src else "stratified", "seed": config.seed,
              "val_fraction": None if val_src else config.val_fraction,
              "val_files": [usable[i].file.rel for i in val_idx]}
     sha = dataset_sha256((u.role, u.file.rel, u.file.label, u.sha256) for u in usable)
     logger.info("dataset %s: %d train, %d val, %d skipped", sha[:12], len(train_idx), len(val_idx), len(skipped))
-    return PreparedDataset(classes, everything.subset(train_idx), everything.subset(val_idx), prep, report, sha, split)
+    return PreparedDataset(main.classes, everything.subset(train_idx), everything.subset(val_idx), prep, report, sha,
+                           split)
 
 
-def _report(main: Source, classes: list[str], usable: list[_Usable], train_idx: list[int], val_idx: list[int],
+def _report(main: Source, usable: list[_Usable], train_idx: list[int], val_idx: list[int],
             skipped: list[SkippedFile], threshold: float, in_memory: bool) -> DatasetReport:
+    classes = main.classes
     counts = {name: {"train": 0, "val": 0} for name in classes}
     for part, indices in (("train", train_idx), ("val", val_idx)):
         for i in indices:

@@ -88,7 +88,8 @@ def decode_file(path: Path, side: int, max_bytes: int) -> Decoded:
         return Decoded("", None, ImageFailure(errors.NOT_FOUND, f"cannot be read: {exc.strerror or exc}"))
     digest = hashlib.sha256(data).hexdigest()
     if len(data) > max_bytes:
-        return Decoded(digest, None, ImageFailure(errors.TOO_LARGE, f"{len(data)} bytes is over the limit of {max_bytes}"))
+        too_large = ImageFailure(errors.TOO_LARGE, f"{len(data)} bytes is over the limit of {max_bytes}")
+        return Decoded(digest, None, too_large)
     try:
         # fast=True: the service's default decode mode (JPEG draft decode for big photos).
         return Decoded(digest, reader.decode(data, _ShortSide(side), fast=True).tensor, None)

@@ -100,8 +100,8 @@ def train(
     dataset: PreparedDataset,
     config: TrainingConfig,
     *,
-    output_dir: Path,
-    checkpoint_dir: Path | None = None,
+    output_dir: Path | str,
+    checkpoint_dir: Path | str | None = None,
     on_epoch: EpochCallback | None = None,
     should_cancel: CancelCheck | None = None,
     device: str | None = None,
@@ -112,6 +112,7 @@ def train(
     the run as "cancelled" with no model written; the checkpoints stay for the caller to remove or resume.
     """
     caps = detect_capabilities()
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     device = device or resolve_device("auto", caps)
     precision = resolve_precision(config.precision, device, caps)
     net, base_weights = build_network(config, len(dataset.classes))
@@ -129,17 +130,18 @@ def train(
     except Cancelled:
         logger.info("training cancelled during epoch %d", progress.epoch + 1)
         return TrainingResult("cancelled", progress.history, progress.best_epoch, False, precision)
-    stopped_early = progress.epoch < config.epochs
+    return _finish(stepper, dataset, progress, base_weights, Path(output_dir))
+
+
+def _finish(stepper: Stepper, dataset: PreparedDataset, progress: _Progress, base_weights: dict | None,
+            output_dir: Path) -> TrainingResult:
+    """Evaluate the best epoch's weights on the validation split and save them with their metadata."""
     stepper.net.load_state_dict(progress.best_state)
-    evaluation = metrics.evaluate(*_final_pass(stepper, dataset), dataset.classes)
-    meta = model_metadata(dataset, config, base_weights=base_weights, precision=precision, device=device,
-                          history=progress.history, best_epoch=progress.best_epoch, stopped_early=stopped_early,
-                          evaluation=evaluation, resumed_after=progress.resumed_after)
-    meta = save_custom_model(stepper.net, meta, Path(output_dir))
-    return TrainingResult("completed", progress.history, progress.best_epoch, stopped_early, precision,
-                          Path(output_dir), meta)
-
-
-def _final_pass(stepper: Stepper, dataset: PreparedDataset) -> tuple[list[int], list[list[int]]]:
     result = stepper.evaluate(dataset.val, lambda: False)
-    return result.true, result.rankings
+    evaluation = metrics.evaluate(result.true, result.rankings, dataset.classes)
+    meta = model_metadata(dataset, stepper.config, base_weights=base_weights, precision=stepper.precision,
+                          device=stepper.device, history=progress.history, best_epoch=progress.best_epoch,
+                          evaluation=evaluation, resumed_after=progress.resumed_after)
+    meta = save_custom_model(stepper.net, meta, output_dir)
+    return TrainingResult("completed", progress.history, progress.best_epoch, meta["stopped_early"],
+                          stepper.precision, output_dir, meta)

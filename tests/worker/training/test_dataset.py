@@ -1,4 +1,4 @@
-"""The data step: every file validated by the reader's rules, classes checked, a seeded stratified split, a stable hash."""
+"""The data step: files checked by the reader's rules, classes checked, a seeded stratified split, a stable hash."""
 
 import io
 import shutil
@@ -135,7 +135,7 @@ def test_an_empty_class_is_named(tmp_path: Path) -> None:
     (root / "bird").mkdir()
     (root / "fish").mkdir()
     (root / "fish" / "broken.jpg").write_bytes(b"")
-    with pytest.raises(DatasetError, match=r"'bird', 'fish' \(all 1 files unreadable\)"):
+    with pytest.raises(DatasetError, match=r"'bird', 'fish' \(all 1 files unusable\)"):
         prepare_dataset(root, CONFIG)
 
 

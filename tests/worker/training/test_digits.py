@@ -1,8 +1,8 @@
 """Real labelled images offline: a ResNet-18 from scratch learns the UCI digits, and serves them back once saved."""
 
 import time
-from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -58,7 +58,7 @@ def test_the_saved_model_records_how_it_was_made(trained) -> None:
 
 
 def test_the_saved_model_classifies_the_original_files_like_the_service_would(trained, digits: DigitsFolders) -> None:
-    result, dataset, _, _ = trained
+    result = trained[0]
     net, transform, classes, meta = load_custom_model(result.model_dir)
     # The inference side's own preprocessing (worker/preprocess.py) takes this transform like weights.transforms().
     service = NumpyNormalize(transform)
@@ -79,7 +79,6 @@ def test_the_saved_model_classifies_the_original_files_like_the_service_would(tr
 
 
 def test_digit_images_are_dark_ink_on_white_rgb() -> None:
-    import numpy as np
     pixels = np.zeros((8, 8))
     pixels[2:6, 3:5] = 16
     image = digit_image(pixels, 32)

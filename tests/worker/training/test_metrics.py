@@ -51,7 +51,7 @@ def test_classes_never_predicted_or_absent_score_zero_like_scikit_learn() -> Non
     true = [0, 0, 1, 1, 3, 3]
     predicted = [0, 1, 1, 1, 0, 1]
     report = evaluate(true, [[p] for p in predicted], ["a", "b", "c", "d"])
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
         true, predicted, labels=[0, 1, 2, 3], zero_division=0)
     assert [r["precision"] for r in report["per_class"]] == pytest.approx(precision.tolist())
     assert [r["recall"] for r in report["per_class"]] == pytest.approx(recall.tolist())

@@ -1,5 +1,6 @@
 """The training loop on real tiny data: resume equals an uninterrupted run, cancel, modes, early stopping."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tiny_set, tmp_path:
     assert [e["epoch"] for e in reported] == [1, 2] and not (tmp_path / "out" / "model.pt").exists()
 
     after: list[dict] = []
-    resumed = train(tiny_set, TINY, output_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", on_epoch=after.append)
+    resumed = train(tiny_set, TINY, output_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt",
+                    on_epoch=after.append)
     assert [e["epoch"] for e in after] == [3]
     assert resumed.meta["resumed_after_epochs"] == [2]
     assert _without_seconds(resumed.history) == _without_seconds(whole.history)
@@ -95,11 +97,12 @@ def test_transfer_changes_only_the_head(tiny_digits: DigitsFolders, pretrained: 
     assert backbone and all(torch.equal(trained[key], base[key]) for key in backbone)
     assert trained["fc.weight"].shape == (10, 512)
     assert result.meta["base_weights"]["file"] == pretrained.name
-    import hashlib
     assert result.meta["base_weights"]["sha256"] == hashlib.sha256(pretrained.read_bytes()).hexdigest()
 
 
-def test_finetune_trains_the_backbone_at_a_lower_rate(tiny_digits: DigitsFolders, pretrained: Path, tmp_path: Path) -> None:
+def test_finetune_trains_the_backbone_at_a_lower_rate(
+    tiny_digits: DigitsFolders, pretrained: Path, tmp_path: Path
+) -> None:
     config = TrainingConfig(mode="finetune", epochs=1, batch_size=16, image_size=32, learning_rate=0.01,
                             backbone_lr_factor=0.1)
     groups = parameter_groups(build_network(config, 10)[0], config)
