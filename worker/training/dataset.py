@@ -2,8 +2,10 @@
 
 import hashlib
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 from imagebatch.core.config import settings
 from imagebatch.worker.training.config import TrainingConfig
 from imagebatch.worker.training.errors import DatasetError
-from imagebatch.worker.training.images import DEFAULT_CACHE_BYTES, ImageSet, Preprocessing, decode_file
+from imagebatch.worker.training.images import DEFAULT_CACHE_BYTES, Decoded, ImageSet, Preprocessing, decode_file
 from imagebatch.worker.training.sources import LabelledFile, Source, from_pairs, scan_image_folder
 
 logger = logging.getLogger(__name__)
@@ -66,11 +68,16 @@ def _as_source(source: SourceLike) -> Source:
     return scan_image_folder(source) if isinstance(source, (str, Path)) else from_pairs(source)
 
 
+def _decode_all(files: Sequence[tuple[str, LabelledFile]], side: int, max_bytes: int) -> Iterator[Decoded]:
+    """decode_file over files, in order, one thread per core: Pillow releases the GIL while decoding and resizing."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="validate") as pool:
+        yield from pool.map(lambda item: decode_file(item[1].path, side, max_bytes), files)
+
+
 def _validate(files: Sequence[tuple[str, LabelledFile]], side: int, max_bytes: int, budget: int):
     """Decode every file once: (usable files, their images or None when over budget, skipped files)."""
     usable, images, skipped, held = [], [], [], 0
-    for role, file in files:
-        decoded = decode_file(file.path, side, max_bytes)
+    for (role, file), decoded in zip(files, _decode_all(files, side, max_bytes)):
         if decoded.image is None:
             skipped.append(SkippedFile(file.rel, file.label, decoded.failure.category, decoded.failure.message))
             continue

@@ -36,8 +36,8 @@ class Preprocessing:
     def for_model(cls, base_model: str, image_size: int) -> "Preprocessing":
         """The base weights' normalisation and resize/crop ratio (256/224 for resnet18, 232/224 for resnet50)."""
         preset = weights_enum(get_spec(base_model)).transforms()
-        ratio = preset.resize_size[0] / preset.crop_size[0]
-        return cls(image_size, int(image_size * ratio), tuple(preset.mean), tuple(preset.std))
+        resize = image_size * preset.resize_size[0] // preset.crop_size[0]  # integers: 224 -> exactly 256 / 232
+        return cls(image_size, resize, tuple(preset.mean), tuple(preset.std))
 
     def inference_transform(self) -> ImageClassification:
         """The same class weights.transforms() returns, so the inference side treats both alike."""

@@ -202,3 +202,11 @@ def test_over_the_memory_budget_images_are_decoded_again_on_use(tmp_path: Path) 
     assert streamed.train.paths == held.train.paths
     for i in range(len(held.train)):
         assert torch.equal(streamed.train.image(i), held.train.image(i))
+
+
+def test_files_over_the_byte_limit_are_skipped_as_too_large(tmp_path: Path) -> None:
+    root = _classes(tmp_path / "data", {"cat": 2, "dog": 2})
+    _image(root / "dog" / "big.png", 1, size=(300, 300))
+    dataset = prepare_dataset(root, CONFIG, max_file_bytes=20_000)
+    assert [(s.rel, s.category) for s in dataset.report.skipped] == [("dog/big.png", errors.TOO_LARGE)]
+    assert "over the limit of 20000" in dataset.report.skipped[0].message
