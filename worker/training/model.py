@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
+from torchvision.transforms._presets import ImageClassification
 
 from imagebatch.worker.models import (
     ModelUnavailable, ResNetWithEmbedding, ensure_weights, get_spec, sha256_file, weights_enum,
@@ -83,7 +84,9 @@ def _read_meta(directory: Path) -> dict:
     return meta
 
 
-def load_custom_model(path: Path | str, device: str = "cpu"):
+def load_custom_model(
+    path: Path | str, device: str = "cpu"
+) -> tuple[ResNetWithEmbedding, ImageClassification, list[str], dict]:
     """(net, transform, classes, meta) of a saved custom model, checked against its recorded SHA-256.
 
     `path` is the model's folder or its model.pt. The net is a ResNetWithEmbedding in eval mode,
