@@ -1,0 +1,31 @@
+"""Training engine: prepare a labelled image set, train or fine-tune a ResNet, evaluate it, save it for serving."""
+
+from imagebatch.worker.training.config import MODES, TrainingConfig
+from imagebatch.worker.training.dataset import DatasetReport, PreparedDataset, prepare_dataset
+from imagebatch.worker.training.errors import (
+    CheckpointMismatch,
+    ConfigError,
+    CustomModelError,
+    DatasetError,
+    TrainingInputError,
+)
+from imagebatch.worker.training.metrics import evaluate
+from imagebatch.worker.training.model import load_custom_model
+from imagebatch.worker.training.trainer import TrainingResult, train
+
+__all__ = [
+    "MODES",
+    "CheckpointMismatch",
+    "ConfigError",
+    "CustomModelError",
+    "DatasetError",
+    "DatasetReport",
+    "PreparedDataset",
+    "TrainingConfig",
+    "TrainingInputError",
+    "TrainingResult",
+    "evaluate",
+    "load_custom_model",
+    "prepare_dataset",
+    "train",
+]
