@@ -1,6 +1,6 @@
 """Post-training static int8 quantization of a (logits, embedding) ResNet, behind one small interface.
 
-Engines (bench/int8_engines.py measured them; the README of that choice is in its docstring):
+Engines (measured by bench/int8_engines.py; figures and the choice in docs/model-tools.md):
 - "openvino" (default): ONNX export, NNCF post-training quantization, OpenVINO's CPU plugin.
 - "onnxruntime": ONNX export, ONNX Runtime's quantize_static (QDQ, per-channel, U8S8).
 - "pt2e": torch.export + torchao's X86InductorQuantizer (PT2E), compiled ahead of time by AOTInductor.
@@ -26,7 +26,11 @@ Outputs = tuple[torch.Tensor, torch.Tensor]
 
 
 class Int8Model(ABC):
-    """A quantized model called like ResNetWithEmbedding: float32 NCHW in, (logits, embedding) out."""
+    """A quantized model called like ResNetWithEmbedding: float32 N×3×H×W in, (logits, embedding) out.
+
+    Calls may come from several threads at once: ONNX Runtime sessions are thread-safe, OpenVINO
+    gets one infer request per thread, and AOTInductor's runner makes concurrent calls take turns.
+    """
 
     engine: ClassVar[str]
     artefact: ClassVar[str]  # file name of the saved model inside a cache entry's directory
