@@ -59,10 +59,10 @@ def _eager(net: torch.nn.Module, bf16: bool) -> Callable[[torch.Tensor], Outputs
 def _pt2e_compile(net: torch.nn.Module, batches: list[torch.Tensor]) -> Callable[[torch.Tensor], Outputs]:
     import torch._inductor.config as inductor_config
 
-    from imagebatch.worker.int8 import _pt2e_convert
+    from imagebatch.worker.int8 import pt2e_program
 
     inductor_config.freezing = True
-    compiled = torch.compile(_pt2e_convert(net, batches).module(), dynamic=False)
+    compiled = torch.compile(pt2e_program(net, batches).module(), dynamic=False)
 
     def call(x: torch.Tensor) -> Outputs:
         with torch.inference_mode():
@@ -129,8 +129,9 @@ def measure(candidates: list[Candidate], eval_batches: list[torch.Tensor], round
 
 def table(candidates: list[Candidate], batch_size: int) -> str:
     base = statistics.median(candidates[0].times)
-    lines = ["| candidate | img/s (median) | × fp32 | top-1 agree | max abs dp | min emb cos | prepare s "
-             "| load s | first call s | artefact MB |", "|" + "---|" * 10]
+    header = ("| candidate | img/s (median) | × fp32 | top-1 agree | max abs dp | min emb cos | prepare s "
+              "| load s | first call s | artefact MB |")
+    lines = [header, "|" + "---|" * 10]
     for c in candidates:
         med, a = statistics.median(c.times), c.agreement
         lines.append(
@@ -142,7 +143,7 @@ def table(candidates: list[Candidate], batch_size: int) -> str:
 
 def images(model: str, calibration: int, evaluation: int, batch_size: int) -> tuple[list, list, str]:
     """(calibration batches, evaluation batches, calibration sha256) for `model`'s transforms."""
-    from imagebatch.worker.models import weights_enum, get_spec
+    from imagebatch.worker.models import get_spec, weights_enum
 
     transform = weights_enum(get_spec(model)).transforms()
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,7 +42,9 @@ def child(model: str, engine: str, entry: str, threads: int) -> dict:
         from imagebatch.worker.models import load_model
 
         net = load_model(model, device="cpu").net
-        call = lambda x: net(x.contiguous(memory_format=torch.channels_last))  # noqa: E731
+
+        def call(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return net(x.contiguous(memory_format=torch.channels_last))
     else:
         from imagebatch.worker.int8 import engine_class
 

@@ -33,7 +33,7 @@ class GradCam:
 
 def _check_class(class_index: int, classes: int) -> None:
     if isinstance(class_index, bool) or not isinstance(class_index, int):
-        raise ValueError(f"class must be an integer index, got {class_index!r}")
+        raise TypeError(f"class must be an integer index, got {class_index!r}")
     if not 0 <= class_index < classes:
         raise ValueError(f"class {class_index} is out of range: the model has {classes} classes (0 to {classes - 1})")
 

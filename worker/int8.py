@@ -10,6 +10,7 @@ graph mode flow is measured in bench/ only: its quantized tensors are deprecated
 
 import copy
 import logging
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,7 +87,7 @@ def batch_dim() -> torch.export.Dim:
     return torch.export.Dim("batch", min=1, max=MAX_BATCH)
 
 
-def _pt2e_convert(net: nn.Module, batches: Sequence[torch.Tensor]) -> torch.export.ExportedProgram:
+def pt2e_program(net: nn.Module, batches: Sequence[torch.Tensor]) -> torch.export.ExportedProgram:
     """The PT2E flow: export, annotate for x86 Inductor, observe `batches`, convert; re-exported."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
@@ -115,14 +116,13 @@ class Pt2eModel(Int8Model):
     engine = "pt2e"
     artefact = "model.pt2"
 
-    def __init__(self, runner: object) -> None:
-        self.runner = runner
+    def __init__(self, package: Path) -> None:
+        self.package = package.read_bytes()  # kept for save(): the loader needs the file only to load
+        self.runner = torch._inductor.aoti_load_package(str(package))
 
     @classmethod
     def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor]) -> "Pt2eModel":
-        import tempfile
-
-        program = _pt2e_convert(net, batches)
+        program = pt2e_program(net, batches)
         with tempfile.TemporaryDirectory() as tmp:
             package = Path(tmp) / cls.artefact
             # Under no_grad, or Inductor's freezing skips the int8 oneDNN fusions and runs dequantized
@@ -131,16 +131,11 @@ class Pt2eModel(Int8Model):
                 torch._inductor.aoti_compile_and_package(
                     program, package_path=str(package), inductor_configs={"freezing": True}
                 )
-            return cls(torch._inductor.aoti_load_package(str(package)))._keep(package.read_bytes())
-
-    def _keep(self, package: bytes) -> "Pt2eModel":
-        self.package = package
-        return self
+            return cls(package)
 
     @classmethod
     def load(cls, directory: Path) -> "Pt2eModel":
-        path = directory / cls.artefact
-        return cls(torch._inductor.aoti_load_package(str(path)))._keep(path.read_bytes())
+        return cls(directory / cls.artefact)
 
     def save(self, directory: Path) -> None:
         (directory / self.artefact).write_bytes(self.package)
