@@ -24,9 +24,10 @@ from bench import int8_fx  # noqa: F401  (registers the "fx" engine for comparis
 from bench.images import bench_images
 from bench.run import prepare_weights
 from imagebatch.cli.samples import write_sample_photos
-from imagebatch.worker.calibration import calibration_set
 from imagebatch.worker.fold import fold_batchnorm
-from imagebatch.worker.int8 import Outputs, engine_class, quantize_model
+from imagebatch.worker.modeltools.calibration import calibration_set
+from imagebatch.worker.modeltools.int8 import engine_class, quantize_model
+from imagebatch.worker.modeltools.int8_engine import Outputs
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _eager(net: torch.nn.Module, bf16: bool) -> Callable[[torch.Tensor], Outputs
 def _pt2e_compile(net: torch.nn.Module, batches: list[torch.Tensor]) -> Callable[[torch.Tensor], Outputs]:
     import torch._inductor.config as inductor_config
 
-    from imagebatch.worker.int8 import pt2e_program
+    from imagebatch.worker.modeltools.int8_pt2e import pt2e_program
 
     inductor_config.freezing = True
     compiled = torch.compile(pt2e_program(net, batches).module(), dynamic=False)
@@ -129,15 +130,18 @@ def measure(candidates: list[Candidate], eval_batches: list[torch.Tensor], round
 
 def table(candidates: list[Candidate], batch_size: int) -> str:
     base = statistics.median(candidates[0].times)
-    header = ("| candidate | img/s (median) | × fp32 | top-1 agree | max abs dp | min emb cos | prepare s "
-              "| load s | first call s | artefact MB |")
+    header = (
+        "| candidate | img/s (median) | × fp32 | top-1 agree | max abs dp | min emb cos | prepare s "
+        "| load s | first call s | artefact MB |"
+    )
     lines = [header, "|" + "---|" * 10]
     for c in candidates:
         med, a = statistics.median(c.times), c.agreement
         lines.append(
             f"| {c.name} | {batch_size / med:.0f} | {base / med:.2f} | {a['top1_agreement']:.3f} "
             f"| {a['max_abs_dp']:.4f} | {a['min_embedding_cosine']:.4f} | {c.prepare_s:.1f} | {c.load_s:.1f} "
-            f"| {c.first_call_s:.1f} | {c.artefact_mb:.1f} |")
+            f"| {c.first_call_s:.1f} | {c.artefact_mb:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -187,9 +191,16 @@ def main() -> None:
     names = ["fp32", *(n for n in o.candidates if n != "fp32")]
     candidates = [build(n, net, cal) for n in names]
     measure(candidates, held_out, o.rounds)
-    facts = {"model": o.model, "threads": o.threads, "batch": o.batch_size, "random_weights": random_weights,
-             "cpu": cpu_model(), "load_average": os.getloadavg(),
-             "calibration_sha256": cal_sha, "torch": torch.__version__}
+    facts = {
+        "model": o.model,
+        "threads": o.threads,
+        "batch": o.batch_size,
+        "random_weights": random_weights,
+        "cpu": cpu_model(),
+        "load_average": os.getloadavg(),
+        "calibration_sha256": cal_sha,
+        "torch": torch.__version__,
+    }
     print(json.dumps(facts))
     print(table(candidates, o.batch_size))
     if o.json:

@@ -1,6 +1,6 @@
 """The older torch.ao FX graph mode int8 flow, kept for the engine comparison only.
 
-Not offered by imagebatch.worker.int8: PyTorch deprecates the quantized tensors it produces
+Not offered by imagebatch.worker.modeltools.int8: PyTorch deprecates the quantized tensors it produces
 (torch.quantize_per_tensor & co. warn that they will be removed), and it lost to OpenVINO on
 speed and to every other engine on agreement with fp32 (see bench/int8_engines.py).
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imagebatch.worker.int8 import Int8Model, Outputs, plain_copy, register
+from imagebatch.worker.modeltools.int8 import ENGINES
+from imagebatch.worker.modeltools.int8_engine import Int8Model, Outputs, plain_copy
 
 
-@register
 class FxModel(Int8Model):
     """torch.ao FX graph mode quantization, x86 backend (fbgemm/oneDNN), traced and frozen."""
 
@@ -57,3 +57,7 @@ class FxModel(Int8Model):
     def __call__(self, x: torch.Tensor) -> Outputs:
         with torch.inference_mode():
             return self.module(x)
+
+
+# Measured beside the shipped engines (bench only: its quantized tensors are deprecated).
+ENGINES[FxModel.engine] = FxModel

@@ -46,7 +46,7 @@ def child(model: str, engine: str, entry: str, threads: int) -> dict:
         def call(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return net(x.contiguous(memory_format=torch.channels_last))
     else:
-        from imagebatch.worker.int8 import engine_class
+        from imagebatch.worker.modeltools.int8 import engine_class
 
         call = engine_class(engine).load(Path(entry))
     loaded = time.perf_counter() - started
@@ -67,21 +67,43 @@ def main() -> None:
     if o.child:
         print(json.dumps(child(o.model, *o.child, o.threads)))
         return
-    from imagebatch.worker.calibration import CalibrationSet
-    from imagebatch.worker.int8_cache import cached_quantize
     from imagebatch.worker.models import load_model
+    from imagebatch.worker.modeltools.calibration import CalibrationSet
+    from imagebatch.worker.modeltools.int8_cache import cached_quantize
 
     loaded = load_model(o.model, device="cpu")
     cal, _, sha = images(o.model, 64, 32, 32)
     with tempfile.TemporaryDirectory() as root:
         entries = {"fp32": ""}
         for engine in ENGINES:
-            entries[engine] = str(cached_quantize(
-                loaded.net, CalibrationSet(tuple(cal), sha, ()), model_name=o.model,
-                weights_sha256=loaded.weights_sha256, engine=engine, root=Path(root)).path)
+            entries[engine] = str(
+                cached_quantize(
+                    loaded.net,
+                    CalibrationSet(tuple(cal), sha, ()),
+                    model_name=o.model,
+                    weights_sha256=loaded.weights_sha256,
+                    engine=engine,
+                    root=Path(root),
+                ).path
+            )
         for engine, entry in entries.items():
-            done = subprocess.run([sys.executable, "-m", "bench.int8_memory", "--model", o.model, "--threads",
-                                   str(o.threads), "--child", engine, entry], capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.int8_memory",
+                    "--model",
+                    o.model,
+                    "--threads",
+                    str(o.threads),
+                    "--child",
+                    engine,
+                    entry,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             print(done.stdout.strip().splitlines()[-1])
 
 

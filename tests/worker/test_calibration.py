@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagebatch.worker.calibration import calibration_set, sample_training_paths, tensor_digest
+from imagebatch.worker.modeltools.calibration import calibration_set, sample_training_paths, tensor_digest
 from tests.harness.photosets import CALIBRATION_PHOTOS, calibration_photos
 
 
@@ -20,7 +20,7 @@ def test_same_photos_written_twice_give_the_same_hash(tmp_path: Path, transform)
     assert first.sha256 == second.sha256
     assert first.size == CALIBRATION_PHOTOS
     assert [b.shape[0] for b in first.batches] == [32, 32]
-    assert all(torch.equal(a, b) for a, b in zip(first.batches, second.batches))
+    assert all(torch.equal(a, b) for a, b in zip(first.batches, second.batches, strict=True))
 
 
 def test_order_and_content_change_the_hash(tmp_path: Path, transform) -> None:

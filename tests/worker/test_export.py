@@ -9,9 +9,15 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from imagebatch.worker.calibration import calibration_set
-from imagebatch.worker.export import (
-    ONNX_OPSET, OUTPUT_NAMES, card_for, export_onnx, export_torchscript, load_torchscript, read_onnx_card,
+from imagebatch.worker.modeltools.calibration import calibration_set
+from imagebatch.worker.modeltools.export import (
+    ONNX_OPSET,
+    OUTPUT_NAMES,
+    card_for,
+    export_onnx,
+    export_torchscript,
+    load_torchscript,
+    read_onnx_card,
 )
 from tests.harness.photosets import held_out_photos
 

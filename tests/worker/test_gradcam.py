@@ -10,7 +10,7 @@ import torchvision
 from PIL import Image
 
 from imagebatch.cli.samples import write_sample_photos
-from imagebatch.worker.gradcam import OVERLAY_ALPHA, explain, grad_cam, jet
+from imagebatch.worker.modeltools.gradcam import OVERLAY_ALPHA, explain, grad_cam, jet
 
 MIN_CORRELATION = 0.99
 
@@ -100,7 +100,9 @@ def test_explain_gives_grey_heatmap_and_colour_overlay_pngs(resnet18, photos) ->
     assert (overlay.format, overlay.mode, overlay.size) == ("PNG", "RGB", (224, 224))
     assert np.array_equal(np.asarray(heatmap), result.cam.grey())
     # The overlay is the input crop blended with the jet colour map: recompute it from the crop.
-    crop_of = torchvision.transforms.Compose([torchvision.transforms.Resize(256), torchvision.transforms.CenterCrop(224)])
+    crop_of = torchvision.transforms.Compose(
+        [torchvision.transforms.Resize(256), torchvision.transforms.CenterCrop(224)]
+    )
     crop = np.asarray(crop_of(photos[0]), dtype=np.float64)
     colours = np.asarray(jet(result.cam.heatmap), dtype=np.float64)
     expected = crop * (1 - OVERLAY_ALPHA) + colours * OVERLAY_ALPHA

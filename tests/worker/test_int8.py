@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagebatch.worker.calibration import CalibrationSet, calibration_set
-from imagebatch.worker.int8 import DEFAULT_ENGINE, Int8Model, engine_class, quantize_model
+from imagebatch.worker.modeltools.calibration import CalibrationSet, calibration_set
+from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class, quantize_model
+from imagebatch.worker.modeltools.int8_engine import Int8Model
 from tests.harness.photosets import calibration_photos, held_out_photos
 
 ENGINES = ("openvino", "onnxruntime", "pt2e")
@@ -71,11 +72,13 @@ def test_any_batch_size_gives_the_same_rows(quantized: Int8Model, held_out: torc
     torch.testing.assert_close(part_embedding, embedding[3:8], rtol=0, atol=1e-3)
 
 
-def test_saved_model_loads_and_gives_the_same_outputs(quantized: Int8Model, held_out: torch.Tensor, tmp_path: Path) -> None:
+def test_saved_model_loads_and_gives_the_same_outputs(
+    quantized: Int8Model, held_out: torch.Tensor, tmp_path: Path
+) -> None:
     quantized.save(tmp_path)
     assert (tmp_path / quantized.artefact).is_file()
     loaded = engine_class(quantized.engine).load(tmp_path)
-    for expected, got in zip(quantized(held_out[:4]), loaded(held_out[:4])):
+    for expected, got in zip(quantized(held_out[:4]), loaded(held_out[:4]), strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from imagebatch.worker.calibration import CalibrationSet, calibration_set
-from imagebatch.worker.int8 import DEFAULT_ENGINE, engine_class
-from imagebatch.worker.int8_cache import META, cached_quantize
+from imagebatch.worker.modeltools.calibration import CalibrationSet, calibration_set
+from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class
+from imagebatch.worker.modeltools.int8_cache import META, cached_quantize
 from tests.harness.photosets import calibration_photos
 
 
@@ -37,8 +37,9 @@ def digest(directory: Path) -> dict[str, str]:
 
 
 def cached(resnet18, calibration: CalibrationSet, root: Path):
-    return cached_quantize(resnet18.net, calibration, model_name="resnet18",
-                           weights_sha256=resnet18.weights_sha256, root=root)
+    return cached_quantize(
+        resnet18.net, calibration, model_name="resnet18", weights_sha256=resnet18.weights_sha256, root=root
+    )
 
 
 def test_second_request_loads_the_stored_artefact(resnet18, calibration, quantize_calls, tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_second_request_loads_the_stored_artefact(resnet18, calibration, quantiz
     assert meta["key"]["calibration_sha256"] == calibration.sha256
     assert len(meta["calibration_images"]) == calibration.size
     x = calibration.batches[0][:4]
-    for a, b in zip(first.model(x), second.model(x)):
+    for a, b in zip(first.model(x), second.model(x), strict=True):
         assert (a - b).abs().max() <= 1e-4
 
 
@@ -63,8 +64,9 @@ def test_other_calibration_or_weights_make_a_new_entry(resnet18, calibration, qu
     first = cached(resnet18, calibration, tmp_path)
     fewer = CalibrationSet(calibration.batches[:1], "0" * 64, calibration.sources[:32])
     other_calibration = cached(resnet18, fewer, tmp_path)
-    other_weights = cached_quantize(resnet18.net, calibration, model_name="resnet18",
-                                    weights_sha256="f" * 64, root=tmp_path)
+    other_weights = cached_quantize(
+        resnet18.net, calibration, model_name="resnet18", weights_sha256="f" * 64, root=tmp_path
+    )
     paths = {first.path, other_calibration.path, other_weights.path}
     assert len(paths) == 3 and not other_calibration.hit and not other_weights.hit
     assert len(quantize_calls) == 3

@@ -93,8 +93,10 @@ def heatmap_png(cam: GradCam) -> bytes:
 def overlay_png(crop: Image.Image, cam: GradCam, alpha: float = OVERLAY_ALPHA) -> bytes:
     """`crop` (the model's input crop, RGB) blended with the jet colour map of the heatmap, as PNG."""
     if crop.size != cam.heatmap.shape[::-1]:
-        raise ValueError(f"crop is {crop.size[0]}×{crop.size[1]} but the heatmap is "
-                         f"{cam.heatmap.shape[1]}×{cam.heatmap.shape[0]}: pass the model's input crop")
+        raise ValueError(
+            f"crop is {crop.size[0]}×{crop.size[1]} but the heatmap is "
+            f"{cam.heatmap.shape[1]}×{cam.heatmap.shape[0]}: pass the model's input crop"
+        )
     colours = Image.fromarray(jet(cam.heatmap))
     return _png(Image.blend(crop.convert("RGB"), colours, alpha))
 
@@ -106,7 +108,9 @@ class Explanation:
     overlay_png: bytes
 
 
-def explain(net: ResNetWithEmbedding, transform: Callable, image: Image.Image, class_index: int | None = None) -> Explanation:
+def explain(
+    net: ResNetWithEmbedding, transform: Callable, image: Image.Image, class_index: int | None = None
+) -> Explanation:
     """Grad-CAM of a decoded RGB image through the model's transforms (weights.transforms() or its
     equivalent): heatmap and overlay PNGs, both at the input crop's size."""
     rgb = image.convert("RGB")

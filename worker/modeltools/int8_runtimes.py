@@ -13,8 +13,8 @@ import onnx
 import torch
 from torch import nn
 
-from imagebatch.worker.export import INPUT_NAME, onnx_model
-from imagebatch.worker.int8 import Int8Model, Outputs, register
+from imagebatch.worker.modeltools.export import INPUT_NAME, onnx_model
+from imagebatch.worker.modeltools.int8_engine import Int8Model, Outputs
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ def threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-@register
 class OrtModel(Int8Model):
     """ONNX Runtime: QDQ format, per-channel int8 weights, uint8 activations (U8S8, no range
     reduction: the right choice on x86 with VNNI, per ONNX Runtime's guidance), MinMax calibration."""
@@ -67,11 +66,21 @@ class OrtModel(Int8Model):
                 return next(self.feeds, None)
 
         with tempfile.TemporaryDirectory() as tmp:
-            fp32, prepared, int8 = _export_fp32(net, batches, Path(tmp)), Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+            fp32, prepared, int8 = (
+                _export_fp32(net, batches, Path(tmp)),
+                Path(tmp) / "pre.onnx",
+                Path(tmp) / "int8.onnx",
+            )
             q.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
             q.quantize_static(
-                str(prepared), str(int8), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, reduce_range=False,
+                str(prepared),
+                str(int8),
+                Reader(),
+                quant_format=q.QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+                reduce_range=False,
                 calibrate_method=q.CalibrationMethod.MinMax,
             )
             return cls(int8.read_bytes())
@@ -88,7 +97,6 @@ class OrtModel(Int8Model):
         return torch.from_numpy(logits), torch.from_numpy(embedding)
 
 
-@register
 class OpenVinoModel(Int8Model):
     """OpenVINO's CPU plugin running a model quantized by NNCF (default preset, all calibration images).
 

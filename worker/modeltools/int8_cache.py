@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imagebatch.worker.calibration import CalibrationSet
-from imagebatch.worker.int8 import DEFAULT_ENGINE, Int8Model, engine_class
+from imagebatch.worker.modeltools.calibration import CalibrationSet
+from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class
+from imagebatch.worker.modeltools.int8_engine import Int8Model
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,13 @@ def _store(key: CacheKey, model: Int8Model, entry: Path, meta: dict) -> None:
 
 
 def cached_quantize(
-    net: nn.Module, calibration: CalibrationSet, *, model_name: str, weights_sha256: str,
-    engine: str = DEFAULT_ENGINE, root: Path | None = None,
+    net: nn.Module,
+    calibration: CalibrationSet,
+    *,
+    model_name: str,
+    weights_sha256: str,
+    engine: str = DEFAULT_ENGINE,
+    root: Path | None = None,
 ) -> CachedModel:
     """The int8 model for (weights, engine, calibration): loaded from the cache, or quantized and stored."""
     key = CacheKey.of(model_name, weights_sha256, engine, calibration.sha256)
@@ -126,6 +132,8 @@ def cached_quantize(
         started = time.perf_counter()
         model = engine_class(engine).quantize(net, calibration.batches)
         seconds = time.perf_counter() - started
-        _store(key, model, entry, {"quantize_seconds": round(seconds, 2), "calibration_images": list(calibration.sources)})
+        _store(
+            key, model, entry, {"quantize_seconds": round(seconds, 2), "calibration_images": list(calibration.sources)}
+        )
         logger.info("quantized %s with %s in %.1fs; cached in %s", model_name, engine, seconds, entry)
         return CachedModel(model, entry, hit=False)

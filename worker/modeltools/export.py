@@ -78,8 +78,15 @@ def onnx_model(net: nn.Module, size: int, opset: int = ONNX_OPSET) -> onnx.Model
     example = torch.randn(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(
-        _plain_copy(net), (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-        opset_version=opset, dynamo=True, dynamic_shapes=({0: batch},), optimize=True, verbose=False,
+        _plain_copy(net),
+        (example,),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        opset_version=opset,
+        dynamo=True,
+        dynamic_shapes=({0: batch},),
+        optimize=True,
+        verbose=False,
     )
     return program.model_proto
 
@@ -128,6 +135,8 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelCard]:
 def card_for(model: LoadedModel) -> ModelCard:
     """The card of a model the worker loaded (built-in or custom)."""
     return ModelCard(
-        name=model.spec.name, classes=tuple(model.labels),
-        transforms=describe_transforms(model.transform), weights_sha256=model.weights_sha256,
+        name=model.spec.name,
+        classes=tuple(model.labels),
+        transforms=describe_transforms(model.transform),
+        weights_sha256=model.weights_sha256,
     )

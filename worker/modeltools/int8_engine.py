@@ -1,0 +1,53 @@
+"""The interface every int8 engine implements, and what the engines share."""
+
+import copy
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 4096
+Outputs = tuple[torch.Tensor, torch.Tensor]
+
+
+class Int8Model(ABC):
+    """A quantized model called like ResNetWithEmbedding: float32 N×3×H×W in, (logits, embedding) out.
+
+    Calls may come from several threads at once: ONNX Runtime sessions are thread-safe, OpenVINO
+    gets one infer request per thread, and AOTInductor's runner makes concurrent calls take turns.
+    """
+
+    engine: ClassVar[str]
+    artefact: ClassVar[str]  # file name of the saved model inside a cache entry's directory
+
+    @classmethod
+    @abstractmethod
+    def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor]) -> "Int8Model":
+        """Calibrate on `batches` and convert `net` (left unchanged)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path) -> "Int8Model":
+        """The model saved in `directory` by `save`, ready to run."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the quantized model into `directory` as `artefact` (plus side files if any)."""
+
+    @abstractmethod
+    def __call__(self, x: torch.Tensor) -> Outputs: ...
+
+
+def plain_copy(net: nn.Module) -> nn.Module:
+    """An fp32 eval copy in the default memory format: what exporters and observers expect."""
+    return copy.deepcopy(net).to(memory_format=torch.contiguous_format).float().eval().requires_grad_(False)
+
+
+def batch_dim() -> torch.export.Dim:
+    return torch.export.Dim("batch", min=1, max=MAX_BATCH)
