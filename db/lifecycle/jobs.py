@@ -87,6 +87,7 @@ def create_job(
 def _copy_pending_images(session: Session, job_id: str, images: Sequence[ImageSource]) -> None:
     """PostgreSQL: the pending rows through COPY, in the session's transaction (~10x a batched INSERT)."""
     driver = session.connection().connection.driver_connection  # psycopg's own connection
+    assert driver is not None  # None only once the pooled connection is closed
     pending = ImageStatus.PENDING.value
     with (
         driver.cursor() as cursor,
