@@ -15,6 +15,7 @@ passes, claim no rows and finish at once ("nothing to do").
 
 import logging
 import threading
+from typing import Any
 
 from celery import bootsteps
 from celery.worker.consumer import Consumer
@@ -59,13 +60,15 @@ class _AckLogger:
     def __init__(self, channel: object) -> None:
         self.channel = channel
 
-    def critical(self, msg: str, *args: object, **kwargs: object) -> None:
+    def critical(self, msg: str, *args: object, **kwargs: Any) -> None:
         lost_acks.report(self.channel)
         _celery_request_logger.critical(msg, *args, **kwargs)  # where Celery itself logs it
 
 
 class WatchedRequest(Request):
     """Celery's request, whose acknowledgement reports a failure to BrokerWatch."""
+
+    acknowledged: bool  # Request's own flag (celery ships no type information)
 
     def acknowledge(self) -> None:
         if not self.acknowledged:
