@@ -20,6 +20,7 @@ from typing import Any
 from celery import bootsteps
 from celery.worker.consumer import Consumer
 from celery.worker.request import Request
+from kombu.asynchronous.timer import Entry
 
 logger = logging.getLogger(__name__)
 _celery_request_logger = logging.getLogger("celery.worker.request")
@@ -83,7 +84,7 @@ class BrokerWatch(bootsteps.StartStopStep):
 
     def __init__(self, parent: Consumer, **kwargs: object) -> None:
         super().__init__(parent, **kwargs)
-        self.timer_entry = None
+        self.timer_entry: Entry | None = None
 
     def include_if(self, parent: Consumer) -> bool:
         # The consumer treats only its transport's connection errors as a broken connection.
