@@ -5,12 +5,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from uvicorn.config import LOGGING_CONFIG
 
 from imagebatch.api.auth import require_tenant
 from imagebatch.api.metrics import HttpMetrics, make_registry
@@ -36,11 +37,14 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Registered for RequestValidationError only; Starlette types every handler for Exception.
+    assert isinstance(exc, RequestValidationError)
     return JSONResponse({"detail": describe_validation_error(exc)}, status_code=422)
 
 
-async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OperationalError)  # registered for OperationalError only
     reason = str(exc.orig or exc).strip().splitlines()
     logger.warning("database unavailable: %s", reason[0] if reason else exc)
     return JSONResponse({"detail": f"database unavailable: {reason[0] if reason else exc}"}, status_code=503)
@@ -50,6 +54,11 @@ def operation_id(route: APIRoute) -> str:
     """OpenAPI operation ids are the route names (submit_job, export_results_csv), so generated
     clients get short function names instead of FastAPI's name + path + method."""
     return route.name
+
+
+def _include_v1(app: FastAPI, router: APIRouter) -> None:
+    # Every /v1 route needs an API key (unless auth is off); health and metrics stay open.
+    app.include_router(router, dependencies=[Depends(require_tenant)], responses=error_responses(401))
 
 
 def create_app() -> FastAPI:
@@ -66,14 +75,12 @@ def create_app() -> FastAPI:
     app.add_middleware(JobLogContext)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)
-    # Every /v1 route needs an API key (unless auth is off); health and metrics stay open.
-    v1 = {"dependencies": [Depends(require_tenant)], "responses": error_responses(401)}
-    app.include_router(jobs.router, **v1)
-    app.include_router(results.router, **v1)
+    _include_v1(app, jobs.router)
+    _include_v1(app, results.router)
     app.include_router(health.router)
-    app.include_router(images.router, **v1)
-    app.include_router(similar.router, **v1)
-    app.include_router(parquet.router, **v1)
+    _include_v1(app, images.router)
+    _include_v1(app, similar.router)
+    _include_v1(app, parquet.router)
     mount_dashboard(app)
     return app
 
@@ -90,5 +97,5 @@ def run(host: str | None = None, port: int | None = None) -> None:
         port=port or settings.API_PORT,
         log_level=settings.LOG_LEVEL.lower(),
         # With JSON logs, uvicorn's own loggers propagate to our root handler instead of theirs.
-        **({"log_config": None} if settings.LOG_JSON else {}),
+        log_config=None if settings.LOG_JSON else LOGGING_CONFIG,
     )

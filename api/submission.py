@@ -3,10 +3,9 @@
 import json
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from fastapi import Request
@@ -22,6 +21,9 @@ from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roo
 from imagebatch.core.options import JobOptions
 from imagebatch.core.storage import get_store
 from imagebatch.db.lifecycle import ImageSource
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks  # declared for type checkers only
 
 # A multipart body's parts: the images, then one text field per option (each at most once).
 IMAGE_FIELDS = ("files", "archive")
@@ -73,22 +75,22 @@ class _FormReader:
         self.archive_name = ""
         self._header = [b"", b""]
         self._disposition = b""
-        self._name, self._filename = "", None
+        self._name = ""
+        self._filename: str | None = None
         self._sink: IO[bytes] | None = None
         self._size = 0
         self._value = bytearray()
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
-        names = (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
-        return {name: getattr(self, name) for name in names}
+    def callbacks(self) -> "MultipartCallbacks":
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
 
     def on_part_begin(self) -> None:
         self._disposition, self._name, self._filename = b"", "", None

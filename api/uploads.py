@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import IO
 
 from imagebatch.core.config import settings
@@ -170,7 +171,7 @@ def _extract_zip(fileobj: IO[bytes], images: ImageSink, budget: _Budget) -> None
             if reason:
                 images.skip(name, reason)
             else:
-                images.add_member(name, lambda info=info: archive.open(info))
+                images.add_member(name, partial(archive.open, info))
 
 
 def _extract_tar(fileobj: IO[bytes], images: ImageSink, budget: _Budget) -> None:
@@ -183,7 +184,13 @@ def _extract_tar(fileobj: IO[bytes], images: ImageSink, budget: _Budget) -> None
             if reason:
                 images.skip(name, reason)
             else:
-                images.add_member(name, lambda member=member: archive.extractfile(member))
+                images.add_member(name, partial(_tar_member, archive, member))
+
+
+def _tar_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    stream = archive.extractfile(member)
+    assert stream is not None  # None only for non-regular members, which member_problem skips
+    return stream
 
 
 def extract_archive(fileobj: IO[bytes], name: str, images: ImageSink, limits: ArchiveLimits | None = None) -> None:

@@ -26,7 +26,7 @@ from imagebatch.client import ApiError, ApiUnreachable, Client, Job, NotFound, U
 from imagebatch.core.config import settings
 from imagebatch.core.options import PRECISIONS, JobOptions
 
-Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)
+Precision = enum.Enum("Precision", {p: p for p in PRECISIONS}, type=str)  # type: ignore[misc]  # as ModelName
 ExportFormat = enum.Enum("ExportFormat", {"csv": "csv", "parquet": "parquet", "npy": "npy"}, type=str)
 Scope = enum.Enum("Scope", {"job": "job", "model": "model"}, type=str)
 

@@ -1,6 +1,8 @@
 """`imagebatch keys create|list|revoke`: API-key admin tooling that talks to the database directly."""
 
 import json
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 from rich.table import Table
@@ -9,10 +11,22 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from imagebatch.cli.console import err, out
 from imagebatch.core.config import settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 keys_app = typer.Typer(help="API keys (admin: reads and writes the database directly).", no_args_is_help=True)
 
 
-def _session_scope():  # noqa: ANN202 - imported lazily so `imagebatch --help` stays fast
+class _KeyRow(TypedDict):
+    id: int
+    tenant: str
+    name: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+def _session_scope() -> AbstractContextManager["Session"]:
+    # The database layer is imported lazily, so `imagebatch --help` stays fast.
     from imagebatch.db.migrate import upgrade_to_head
     from imagebatch.db.session import session_scope
 
@@ -61,7 +75,7 @@ def list_(
 
     try:
         with _session_scope() as session:
-            rows = [
+            rows: list[_KeyRow] = [
                 {
                     "id": k.id,
                     "tenant": k.tenant,

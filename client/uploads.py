@@ -4,6 +4,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 IMAGE_SUFFIXES = frozenset(
     [
@@ -39,7 +40,8 @@ class LazyFile:
 
     def __init__(self, path: Path, size: int, on_read: Callable[[int], None]) -> None:
         self.path, self.size, self._on_read = path, size, on_read
-        self._pos, self._fh = 0, None
+        self._pos = 0
+        self._fh: BinaryIO | None = None
 
     def tell(self) -> int:
         return self._pos

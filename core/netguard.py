@@ -73,7 +73,8 @@ def resolve_public(host: str, port: int, *, allow_private: bool = False) -> list
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    # An IP sockaddr starts with the address text (typeshed also allows the int of other families).
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for text in addresses:
         reason = forbidden_reason(ipaddress.ip_address(text.split("%", 1)[0]), allow_private=allow_private)
         if reason:

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from fsspec.core import url_to_fs
 
@@ -23,7 +23,7 @@ class BlobStore:
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
-    def write_stream(self, key: str, stream: BinaryIO) -> int:
+    def write_stream(self, key: str, stream: IO[bytes]) -> int:
         """Copy a file-like object to storage in 1 MiB pieces; returns bytes written."""
         written = 0
         parent = self.path(key).rsplit("/", 1)[0]

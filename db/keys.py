@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from imagebatch.db.models import ApiKey, utcnow
+from imagebatch.db.session import changed_rows
 
 # A recognisable prefix lets secret scanners and people tell an imagebatch key from others.
 _PREFIX = "ib_"
@@ -55,7 +56,5 @@ def list_keys(session: Session, *, tenant: str | None = None) -> list[ApiKey]:
 
 def revoke_key(session: Session, key_id: int) -> bool:
     """Revoke a key now; False if there is no such unrevoked key."""
-    result = session.execute(
-        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
-    )
-    return result.rowcount > 0
+    revoke = update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+    return changed_rows(session, revoke) > 0

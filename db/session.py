@@ -4,14 +4,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from imagebatch.core.config import settings
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     # WAL lets the API read while a worker writes; busy_timeout makes writers queue, not fail.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -60,3 +61,10 @@ def session_scope() -> Iterator[Session]:
 
 def new_session() -> Session:
     return _session_factory()()
+
+
+def changed_rows(session: Session, statement: Update | Delete) -> int:
+    """Run an UPDATE or DELETE in the session; how many rows it matched (what conditional
+    state changes decide on)."""
+    # Session.execute is typed as returning Result; a DML statement's result is a CursorResult.
+    return cast(CursorResult[Any], session.execute(statement)).rowcount

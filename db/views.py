@@ -111,8 +111,8 @@ def job_stats(session: Session, job_ids: Sequence[str]) -> dict[str, JobStats]:
     last: dict[str, datetime | None] = {job_id: None for job_id in job_ids}
     for job_id, status, count, processed in rows:
         by_job[job_id][status] = count
-        processed = as_utc(processed)
-        if processed is not None and (last[job_id] is None or processed > last[job_id]):
+        processed, latest = as_utc(processed), last[job_id]
+        if processed is not None and (latest is None or processed > latest):
             last[job_id] = processed
     return {job_id: JobStats(counts_from_statuses(by_job[job_id]), last[job_id]) for job_id in job_ids}
 
@@ -155,15 +155,15 @@ def job_view(job: Job, stats: JobStats) -> JobView:
         top_k=job.top_k,
         store_probabilities=job.store_probabilities,
         precision=job.precision,
-        counts=counts,
+        counts=Counts.model_validate(counts),
         progress=progress,
         images_per_second=rate,
         eta_seconds=eta,
-        timestamps={name: as_utc(getattr(job, f"{name}_at")) for name in _STAMPS},
+        timestamps=Timestamps.model_validate({name: as_utc(getattr(job, f"{name}_at")) for name in _STAMPS}),
         error=job.error,
         skipped=job.skipped or [],
         reproducibility=job.reproducibility,
-        links={"self": link, "results": f"{link}/results", "csv": f"{link}/results.csv"},
+        links=Links.model_validate({"self": link, "results": f"{link}/results", "csv": f"{link}/results.csv"}),
         webhook=_webhook(job),
     )
 

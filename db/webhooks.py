@@ -40,6 +40,8 @@ def _claim(job_id: str) -> tuple[str, dict[str, Any], datetime] | None:
         if claimed_at is None:
             return None
         view = load_job_view(session, job_id)
+        # The claimed row exists (the UPDATE matched it) and a pending delivery has a callback URL.
+        assert view is not None and view.webhook is not None
         return view.webhook.url, payload(view), claimed_at
 
 

@@ -15,10 +15,12 @@ passes, claim no rows and finish at once ("nothing to do").
 
 import logging
 import threading
+from typing import Any
 
 from celery import bootsteps
 from celery.worker.consumer import Consumer
 from celery.worker.request import Request
+from kombu.asynchronous.timer import Entry
 
 logger = logging.getLogger(__name__)
 _celery_request_logger = logging.getLogger("celery.worker.request")
@@ -59,13 +61,15 @@ class _AckLogger:
     def __init__(self, channel: object) -> None:
         self.channel = channel
 
-    def critical(self, msg: str, *args: object, **kwargs: object) -> None:
+    def critical(self, msg: str, *args: object, **kwargs: Any) -> None:
         lost_acks.report(self.channel)
         _celery_request_logger.critical(msg, *args, **kwargs)  # where Celery itself logs it
 
 
 class WatchedRequest(Request):
     """Celery's request, whose acknowledgement reports a failure to BrokerWatch."""
+
+    acknowledged: bool  # Request's own flag (celery ships no type information)
 
     def acknowledge(self) -> None:
         if not self.acknowledged:
@@ -80,7 +84,7 @@ class BrokerWatch(bootsteps.StartStopStep):
 
     def __init__(self, parent: Consumer, **kwargs: object) -> None:
         super().__init__(parent, **kwargs)
-        self.timer_entry = None
+        self.timer_entry: Entry | None = None
 
     def include_if(self, parent: Consumer) -> bool:
         # The consumer treats only its transport's connection errors as a broken connection.

@@ -5,12 +5,13 @@ One worker process per GPU: start each with CUDA_VISIBLE_DEVICES=<n> so it sees 
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
-from imagebatch.worker.preprocess import Decoder, host_transform, normalize_uint8
+from imagebatch.worker.preprocess import Decoder, WeightsTransform, host_transform, normalize_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class DevicePlan:
     compile: bool
     gpu_decode: bool
 
-    def decoder(self, transform: Callable, fast: bool = False) -> Decoder:
+    def decoder(self, transform: WeightsTransform, fast: bool = False) -> Decoder:
         """The host half of `transform` (weights.transforms()) for this plan; `fast`: the fast decode mode."""
         host = host_transform(transform, uint8_input=self.uint8_input, fast=fast)
         return Decoder(host, gpu_device=self.device if self.gpu_decode else None)
@@ -43,7 +44,7 @@ def plan_for(device: str, compile_model: bool = False, gpu_decode: bool = False)
     )
 
 
-def to_model_input(tensors: Sequence[torch.Tensor], transform: Callable, plan: DevicePlan) -> torch.Tensor:
+def to_model_input(tensors: Sequence[torch.Tensor], transform: WeightsTransform, plan: DevicePlan) -> torch.Tensor:
     """One batch on the model's device in channels_last, normalized exactly like weights.transforms()."""
     # Copied straight into a channels_last batch: one pass, no stack-then-convert.
     first = tensors[0]
@@ -65,4 +66,5 @@ def maybe_compile(net: torch.nn.Module, plan: DevicePlan) -> torch.nn.Module:
     if not plan.compile:
         return net
     logger.info("compiling the model for %s (first batch will be slow)", plan.device)
-    return torch.compile(net)
+    # An OptimizedModule (a Module subclass) wrapping `net`; torch types compile()'s result as a plain callable.
+    return cast(torch.nn.Module, torch.compile(net))

@@ -9,17 +9,18 @@ import torch
 from celery import bootsteps
 from celery.worker import WorkController, state
 from celery.worker.consumer import Consumer
+from kombu.asynchronous.timer import Entry
 
 from imagebatch.core.config import settings
 from imagebatch.core.logging import configure_logging
 from imagebatch.core.queueing import queue_for_model
+from imagebatch.core.results import check_embedding_dtype
 from imagebatch.worker.broker_watch import BrokerWatch
 from imagebatch.worker.celery_app import app
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.metrics import WorkerMetrics, start_metrics_server
 from imagebatch.worker.models import ModelUnavailable, ensure_weights, get_spec
 from imagebatch.worker.sweeper import queued_messages, start_sweeper
-from imagebatch.worker.writer import check_embedding_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class BurstStep(bootsteps.StartStopStep):
     def __init__(self, parent: Consumer, **kwargs: object) -> None:
         super().__init__(parent, **kwargs)
         self.idle_checks = 0
-        self.timer_entry = None
+        self.timer_entry: Entry | None = None
 
     def start(self, c: Consumer) -> None:
         self.timer_entry = c.timer.call_repeatedly(_BURST_CHECK_SECONDS, self.check, (c,), priority=10)

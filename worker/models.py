@@ -3,7 +3,6 @@
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torchvision.models import WeightsEnum
 
 from imagebatch.core.catalog import MODELS, ModelSpec
 from imagebatch.worker.gpu import DevicePlan, maybe_compile, plan_for
+from imagebatch.worker.preprocess import WeightsTransform
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class ResNetWithEmbedding(nn.Module):
 class LoadedModel:
     spec: ModelSpec
     weights: WeightsEnum
-    net: ResNetWithEmbedding
-    transform: Callable[..., torch.Tensor]
+    net: nn.Module  # a ResNetWithEmbedding, or torch.compile's wrapper of one: (logits, embedding)
+    transform: WeightsTransform
     labels: list[str]
     weights_path: Path
     weights_sha256: str
@@ -120,8 +120,9 @@ def load_model(name: str, device: str, plan: DevicePlan | None = None) -> Loaded
             f"replace it with the official file from {weights.url}"
         ) from exc
     net = ResNetWithEmbedding(resnet).eval().requires_grad_(False)
-    # channels_last lets oneDNN/cuDNN pick their fastest convolution kernels.
-    net = net.to(device=device, memory_format=torch.channels_last)
+    # channels_last lets oneDNN/cuDNN pick their fastest convolution kernels. (Module.to accepts
+    # a device and a memory format together; torch's overloads do not list that pair.)
+    net = net.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     loaded = LoadedModel(
         spec=spec,
         weights=weights,

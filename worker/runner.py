@@ -33,14 +33,21 @@ logger = logging.getLogger(__name__)
 @retry_database
 def claim(job_id: str, start: int, stop: int, token: str) -> tuple[list[ClaimedImage], JobOptions, int] | None:
     """The chunk's open images, now running for `token`, the job's options and chunk size; None: nothing to do."""
-    chunk = {"job_id": job_id, "start": start, "stop": stop, "claimed_by": token}
     with session_scope() as session:
         # A chunk this delivery claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
-        lifecycle.give_up_exhausted(session=session, **chunk, max_attempts=settings.CHUNK_MAX_ATTEMPTS)
-        claimed = lifecycle.claim_chunk(session=session, **chunk)
+        lifecycle.give_up_exhausted(
+            session=session,
+            job_id=job_id,
+            start=start,
+            stop=stop,
+            claimed_by=token,
+            max_attempts=settings.CHUNK_MAX_ATTEMPTS,
+        )
+        claimed = lifecycle.claim_chunk(session=session, job_id=job_id, start=start, stop=stop, claimed_by=token)
         if not claimed:
             return None
         job = session.get(Job, job_id)
+        assert job is not None  # the claim matched rows of this job, still active
         # Read back as stored: submission validated them (a callback host is not resolved again).
         options, chunk_size = JobOptions.from_record(job), job.chunk_size
     return claimed, options, chunk_size

@@ -8,13 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-# check_embedding_dtype is the worker's startup check, kept importable from here.
-from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, stored_result  # noqa: F401
+from imagebatch.core.results import RESULT_COLUMNS, stored_result
 from imagebatch.db import lifecycle
 from imagebatch.db.models import ImageStatus, LabelSet
 from imagebatch.db.session import session_scope
 from imagebatch.worker.inference import ImageResult
-from imagebatch.worker.reader import DecodedImage, ImageFailure
+from imagebatch.worker.preprocess import DecodedImage, ImageFailure
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["images"])
 MAX_CANDIDATES = 50_000
 
 
-def _candidates(session: Session, job: Job, scope: str, tenant: str | None) -> list[tuple[str, Any, bytes, str]]:
+def _candidates(session: Session, job: Job, scope: str, tenant: str | None) -> list[tuple[str, int, bytes, str]]:
     """(job_id, idx, embedding bytes, dtype) of finished images: this job, or this model's jobs."""
     if scope == "job":
         jobs = [Job.id == job.id]
@@ -39,7 +39,8 @@ def _candidates(session: Session, job: Job, scope: str, tenant: str | None) -> l
     # Each job's record once, read after the rows: a job deleted in between takes its rows along.
     records = session.execute(select(Job.id, Job.reproducibility).where(*jobs)).all()
     dtypes = {job_id: embedding_dtype(repro) for job_id, repro in records}
-    return [(job_id, idx, raw, dtypes[job_id]) for job_id, idx, raw in rows if job_id in dtypes]
+    # (raw is never None: the query skips NULL embeddings.)
+    return [(job_id, idx, raw, dtypes[job_id]) for job_id, idx, raw in rows if job_id in dtypes and raw is not None]
 
 
 def nearest(query: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

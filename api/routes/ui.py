@@ -62,7 +62,7 @@ def get_job_summary(
             Image.job_id == job_id, Image.status == ImageStatus.OK.value, Image.confidence.is_not(None)
         )
     ).all()
-    confidences = [c for c, _ in rows]
+    confidences = [c for c, _ in rows if c is not None]  # all of them: the query skips NULLs
     entropies = [e for _, e in rows if e is not None]
     # ln(1000) nats is the entropy of a uniform guess over ImageNet's classes: the natural top.
     top_entropy = max([float(np.log(1000)), *entropies])

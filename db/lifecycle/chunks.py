@@ -17,6 +17,7 @@ from imagebatch.db.models import (
     JobState,
     utcnow,
 )
+from imagebatch.db.session import changed_rows
 
 _RUNNING = ImageStatus.RUNNING.value
 _PENDING = ImageStatus.PENDING.value
@@ -73,11 +74,12 @@ def claim_chunk(*, session: Session, job_id: str, start: int, stop: int, claimed
 
 def cancel_chunk(*, session: Session, job_id: str, start: int, stop: int, claimed_by: str) -> int:
     """A chunk of a cancelling job: its pending rows and those `claimed_by` holds become cancelled."""
-    return session.execute(
+    return changed_rows(
+        session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), or_(Image.status == _PENDING, _held_by(claimed_by)))
-        .values(status=ImageStatus.CANCELLED.value)
-    ).rowcount
+        .values(status=ImageStatus.CANCELLED.value),
+    )
 
 
 def write_chunk_results(*, session: Session, rows: Sequence[dict]) -> None:
@@ -101,7 +103,8 @@ def fail_chunk(*, session: Session, job_id: str, start: int, stop: int, message:
     Pending ones are included because a chunk whose claim itself kept failing never made them
     running, and the job could otherwise never finish.
     """
-    return session.execute(
+    return changed_rows(
+        session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), Image.status.in_(OPEN_IMAGE_STATUSES))
         .values(
@@ -109,8 +112,8 @@ def fail_chunk(*, session: Session, job_id: str, start: int, stop: int, message:
             error_category=errors.INTERNAL,
             error_message=message[:2000],
             processed_at=utcnow(),
-        )
-    ).rowcount
+        ),
+    )
 
 
 def give_up_exhausted(
@@ -123,7 +126,8 @@ def give_up_exhausted(
     a bounded number of attempts instead of looping forever; and by the sweeper for stale chunks.
     """
     held = _held_by(claimed_by) if claimed_by is not None else Image.status == _RUNNING
-    return session.execute(
+    return changed_rows(
+        session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), held, Image.attempts >= max_attempts)
         .values(
@@ -131,8 +135,8 @@ def give_up_exhausted(
             error_category=errors.TIMED_OUT,
             error_message=f"claimed {max_attempts} times and never finished (worker killed, hung or lost)",
             processed_at=utcnow(),
-        )
-    ).rowcount
+        ),
+    )
 
 
 def release_claim(*, session: Session, job_id: str, start: int, stop: int, claimed_by: str) -> int:
@@ -141,11 +145,12 @@ def release_claim(*, session: Session, job_id: str, start: int, stop: int, claim
     Attempts count claims that vanished (worker killed or hung); a chunk whose worker saw an
     error is retried by the task's own policy instead.
     """
-    return session.execute(
+    return changed_rows(
+        session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), _held_by(claimed_by), Image.attempts > 0)
-        .values(status=_PENDING, claimed_by=None, attempts=Image.attempts - 1)
-    ).rowcount
+        .values(status=_PENDING, claimed_by=None, attempts=Image.attempts - 1),
+    )
 
 
 def requeue_stale_chunk(*, session: Session, job_id: str, start: int, stop: int, cutoff: datetime) -> int:
@@ -154,8 +159,9 @@ def requeue_stale_chunk(*, session: Session, job_id: str, start: int, stop: int,
     Conditional (still running, still stale), so of several sweepers exactly one wins the chunk
     and sends it again; returns how many rows this caller reset.
     """
-    return session.execute(
+    return changed_rows(
+        session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), Image.status == _RUNNING, Image.claimed_at < cutoff)
-        .values(status=_PENDING, claimed_by=None)
-    ).rowcount
+        .values(status=_PENDING, claimed_by=None),
+    )

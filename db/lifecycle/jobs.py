@@ -19,6 +19,7 @@ from imagebatch.db.models import (
     WebhookState,
     utcnow,
 )
+from imagebatch.db.session import changed_rows
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def create_job(
 def _copy_pending_images(session: Session, job_id: str, images: Sequence[ImageSource]) -> None:
     """PostgreSQL: the pending rows through COPY, in the session's transaction (~10x a batched INSERT)."""
     driver = session.connection().connection.driver_connection  # psycopg's own connection
+    assert driver is not None  # None only once the pooled connection is closed
     pending = ImageStatus.PENDING.value
     with (
         driver.cursor() as cursor,
@@ -115,16 +117,18 @@ def finalize_idle_jobs(*, session: Session) -> int:
 def _finalize(session: Session, *which: ColumnElement[bool]) -> list[str]:
     nothing_open = ~exists().where(Image.job_id == Job.id, Image.status.in_(OPEN_IMAGE_STATUSES))
     now = utcnow()
-    completed = session.execute(
+    completed = changed_rows(
+        session,
         update(Job)
         .where(*which, Job.state.in_(ACTIVE_STATES), nothing_open)
-        .values(state=JobState.COMPLETED.value, completed_at=now)
-    ).rowcount
-    cancelled = session.execute(
+        .values(state=JobState.COMPLETED.value, completed_at=now),
+    )
+    cancelled = changed_rows(
+        session,
         update(Job)
         .where(*which, Job.state == JobState.CANCELLING.value, nothing_open)
-        .values(state=JobState.CANCELLED.value, cancelled_at=now)
-    ).rowcount
+        .values(state=JobState.CANCELLED.value, cancelled_at=now),
+    )
     return [JobState.COMPLETED.value] * completed + [JobState.CANCELLED.value] * cancelled
 
 
@@ -134,11 +138,12 @@ def request_cancel(*, session: Session, job_id: str) -> str | None:
     Returns the job's state afterwards (cancelled at once when nothing was running), or None
     when no queued or running job `job_id` was there to cancel.
     """
-    won = session.execute(
+    won = changed_rows(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
-        .values(state=JobState.CANCELLING.value, cancelling_at=utcnow())
-    ).rowcount
+        .values(state=JobState.CANCELLING.value, cancelling_at=utcnow()),
+    )
     if not won:
         return None
     session.execute(
@@ -154,11 +159,12 @@ def fail_job(*, session: Session, job_id: str, message: str) -> bool:
 
     Refused (False) for a job already completed, failed or cancelled.
     """
-    won = session.execute(
+    won = changed_rows(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.state.not_in(FINAL_STATES))
-        .values(state=JobState.FAILED.value, failed_at=utcnow(), error=message)
-    ).rowcount
+        .values(state=JobState.FAILED.value, failed_at=utcnow(), error=message),
+    )
     if won:
         session.execute(
             update(Image)
@@ -171,9 +177,9 @@ def fail_job(*, session: Session, job_id: str, message: str) -> bool:
 def record_reproducibility(*, session: Session, job_id: str, record: dict) -> bool:
     """Store what produced the job's results; the first chunk to run writes it, later ones are refused."""
     return bool(
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.reproducibility.is_(None)).values(reproducibility=record)
-        ).rowcount
+        changed_rows(
+            session, update(Job).where(Job.id == job_id, Job.reproducibility.is_(None)).values(reproducibility=record)
+        )
     )
 
 
@@ -184,20 +190,20 @@ def mark_enqueued(*, session: Session, job_id: str, now: datetime | None = None)
     a job whose API died mid-submission is the one that sends the chunks.
     """
     return bool(
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.enqueued_at.is_(None)).values(enqueued_at=now or utcnow())
-        ).rowcount
+        changed_rows(
+            session, update(Job).where(Job.id == job_id, Job.enqueued_at.is_(None)).values(enqueued_at=now or utcnow())
+        )
     )
 
 
 def renew_enqueued(*, session: Session, job_id: str, seen: datetime, now: datetime) -> bool:
     """Move enqueued_at from `seen` to `now`: a lease, so one sweeper resends a job's lost chunks."""
     return bool(
-        session.execute(update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now)).rowcount
+        changed_rows(session, update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now))
     )
 
 
 def delete_job(*, session: Session, job_id: str) -> bool:
     """Delete the job and its rows (the API cancels an active job first); False if there was none."""
     session.execute(delete(Image).where(Image.job_id == job_id))
-    return session.execute(delete(Job).where(Job.id == job_id)).rowcount > 0
+    return changed_rows(session, delete(Job).where(Job.id == job_id)) > 0

@@ -47,9 +47,11 @@ def requeue_stale(*, session: Session, now: datetime, deadline: float, max_attem
     report = SweepReport()
     cutoff = now - timedelta(seconds=deadline)
     for chunk in _stale_chunks(session, cutoff):
-        where = {"session": session, "job_id": chunk.job_id, "start": chunk.start, "stop": chunk.stop}
-        report.timed_out += give_up_exhausted(**where, max_attempts=max_attempts)
-        if requeue_stale_chunk(**where, cutoff=cutoff):
+        job_id, start, stop = chunk.job_id, chunk.start, chunk.stop
+        report.timed_out += give_up_exhausted(
+            session=session, job_id=job_id, start=start, stop=stop, max_attempts=max_attempts
+        )
+        if requeue_stale_chunk(session=session, job_id=job_id, start=start, stop=stop, cutoff=cutoff):
             report.sent.append(chunk)
             report.requeued.append((chunk.job_id, chunk.start, chunk.stop))
             logger.warning(
@@ -109,6 +111,7 @@ def requeue_orphans(*, session: Session, now: datetime, idle: float, queue_empty
             select(Image.idx).where(Image.job_id == job_id, Image.status == ImageStatus.PENDING.value)
         ).all()
         # Renewing enqueued_at is the lease: one sweeper wins, the next try waits another `idle`.
+        assert enqueued_at is not None  # selected by enqueued_at < cutoff
         if not renew_enqueued(session=session, job_id=job_id, seen=enqueued_at, now=now):
             continue
         resent = resent_chunks(job_id, model, total, size, pending)

@@ -6,6 +6,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from imagebatch.db.models import FINAL_STATES, Job, WebhookState, utcnow
+from imagebatch.db.session import changed_rows
 
 _PENDING, _SENDING = WebhookState.PENDING.value, WebhookState.SENDING.value
 
@@ -26,9 +27,10 @@ def claim_webhook(
     one delivers. The claim time is the lease the outcome is recorded against.
     """
     now = now or utcnow()
-    won = session.execute(
-        update(Job).where(Job.id == job_id, _due(stale_before)).values(webhook_state=_SENDING, webhook_claimed_at=now)
-    ).rowcount
+    won = changed_rows(
+        session,
+        update(Job).where(Job.id == job_id, _due(stale_before)).values(webhook_state=_SENDING, webhook_claimed_at=now),
+    )
     return now if won else None
 
 
@@ -47,11 +49,12 @@ def record_webhook(*, session: Session, job_id: str, claimed_at: datetime, attem
     else:
         values |= {"webhook_state": WebhookState.FAILED.value, "webhook_error": error[:1000]}
     return bool(
-        session.execute(
+        changed_rows(
+            session,
             update(Job)
             .where(Job.id == job_id, Job.webhook_state == _SENDING, Job.webhook_claimed_at == claimed_at)
-            .values(**values)
-        ).rowcount
+            .values(**values),
+        )
     )
 
 

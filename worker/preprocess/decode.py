@@ -1,6 +1,7 @@
 """Decode image bytes like torchvision's reference: pixel limit, draft decode, EXIF orientation, RGB, statistics."""
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -101,14 +102,22 @@ def decode_jpeg_on_device(data: bytes, device: str) -> torch.Tensor:
     return decode_jpeg(raw, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
 
 
+def _per_channel(values: Sequence[float]) -> tuple[float, float, float]:
+    red, green, blue = values  # an RGB image's statistics
+    return float(red), float(green), float(blue)
+
+
 class Decoder:
     """Bytes to a DecodedImage with one host transform; JPEGs on `gpu_device` when given (IMAGEBATCH_GPU_DECODE)."""
 
     def __init__(self, transform: HostTransform, gpu_device: str | None = None) -> None:
-        if gpu_device is not None and not isinstance(transform, Uint8Transform):
-            raise ValueError("GPU JPEG decode needs the uint8 host transform (the device normalizes)")
         self.transform = transform
         self.gpu_device = gpu_device
+        self._on_device: tuple[str, Uint8Transform] | None = None
+        if gpu_device is not None:
+            if not isinstance(transform, Uint8Transform):
+                raise ValueError("GPU JPEG decode needs the uint8 host transform (the device normalizes)")
+            self._on_device = (gpu_device, transform)
 
     def __call__(self, data: bytes) -> DecodedImage:
         """Decode like torchvision's reference: exif_transpose, .convert("RGB"), weights.transforms().
@@ -116,8 +125,8 @@ class Decoder:
         In fast mode JPEGs at least twice the resize size decode at reduced scale (draft mode);
         sizes stay the file's, statistics and tensor come from the reduced decode.
         """
-        if self.gpu_device is not None and is_jpeg(data):
-            return self._decode_on_device(data)
+        if self._on_device is not None and is_jpeg(data):
+            return self._decode_on_device(data, *self._on_device)
         image, full_size = open_checked(data, self.transform.draft_size)
         mode, fmt = image.mode, image.format
         width, height = _oriented(full_size, image)
@@ -130,24 +139,24 @@ class Decoder:
             height=height,
             mode=mode,
             format=fmt,
-            mean=tuple(float(v) for v in stat.mean),
-            std=tuple(float(v) for v in stat.stddev),
+            mean=_per_channel(stat.mean),
+            std=_per_channel(stat.stddev),
             tensor=self.transform(rgb),
         )
 
-    def _decode_on_device(self, data: bytes) -> DecodedImage:
+    def _decode_on_device(self, data: bytes, device: str, transform: Uint8Transform) -> DecodedImage:
         """nvJPEG decode; Pillow still reads the header: mode, size, orientation."""
         with Image.open(io.BytesIO(data)) as header:
             check_pixels(header)
             mode, (width, height) = header.mode, _oriented(header.size, header)
-        full = decode_jpeg_on_device(data, self.gpu_device)
+        full = decode_jpeg_on_device(data, device)
         pixels = full.flatten(1).float()
         return DecodedImage(
             width=width,
             height=height,
             mode=mode,
             format="JPEG",
-            mean=tuple(pixels.mean(1).tolist()),
-            std=tuple(pixels.std(1, correction=0).tolist()),
-            tensor=self.transform.resize_crop_tensor(full),
+            mean=_per_channel(pixels.mean(1).tolist()),
+            std=_per_channel(pixels.std(1, correction=0).tolist()),
+            tensor=transform.resize_crop_tensor(full),
         )

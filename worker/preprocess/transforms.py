@@ -1,10 +1,12 @@
 """The host half of weights.transforms(): Pillow resize and crop, then float math in numpy (CPU) or uint8 (CUDA)."""
 
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 from torchvision.transforms.v2 import functional as F2
 
@@ -12,6 +14,22 @@ Size = tuple[int, int]
 Box = tuple[float, float, float, float]
 
 DECODE_MODES = ("fast", "exact")
+
+
+class WeightsTransform(Protocol):
+    """A weights.transforms() (torchvision's ImageClassification): called on an image, its parameters read."""
+
+    @property
+    def resize_size(self) -> Sequence[int]: ...
+    @property
+    def crop_size(self) -> Sequence[int]: ...
+    @property
+    def interpolation(self) -> InterpolationMode: ...
+    @property
+    def mean(self) -> Sequence[float]: ...
+    @property
+    def std(self) -> Sequence[float]: ...
+    def __call__(self, image: Image.Image) -> torch.Tensor: ...
 
 
 def fast_decode(mode: str) -> bool:
@@ -37,7 +55,7 @@ class ResizeCrop:
     away from the exact path. It does 40% less resampling work.
     """
 
-    def __init__(self, transform: Callable, fast: bool = False) -> None:
+    def __init__(self, transform: WeightsTransform, fast: bool = False) -> None:
         self.resize_size, self.crop_size = list(transform.resize_size), list(transform.crop_size)
         self.interpolation = transform.interpolation
         self.fast = fast
@@ -68,7 +86,7 @@ class ResizeCrop:
 class HostTransform:
     """What the decode threads apply to an RGB image: the Pillow resize and crop, then a subclass's output."""
 
-    def __init__(self, transform: Callable, fast: bool = False) -> None:
+    def __init__(self, transform: WeightsTransform, fast: bool = False) -> None:
         self.resize_crop = ResizeCrop(transform, fast)
         self.resize_size, self.crop_size = self.resize_crop.resize_size, self.resize_crop.crop_size
         self.interpolation = self.resize_crop.interpolation
@@ -93,7 +111,7 @@ class NumpyNormalize(HostTransform):
     calling thread.
     """
 
-    def __init__(self, transform: Callable, fast: bool = False) -> None:
+    def __init__(self, transform: WeightsTransform, fast: bool = False) -> None:
         super().__init__(transform, fast)
         self.mean = np.asarray(transform.mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(transform.std, dtype=np.float32).reshape(3, 1, 1)
@@ -133,11 +151,11 @@ class Uint8Transform(HostTransform):
         return f"Uint8Transform(resize={self.resize_size}, crop={self.crop_size}, {self.interpolation})"
 
 
-def host_transform(transform: Callable, *, uint8_input: bool, fast: bool = False) -> HostTransform:
+def host_transform(transform: WeightsTransform, *, uint8_input: bool, fast: bool = False) -> HostTransform:
     """uint8 for a device that normalizes (CUDA), else exactly the weights' transforms' floats."""
     return Uint8Transform(transform, fast) if uint8_input else NumpyNormalize(transform, fast)
 
 
-def normalize_uint8(batch: torch.Tensor, transform: Callable) -> torch.Tensor:
+def normalize_uint8(batch: torch.Tensor, transform: WeightsTransform) -> torch.Tensor:
     """A uint8 batch (from Uint8Transform) normalized exactly like weights.transforms(), where it lies."""
     return F2.normalize(batch.float().div_(255), mean=list(transform.mean), std=list(transform.std))
