@@ -88,6 +88,8 @@ def onnx_model(net: nn.Module, size: int, opset: int = ONNX_OPSET) -> onnx.Model
         optimize=True,
         verbose=False,
     )
+    if program is None:  # dynamo=True always builds a program; None is the legacy exporter's answer
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
     return program.model_proto
 
 

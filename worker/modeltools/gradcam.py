@@ -2,7 +2,6 @@
 
 import io
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +11,7 @@ from PIL import Image
 
 from imagebatch.worker.models import ResNetWithEmbedding
 from imagebatch.worker.preprocess import ResizeCrop
+from imagebatch.worker.preprocess.transforms import WeightsTransform
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Explanation:
 
 
 def explain(
-    net: ResNetWithEmbedding, transform: Callable, image: Image.Image, class_index: int | None = None
+    net: ResNetWithEmbedding, transform: WeightsTransform, image: Image.Image, class_index: int | None = None
 ) -> Explanation:
     """Grad-CAM of a decoded RGB image through the model's transforms (weights.transforms() or its
     equivalent): heatmap and overlay PNGs, both at the input crop's size."""

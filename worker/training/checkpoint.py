@@ -22,9 +22,9 @@ def fingerprint(config: dict, classes: list[str], dataset_sha256: str, val_files
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def rng_state() -> dict:
+def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
     """The global generators training draws from (augmentation); shuffling has its own per-epoch seed."""
-    state = {"torch": torch.get_rng_state()}
+    state: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -10,8 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from imagebatch.core import errors
 from imagebatch.core.config import settings
+from imagebatch.worker.preprocess import ImageFailure
 from imagebatch.worker.training.config import TrainingConfig
 from imagebatch.worker.training.errors import DatasetError
 from imagebatch.worker.training.images import DEFAULT_CACHE_BYTES, Decoded, ImageSet, Preprocessing, decode_file
@@ -74,12 +77,18 @@ def _decode_all(files: Sequence[tuple[str, LabelledFile]], side: int, max_bytes:
         yield from pool.map(lambda item: decode_file(item[1].path, side, max_bytes), files)
 
 
-def _validate(files: Sequence[tuple[str, LabelledFile]], side: int, max_bytes: int, budget: int):
+def _validate(
+    files: Sequence[tuple[str, LabelledFile]], side: int, max_bytes: int, budget: int
+) -> tuple[list[_Usable], list[torch.Tensor] | None, list[SkippedFile]]:
     """Decode every file once: (usable files, their images or None when over budget, skipped files)."""
-    usable, images, skipped, held = [], [], [], 0
+    usable: list[_Usable] = []
+    images: list[torch.Tensor] | None = []
+    skipped: list[SkippedFile] = []
+    held = 0
     for (role, file), decoded in zip(files, _decode_all(files, side, max_bytes), strict=True):
         if decoded.image is None:
-            skipped.append(SkippedFile(file.rel, file.label, decoded.failure.category, decoded.failure.message))
+            failure = decoded.failure or ImageFailure(errors.UNREADABLE, "no image")
+            skipped.append(SkippedFile(file.rel, file.label, failure.category, failure.message))
             continue
         usable.append(_Usable(file, role, decoded.sha256))
         if images is not None:

@@ -135,7 +135,8 @@ class ImageSet:
             return self.images[index]
         decoded = decode_file(self.paths[index], self.side, self.max_bytes)
         if decoded.image is None:  # the file changed since it was validated
-            raise RuntimeError(f"{self.paths[index]} no longer decodes: {decoded.failure.message}")
+            reason = decoded.failure.message if decoded.failure else "no image"
+            raise RuntimeError(f"{self.paths[index]} no longer decodes: {reason}")
         return decoded.image
 
     def subset(self, indices: Sequence[int]) -> "ImageSet":

@@ -165,6 +165,8 @@ def _finish(
     stepper: Stepper, dataset: PreparedDataset, progress: _Progress, base_weights: dict | None, output_dir: Path
 ) -> TrainingResult:
     """Evaluate the best epoch's weights on the validation split and save them with their metadata."""
+    if progress.best_state is None or progress.best_epoch is None:
+        raise RuntimeError("training finished without a completed epoch to keep")
     stepper.net.load_state_dict(progress.best_state)
     result = stepper.evaluate(dataset.val, lambda: False)
     evaluation = metrics.evaluate(result.true, result.rankings, dataset.classes)
