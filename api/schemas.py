@@ -81,6 +81,7 @@ class ErrorOut(BaseModel):
 
 
 _ERROR_TEXT = {
+    400: "Malformed request: a cursor this API did not hand out, a broken multipart body (the message says what)",
     401: "Missing, invalid or revoked API key",
     413: "Request or job over a size limit (named)",
     429: "Tenant limit reached (named); retry after Retry-After seconds",

@@ -20,8 +20,9 @@ from imagebatch.core.config import settings
 from imagebatch.core.logging import bind_job
 from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle, views, webhooks
+from imagebatch.db.cursors import InvalidCursor
 from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, JobState
-from imagebatch.db.results import InvalidCursor, list_jobs
+from imagebatch.db.results import list_jobs
 from imagebatch.db.session import session_scope
 from imagebatch.db.views import JobView
 
@@ -124,7 +125,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
     return await run_in_threadpool(_view, job_id)
 
 
-@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(422, 503))
+@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(400, 422, 503))
 def list_all_jobs(
     session: SessionDep,
     tenant: TenantDep,
@@ -138,7 +139,7 @@ def list_all_jobs(
     try:
         page, next_cursor = list_jobs(session, state=state or None, limit=limit, cursor=cursor, tenant=tenant)
     except InvalidCursor as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(400, str(exc)) from exc
     return JobPage(items=views.job_views(session, page), next_cursor=next_cursor)
 
 

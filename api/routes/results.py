@@ -15,9 +15,9 @@ from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import TEXT, ResultPage, content_response, error_responses
 from imagebatch.core.catalog import MODELS
 from imagebatch.core.results import INCLUDABLE, csv_header, csv_row, embedding_dtype, probability_columns
+from imagebatch.db.cursors import InvalidCursor
 from imagebatch.db.results import (
     STATUS_FILTERS,
-    InvalidCursor,
     ResultFilters,
     iter_item_pages,
     label_set,
@@ -66,7 +66,7 @@ def _include(include: str | None) -> set[str]:
     "/{job_id}/results",
     response_model=ResultPage,
     response_model_exclude_unset=True,
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(400, 404, 422, 503),
 )
 def list_results(
     job_id: str,
@@ -85,7 +85,7 @@ def list_results(
             session, job_id=job_id, filters=filters, limit=limit, cursor=cursor, include=wanted
         )
     except InvalidCursor as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(400, str(exc)) from exc
     dtype = embedding_dtype(job.reproducibility)
     items = [result_item(image, embedding_dtype=dtype, include=wanted) for image in images]
     return {"items": items, "next_cursor": next_cursor}
