@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Request
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from imagebatch.api.schemas import describe_validation_error
 from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
 from imagebatch.core.config import settings
-from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roots
+from imagebatch.core.netguard import BlockedAddress, InvalidUrl, check_host_name, parse_http_url, within_roots
 from imagebatch.core.options import JobOptions
 from imagebatch.core.storage import get_store
 from imagebatch.db.lifecycle import ImageSource
@@ -225,12 +225,17 @@ def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
     where = f"uris[{i}]"
     if not isinstance(entry, str) or not entry.strip() or "\x00" in entry:
         raise SubmissionError(422, f"{where}: must be a non-empty path or URL string")
-    parsed = urlparse(entry)
+    try:
+        parsed = urlsplit(entry)
+    except ValueError as exc:
+        raise SubmissionError(422, f"{where}: {entry!r} is not a valid URL ({exc})") from exc
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
-        if not parsed.hostname:
-            raise SubmissionError(422, f"{where}: URL {entry!r} has no host")
-        _check_url_host(where, entry, parsed.hostname)
+        try:
+            url = parse_http_url(entry)  # as the worker will, to download it: what it could not is refused now
+        except InvalidUrl as exc:
+            raise SubmissionError(422, f"{where}: URL {entry!r} {exc}") from exc
+        _check_url_host(where, entry, url.host)
         return ImageSource(source=entry, location=entry)
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):

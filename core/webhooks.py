@@ -43,16 +43,19 @@ def check_callback_url(url: str) -> str:
     resolved address public unless IMAGEBATCH_ALLOW_PRIVATE_URLS is set (metadata addresses
     are refused even then, as for image URLs).
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not url.lower().startswith(("http://", "https://")):
         raise UnsafeUrl(f"must be an http:// or https:// URL (got {url!r})")
+    try:
+        target = netguard.parse_http_url(url)  # as an image URL: both parsers must read it alike
+    except netguard.InvalidUrl as exc:
+        raise UnsafeUrl(f"{url!r} {exc}") from exc
+    parts = urlsplit(url)
     if parts.username or parts.password:
         raise UnsafeUrl("must not carry credentials; the payload is signed instead")
     allow_private = settings.ALLOW_PRIVATE_URLS
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        netguard.check_host_name(parts.hostname, allow_private=allow_private)
-        netguard.resolve_public(parts.hostname, port, allow_private=allow_private)
+        netguard.check_host_name(target.host, allow_private=allow_private)
+        netguard.resolve_public(target.host, target.port, allow_private=allow_private)
     except (netguard.BlockedAddress, OSError) as exc:
         raise UnsafeUrl(str(exc)) from exc
     return url

@@ -261,6 +261,32 @@ def test_uri_manifest_rejects_paths_outside_roots(api, tmp_path):
     assert job_count(api) == jobs_before
 
 
+MALFORMED_URLS = [
+    ("http://[::1/", "not a valid URL"),  # urlparse: ValueError "Invalid IPv6 URL" (was a 500)
+    ("https://[zz]/", "not a valid URL"),
+    ("http://images.example.com:99999/a.jpg", "port"),  # was accepted, then failed as `unreadable`
+    ("http://images.example.com:abc/", "port"),
+    ("http://images.example.com:-1/a.jpg", "port"),
+    ("http://images.example.com:0/a.jpg", "port"),
+    ("http://images.example.com:+80/a.jpg", "port"),
+    ("http://exa\x01mple.com/a.jpg", "not a valid URL"),
+    ("http://exa mple.com/a.jpg", "not a valid URL"),
+    ("http://xn--zz.com/a.jpg", "not a valid URL"),
+    ("file://[::1/a.jpg", "not a valid URL"),
+]
+
+
+@pytest.mark.parametrize("url, fragment", MALFORMED_URLS)
+def test_malformed_urls_are_422_naming_the_entry(api, url, fragment):
+    good = [f"https://images.example.com/{i}.jpg" for i in range(3)]
+    jobs_before = job_count(api)
+    response = api.client.post("/v1/jobs", json={"uris": [*good, url]})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("uris[3]: ") and fragment in detail, detail
+    assert job_count(api) == jobs_before
+
+
 def test_local_paths_disabled_without_roots(degraded_api):
     response = degraded_api.client.post("/v1/jobs", json={"uris": ["/tmp/a.jpg"]})
     assert response.status_code == 422
