@@ -25,6 +25,10 @@ TIMESTAMP_HEADER = "X-Imagebatch-Timestamp"
 EVENT = "job.finished"
 # Seconds between attempts grow 1, 2, 4, ... up to this.
 _MAX_BACKOFF = 60.0
+_NO_SECRET = (
+    "not sent: IMAGEBATCH_WEBHOOK_SECRET is not set, and a signature made with an empty key could be "
+    "forged by anyone; set it on the workers and the API"
+)
 _BACKOFF_BASE = 1.0
 
 
@@ -63,6 +67,8 @@ def check_callback_url(url: str) -> str:
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """'sha256=' + hex HMAC-SHA256 of '<timestamp>.<body>' (the timestamp defeats replays)."""
+    if not secret:
+        raise ValueError("refusing to sign a webhook with an empty key (IMAGEBATCH_WEBHOOK_SECRET is not set)")
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
@@ -106,6 +112,11 @@ def delivery_lease() -> float:
 
 def deliver(url: str, payload: dict[str, Any], job_id: str) -> Delivery:
     """POST the signed payload to `url` with retries; never raises for the receiver's failures."""
+    if not settings.WEBHOOK_SECRET:
+        # Submission refuses callbacks without a secret; a job stored before that (or a secret
+        # removed since) fails its delivery instead of sending a signature anyone could forge.
+        logger.warning("job %s: webhook not sent: %s", job_id, _NO_SECRET, extra={"job_id": job_id})
+        return Delivery(0, _NO_SECRET)
     body = json.dumps(payload, separators=(",", ":")).encode()
     attempts = 0
     try:

@@ -230,3 +230,15 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised_json_and_parquet_keep
     assert [item["source"] for item in items] == names
     table = pq.read_table(io.BytesIO(client.get(f"/v1/jobs/{job_id}/results.parquet").content))
     assert table.column("source").to_pylist() == names
+
+
+def test_a_callback_url_without_a_webhook_secret_is_refused(client):
+    """This API has no IMAGEBATCH_WEBHOOK_SECRET: a signature would use an empty key anyone can forge."""
+    url = "https://hooks.example.org/done"
+    form = client.post("/v1/jobs", files=[("files", ("a.jpg", _jpeg(1)))], data={"callback_url": url})
+    manifest = client.post("/v1/jobs", json={"uris": ["https://images.example.org/a.jpg"], "callback_url": url})
+    for response in (form, manifest):
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith("callback_url: ") and "IMAGEBATCH_WEBHOOK_SECRET is not set" in detail
+    assert client.get("/v1/jobs").json()["items"] == []
