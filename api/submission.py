@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,29 @@ OPTION_FIELDS = tuple(JobOptions.model_fields)
 _MAX_FIELD_BYTES = 64 * 1024
 # A file part stays in memory up to this size, then rolls over to disk; only one is open at once.
 _SPOOL_BYTES = 1024 * 1024
+_PARSER_HEADER_BYTES = 4 * 1024 * 1024
+_FIELD_NAME = re.compile(rb'(?:^|;)\s*name="([^"]*)"')
+_FILE_NAME = re.compile(rb'filename="([^"]*)')
+
+
+def header_limit() -> int:
+    """Bytes a part's header value may take: a file name of MAX_FILENAME_LENGTH characters of up
+    to 4 UTF-8 bytes each, with room for the rest of its Content-Disposition."""
+    return 4 * settings.MAX_FILENAME_LENGTH + 512
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 40 else name[:40] + "…"
+
+
+def name_too_long(field: str, name: str) -> "SubmissionError":
+    """400 naming the field and the start of the file name."""
+    limit = settings.MAX_FILENAME_LENGTH
+    return SubmissionError(
+        400,
+        f"{field}: file name {_shown(name)!r} is longer than {limit} characters "
+        "(IMAGEBATCH_MAX_FILENAME_LENGTH); rename the file",
+    )
 
 
 class SubmissionError(Exception):
@@ -99,6 +123,15 @@ class _FormReader:
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._header[1] += data[start:end]
+        if len(self._header[1]) > header_limit():
+            # Our limit before python-multipart's ("Maximum header size exceeded"), so the answer says why.
+            field, value = self._header
+            if field.strip().lower() == b"content-disposition" and (name := _FILE_NAME.search(value)):
+                part = _FIELD_NAME.search(value)
+                raise name_too_long(_text(part.group(1)) if part else "files", _text(name.group(1)))
+            raise SubmissionError(
+                400, f"a multipart part's {_text(field)[:40]!r} header is over {header_limit()} bytes"
+            )
 
     def on_header_end(self) -> None:
         if self._header[0].strip().lower() == b"content-disposition":
@@ -111,6 +144,8 @@ class _FormReader:
             raise SubmissionError(400, "a multipart part has no name in its Content-Disposition")
         self._name = _text(params[b"name"])
         self._filename = _text(params[b"filename"]) if b"filename" in params else None
+        if self._filename is not None and len(self._filename) > settings.MAX_FILENAME_LENGTH:
+            raise name_too_long(self._name, self._filename)
         if self._name in IMAGE_FIELDS:
             if self._name == "archive" and self.archive is not None:
                 raise SubmissionError(422, "archive: send one archive per job")
@@ -186,7 +221,9 @@ class _FormReader:
 
 async def _read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
     reader = _FormReader(images)
-    parser = MultipartParser(boundary, reader.callbacks())
+    # python-multipart counts header bytes as it scans a chunk, before our callbacks see them; its
+    # far larger limit leaves the check (with a message naming the file name) to on_header_value.
+    parser = MultipartParser(boundary, reader.callbacks(), max_header_size=_PARSER_HEADER_BYTES)
     received, limit = 0, settings.MAX_UPLOAD_BYTES
     try:
         async for chunk in request.stream():

@@ -212,6 +212,37 @@ def test_bad_submissions_are_4xx_and_leave_nothing_behind(api, request_kwargs, s
     assert job_count(api) == jobs_before and _blob_dirs(api) == blobs_before
 
 
+@pytest.mark.parametrize(
+    "field, name",
+    [
+        ("files", "a" * 5000 + ".jpg"),  # was 400 "Maximum header size exceeded" (python-multipart)
+        ("files", "é" * 1100 + ".jpg"),  # under python-multipart's 4 KiB header, over 1024 characters
+        ("files", "b" * 200_000 + ".jpg"),
+        ("archive", "z" * 5000 + ".zip"),
+    ],
+)
+def test_a_file_name_over_the_limit_is_400_naming_it(api, field, name):
+    jobs_before, blobs_before = job_count(api), _blob_dirs(api)
+    data = _zip({"a.jpg": b"a"}) if field == "archive" else b"a"
+    response = api.client.post("/v1/jobs", files=[("files", ("first.jpg", b"x")), (field, (name, data))])
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"{field}: file name {name[:20]!r}"[:-1]), detail
+    assert "longer than 1024 characters" in detail and "IMAGEBATCH_MAX_FILENAME_LENGTH" in detail, detail
+    assert len(detail) < 500
+    assert job_count(api) == jobs_before and _blob_dirs(api) == blobs_before
+
+
+def test_a_long_file_name_is_kept_whole_as_the_source_under_a_short_key(api):
+    name = "photos/" + "é" * 1010 + ".jpeg"  # 1022 characters, 2033 bytes: far over a file system's 255
+    response = api.client.post("/v1/jobs", files=[("files", (name, b"jpeg bytes"))])
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    (row,) = image_rows(api, job_id)
+    assert (row.source, row.location) == (name, f"blob:{job_id}/000000.jpeg")
+    assert (api.blobs / job_id / "000000.jpeg").read_bytes() == b"jpeg bytes"
+
+
 def test_uri_manifest_local_paths_and_urls(api):
     (api.roots / "sub").mkdir(exist_ok=True)
     (api.roots / "a.jpg").write_bytes(b"a")
