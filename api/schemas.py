@@ -86,6 +86,7 @@ _ERROR_TEXT = {
     413: "Request or job over a size limit (named)",
     429: "Tenant limit reached (named); retry after Retry-After seconds",
     404: "Job not found",
+    408: "The request body stalled (nothing received for IMAGEBATCH_UPLOAD_IDLE_TIMEOUT seconds)",
     409: "Conflict with the job's state",
     415: "Unsupported content type",
     422: "Invalid request (the message names the field)",

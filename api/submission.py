@@ -1,10 +1,11 @@
 """Turn a POST /v1/jobs body (files, an archive or a URI list) into options and stored image sources."""
 
+import asyncio
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -219,17 +220,34 @@ class _FormReader:
                 handle.close()
 
 
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives, within MAX_UPLOAD_BYTES; 408 once the client has sent nothing for
+    UPLOAD_IDLE_TIMEOUT seconds (a stalled client would otherwise hold its blobs for ever)."""
+    chunks, received = request.stream(), 0
+    idle, limit = settings.UPLOAD_IDLE_TIMEOUT, settings.MAX_UPLOAD_BYTES
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise SubmissionError(
+                408, f"no request body received for {idle:g} s (IMAGEBATCH_UPLOAD_IDLE_TIMEOUT); upload dropped"
+            ) from None
+        received += len(chunk)
+        if received > limit:
+            raise SubmissionError(413, _too_big(limit))
+        yield chunk
+
+
 async def _read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
     reader = _FormReader(images)
     # python-multipart counts header bytes as it scans a chunk, before our callbacks see them; its
     # far larger limit leaves the check (with a message naming the file name) to on_header_value.
     parser = MultipartParser(boundary, reader.callbacks(), max_header_size=_PARSER_HEADER_BYTES)
-    received, limit = 0, settings.MAX_UPLOAD_BYTES
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise SubmissionError(413, _too_big(limit))
+        async for chunk in _body(request):
             # The callbacks write temp files and blobs: blocking work, kept off the event loop.
             await run_in_threadpool(parser.write, chunk)
         await run_in_threadpool(parser.finalize)
@@ -301,12 +319,7 @@ def _check_url_host(where: str, entry: str, host: str) -> None:
 
 
 async def _body_within_limit(request: Request) -> bytes:
-    body, limit = bytearray(), settings.MAX_UPLOAD_BYTES
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise SubmissionError(413, _too_big(limit))
-    return bytes(body)
+    return b"".join([chunk async for chunk in _body(request)])
 
 
 async def _read_json(request: Request) -> Submission:

@@ -83,7 +83,7 @@ async def _existing(response: Response, job_id: str, tenant: str | None) -> JobV
     status_code=202,
     response_model=JobView,
     openapi_extra=submit_request_body(),
-    responses=error_responses(401, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 429, 503),
 )
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobView:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
