@@ -7,10 +7,10 @@ from typing import TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from imagebatch.db.models import JOB_ID_PATTERN
+
 # Image.idx is an INTEGER column: anything larger would reach the database as an error.
 INT32_MAX = 2**31 - 1
-# Job ids are uuid4 hex from the API (tests use short names); Job.id is a VARCHAR(32).
-JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 # Far longer than any cursor handed out; a longer one is not worth decoding.
 MAX_CURSOR_CHARS = 512
 _HINT = "pass back the next_cursor of the previous page unchanged"

@@ -77,6 +77,11 @@ class Base(DeclarativeBase):
     pass
 
 
+# What a job id can be: the API makes uuid4 hex (tests use short names); Job.id is a VARCHAR(32).
+# Anything else cannot name a job, and is never sent to the database (PostgreSQL refuses NUL).
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+
+
 class Job(Base):
     __tablename__ = "jobs"
 

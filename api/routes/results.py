@@ -44,6 +44,8 @@ def result_filters(
     errors_only: bool = False,
 ) -> ResultFilters:
     """The filters shared by the JSON and CSV routes; empty values mean "no filter"."""
+    if label and "\x00" in label:
+        raise HTTPException(422, "label: must not contain a NUL character")
     if status and status not in STATUS_FILTERS:
         raise HTTPException(422, f"status: must be one of {', '.join(STATUS_FILTERS)} (got {status!r})")
     return ResultFilters(label or None, min_confidence, max_confidence, max_entropy, status or None, errors_only)

@@ -17,6 +17,11 @@ def test_unknown_job_is_404(api):
     for method, path in [("GET", "/v1/jobs/nope"), ("POST", "/v1/jobs/nope/cancel"), ("DELETE", "/v1/jobs/nope")]:
         response = api.client.request(method, path)
         assert response.status_code == 404 and response.json() == {"detail": "Job not found"}
+    # Ids no job can have (NUL, which PostgreSQL refuses; too long) are 404 too, without a query.
+    for job_id in ("a%00b", "x" * 33, "%C3%A9t%C3%A9"):
+        for suffix in ("", "/results", "/results.csv", "/images/0"):
+            response = api.client.get(f"/v1/jobs/{job_id}{suffix}")
+            assert response.status_code == 404 and response.json() == {"detail": "Job not found"}, response.text
 
 
 def test_cancel_without_workers_cancels_every_pending_image_then_409(api):
