@@ -2,8 +2,7 @@
 
 import re
 import tempfile
-from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
@@ -14,6 +13,9 @@ from imagebatch.api.bodies import Submission, SubmissionError, body_chunks, pars
 from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
 from imagebatch.core.config import settings
 from imagebatch.core.options import JobOptions
+
+if TYPE_CHECKING:  # python-multipart defines its callback types for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 # A multipart body's parts: the images, then one text field per option (each at most once).
 IMAGE_FIELDS = ("files", "archive")
@@ -65,22 +67,22 @@ class _FormReader:
         self.archive_name = ""
         self._header = [b"", b""]
         self._disposition = b""
-        self._name, self._filename = "", None
+        self._name = ""
+        self._filename: str | None = None
         self._sink: IO[bytes] | None = None
         self._size = 0
         self._value = bytearray()
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
-        names = (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
-        return {name: getattr(self, name) for name in names}
+    def callbacks(self) -> "MultipartCallbacks":
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
 
     def on_part_begin(self) -> None:
         self._disposition, self._name, self._filename = b"", "", None

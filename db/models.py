@@ -2,6 +2,7 @@
 
 import enum
 from datetime import UTC, datetime
+from typing import overload
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +25,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is None:
