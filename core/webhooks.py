@@ -25,11 +25,11 @@ TIMESTAMP_HEADER = "X-Imagebatch-Timestamp"
 EVENT = "job.finished"
 # Seconds between attempts grow 1, 2, 4, ... up to this.
 _MAX_BACKOFF = 60.0
+_BACKOFF_BASE = 1.0
 _NO_SECRET = (
     "not sent: IMAGEBATCH_WEBHOOK_SECRET is not set, and a signature made with an empty key could be "
     "forged by anyone; set it on the workers and the API"
 )
-_BACKOFF_BASE = 1.0
 
 
 class UnsafeUrl(ValueError):
