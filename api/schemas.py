@@ -81,10 +81,12 @@ class ErrorOut(BaseModel):
 
 
 _ERROR_TEXT = {
+    400: "Malformed request: a cursor this API did not hand out, a broken multipart body (the message says what)",
     401: "Missing, invalid or revoked API key",
     413: "Request or job over a size limit (named)",
     429: "Tenant limit reached (named); retry after Retry-After seconds",
     404: "Job not found",
+    408: "The request body stalled (nothing received for IMAGEBATCH_UPLOAD_IDLE_TIMEOUT seconds)",
     409: "Conflict with the job's state",
     415: "Unsupported content type",
     422: "Invalid request (the message names the field)",

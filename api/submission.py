@@ -2,209 +2,21 @@
 
 import json
 import os
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Request
-from pydantic import ValidationError
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from imagebatch.api.schemas import describe_validation_error
-from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extract_archive
+from imagebatch.api.bodies import Submission, SubmissionError, body_chunks, parse_options, too_big
+from imagebatch.api.multipart import read_multipart
+from imagebatch.api.uploads import ImageSink
 from imagebatch.core.config import settings
-from imagebatch.core.netguard import BlockedAddress, check_host_name, within_roots
-from imagebatch.core.options import JobOptions
+from imagebatch.core.netguard import BlockedAddress, InvalidUrl, check_host_name, parse_http_url, within_roots
 from imagebatch.core.storage import get_store
 from imagebatch.db.lifecycle import ImageSource
-
-if TYPE_CHECKING:
-    from python_multipart.multipart import MultipartCallbacks  # declared for type checkers only
-
-# A multipart body's parts: the images, then one text field per option (each at most once).
-IMAGE_FIELDS = ("files", "archive")
-OPTION_FIELDS = tuple(JobOptions.model_fields)
-_MAX_FIELD_BYTES = 64 * 1024
-# A file part stays in memory up to this size, then rolls over to disk; only one is open at once.
-_SPOOL_BYTES = 1024 * 1024
-
-
-class SubmissionError(Exception):
-    """A request the client must fix; becomes {"detail": message} with this status."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-
-
-@dataclass
-class Submission:
-    options: JobOptions
-    images: list[ImageSource]
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-def _text(raw: bytes) -> str:
-    # Browsers send UTF-8 names; anything else still yields a usable (if odd) name.
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return text.replace("\x00", "")
-
-
-def parse_options(raw: dict[str, Any]) -> JobOptions:
-    try:
-        return JobOptions.model_validate(raw)
-    except ValidationError as exc:
-        raise SubmissionError(422, describe_validation_error(exc)) from exc
-
-
-class _FormReader:
-    """python-multipart callbacks: each `files` part goes to the blob store as soon as it ends."""
-
-    def __init__(self, images: ImageSink) -> None:
-        self.images = images
-        self.fields: dict[str, str] = {}
-        self.archive: IO[bytes] | None = None
-        self.archive_name = ""
-        self._header = [b"", b""]
-        self._disposition = b""
-        self._name = ""
-        self._filename: str | None = None
-        self._sink: IO[bytes] | None = None
-        self._size = 0
-        self._value = bytearray()
-
-    def callbacks(self) -> "MultipartCallbacks":
-        return {
-            "on_part_begin": self.on_part_begin,
-            "on_header_field": self.on_header_field,
-            "on_header_value": self.on_header_value,
-            "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished,
-            "on_part_data": self.on_part_data,
-            "on_part_end": self.on_part_end,
-        }
-
-    def on_part_begin(self) -> None:
-        self._disposition, self._name, self._filename = b"", "", None
-        self._size, self._value = 0, bytearray()
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header[0] += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header[1] += data[start:end]
-
-    def on_header_end(self) -> None:
-        if self._header[0].strip().lower() == b"content-disposition":
-            self._disposition = self._header[1]
-        self._header = [b"", b""]
-
-    def on_headers_finished(self) -> None:
-        _, params = parse_options_header(self._disposition)
-        if b"name" not in params:
-            raise SubmissionError(400, "a multipart part has no name in its Content-Disposition")
-        self._name = _text(params[b"name"])
-        self._filename = _text(params[b"filename"]) if b"filename" in params else None
-        if self._name in IMAGE_FIELDS:
-            if self._name == "archive" and self.archive is not None:
-                raise SubmissionError(422, "archive: send one archive per job")
-            # An archive must be seekable as a whole, so it always goes to a real temp file.
-            if self._filename is not None:
-                # Open across parser callbacks: closed in on_part_end, or by close() on any error.
-                self._sink = (
-                    tempfile.TemporaryFile()  # noqa: SIM115
-                    if self._name == "archive"
-                    else tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
-                )
-        elif self._name in OPTION_FIELDS:
-            if self._name in self.fields:
-                raise SubmissionError(422, f"{self._name}: given more than once")
-        else:
-            expected = ", ".join(IMAGE_FIELDS + OPTION_FIELDS)
-            raise SubmissionError(422, f"unknown form field {self._name!r}; expected one of {expected}")
-
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._sink is not None:
-            self._sink.write(data[start:end])
-            self._size += end - start
-            return
-        self._value += data[start:end]
-        if len(self._value) > _MAX_FIELD_BYTES:
-            raise SubmissionError(422, f"{self._name}: value too long")
-
-    def on_part_end(self) -> None:
-        sink, self._sink = self._sink, None
-        if self._name in OPTION_FIELDS:
-            self.fields[self._name] = _text(bytes(self._value))
-        elif sink is None:
-            # Some clients send an unchosen file input as an empty text field: ignore only that.
-            if self._value.strip():
-                raise SubmissionError(422, f"{self._name}: must be a file upload, not a text field")
-        elif not self._filename and not self._size:
-            sink.close()  # a browser form with no file chosen still sends an empty, unnamed part
-        elif self._name == "archive":
-            self.archive, self.archive_name = sink, self._filename or "archive"
-        else:
-            try:
-                sink.seek(0)
-                self.images.add(self._filename or f"upload-{len(self.images.images)}", sink)
-            finally:
-                sink.close()
-
-    def finish(self) -> Submission:
-        options = parse_options(self.fields)
-        if self.archive is not None:
-            if self.images.images:
-                raise SubmissionError(422, "send either `files` parts or one `archive`, not both")
-            try:
-                extract_archive(self.archive, self.archive_name, self.images)
-            except ArchiveError as exc:
-                raise SubmissionError(422, str(exc)) from exc
-            except UploadLimit as exc:
-                raise SubmissionError(413, f"archive {self.archive_name!r}: {exc}") from exc
-            if not self.images.images:
-                raise SubmissionError(
-                    422,
-                    f"archive {self.archive_name!r} contains no images "
-                    f"({len(self.images.skipped)} member(s) skipped: not images or unsafe paths)",
-                )
-        if not self.images.images:
-            raise SubmissionError(422, 'no images: send `files` parts, one `archive`, or JSON {"uris": [...]}')
-        return Submission(options, self.images.images, self.images.skipped)
-
-    def close(self) -> None:
-        for handle in (self._sink, self.archive):
-            if handle is not None:
-                handle.close()
-
-
-async def _read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
-    reader = _FormReader(images)
-    parser = MultipartParser(boundary, reader.callbacks())
-    received, limit = 0, settings.MAX_UPLOAD_BYTES
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise SubmissionError(413, _too_big(limit))
-            # The callbacks write temp files and blobs: blocking work, kept off the event loop.
-            await run_in_threadpool(parser.write, chunk)
-        await run_in_threadpool(parser.finalize)
-        return await run_in_threadpool(reader.finish)
-    except FormParserError as exc:
-        raise SubmissionError(400, f"malformed multipart body: {exc}") from exc
-    except UploadLimit as exc:
-        raise SubmissionError(413, str(exc)) from exc
-    finally:
-        reader.close()
 
 
 def _allowed_path(where: str, entry: str, path: str, roots: list[Path]) -> str:
@@ -227,12 +39,17 @@ def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
     where = f"uris[{i}]"
     if not isinstance(entry, str) or not entry.strip() or "\x00" in entry:
         raise SubmissionError(422, f"{where}: must be a non-empty path or URL string")
-    parsed = urlparse(entry)
+    try:
+        parsed = urlsplit(entry)
+    except ValueError as exc:
+        raise SubmissionError(422, f"{where}: {entry!r} is not a valid URL ({exc})") from exc
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
-        if not parsed.hostname:
-            raise SubmissionError(422, f"{where}: URL {entry!r} has no host")
-        _check_url_host(where, entry, parsed.hostname)
+        try:
+            url = parse_http_url(entry)  # as the worker will, to download it: what it could not is refused now
+        except InvalidUrl as exc:
+            raise SubmissionError(422, f"{where}: URL {entry!r} {exc}") from exc
+        _check_url_host(where, entry, url.host)
         return ImageSource(source=entry, location=entry)
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -248,10 +65,6 @@ def resolve_uri(i: int, entry: Any, roots: list[Path]) -> ImageSource:
     return ImageSource(source=entry, location=f"file:{_allowed_path(where, entry, path, roots)}")
 
 
-def _too_big(limit: int) -> str:
-    return f"request body is larger than {limit} bytes (MAX_UPLOAD_BYTES)"
-
-
 def _check_url_host(where: str, entry: str, host: str) -> None:
     # Only what the spelling gives away; the worker checks resolved addresses on every hop.
     try:
@@ -261,12 +74,7 @@ def _check_url_host(where: str, entry: str, host: str) -> None:
 
 
 async def _body_within_limit(request: Request) -> bytes:
-    body, limit = bytearray(), settings.MAX_UPLOAD_BYTES
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise SubmissionError(413, _too_big(limit))
-    return bytes(body)
+    return b"".join([chunk async for chunk in body_chunks(request)])
 
 
 async def _read_json(request: Request) -> Submission:
@@ -298,7 +106,7 @@ async def read_submission(request: Request, job_id: str) -> Submission:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.MAX_UPLOAD_BYTES:
-        raise SubmissionError(413, _too_big(settings.MAX_UPLOAD_BYTES))
+        raise SubmissionError(413, too_big(settings.MAX_UPLOAD_BYTES))
     if content_type == b"application/json":
         return await _read_json(request)
     if content_type != b"multipart/form-data":
@@ -310,7 +118,7 @@ async def read_submission(request: Request, job_id: str) -> Submission:
     store = get_store()
     try:
         sink = ImageSink(job_id, store, max_images=settings.MAX_IMAGES_PER_JOB)
-        return await _read_multipart(request, sink, params[b"boundary"])
+        return await read_multipart(request, sink, params[b"boundary"])
     except Exception:
         await run_in_threadpool(store.delete_prefix, f"{job_id}/")
         raise

@@ -74,7 +74,11 @@ def submit(
     store_probabilities: bool = typer.Option(False, "--store-probabilities", help="Keep all 1000 probabilities."),
     precision: Precision | None = typer.Option(None, help=f"Default: {settings.DEFAULT_PRECISION}."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until the job ends."),
-    callback_url: str | None = typer.Option(None, "--callback-url", help="POSTed (HMAC-signed) when the job ends."),
+    callback_url: str | None = typer.Option(
+        None,
+        "--callback-url",
+        help="POSTed (HMAC-signed) when the job ends; the server needs IMAGEBATCH_WEBHOOK_SECRET.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the job document instead of its id."),
 ) -> None:
     """Submit a job and print its id (alone on stdout, for scripts)."""

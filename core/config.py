@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     MAX_ARCHIVE_MEMBERS: int = Field(default=200_000, ge=1)
     MAX_ARCHIVE_UNCOMPRESSED_BYTES: int = Field(default=20 * 1024**3, ge=1)
     MAX_ARCHIVE_RATIO: float = Field(default=100.0, gt=1)
+    # Seconds a request body may send nothing before the upload is dropped (408) and its blobs removed.
+    UPLOAD_IDLE_TIMEOUT: float = Field(default=60.0, gt=0)
+    # Characters in an uploaded file's name (a multipart part's filename); longer is answered 400.
+    MAX_FILENAME_LENGTH: int = Field(default=1024, ge=16, le=16384)
     # Let http(s) URLs reach loopback, private, link-local and metadata addresses.
     ALLOW_PRIVATE_URLS: bool = False
     FETCH_MAX_REDIRECTS: int = Field(default=5, ge=0)

@@ -2,8 +2,13 @@
 
 import ipaddress
 import os
+import re
 import socket
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -22,6 +27,59 @@ LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopb
 
 class BlockedAddress(ValueError):
     """A URL or path that policy forbids (private address, outside the allowed roots...)."""
+
+
+# DNS labels of at most 63 letters, digits, '-' or '_' (as IDNA encodes any other letter), 253 in all.
+_HOST_NAME = re.compile(rb"(?=.{1,253}$)[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*\.?")
+
+
+class InvalidUrl(ValueError):
+    """A string that is not a usable http(s) URL; the message reads after the URL ("is not a valid URL (...)")."""
+
+
+class HttpUrl(NamedTuple):
+    scheme: str  # http or https
+    host: str  # as urlsplit spells it: lower case, IPv6 without brackets
+    port: int  # the default port of the scheme when the URL names none
+    authority: str  # host[:port] as written, what the Host header carries
+
+
+def parse_http_url(url: str) -> HttpUrl:
+    """The parts of an http(s) URL, or InvalidUrl saying what is wrong.
+
+    Parsed twice, by urllib (which the address checks use) and by httpx (which connects), and
+    refused unless both accept it and agree on the host: a URL two parsers read differently is
+    how a check gets pointed at one host and a request at another.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        # Both hosts as httpx encodes them (IDNA, so 'ümlaut.de' and 'xn--mlaut-jva.de' compare equal).
+        parsed = httpx.URL(url)
+        _ = parsed.host  # decodes the IDNA labels: an invalid one raises here
+        connected = parsed.raw_host.lower()
+        checked = httpx.URL(f"http://[{host}]/" if ":" in host else f"http://{host}/").raw_host.lower()
+    except (ValueError, httpx.InvalidURL) as exc:  # IDNA errors are UnicodeErrors, hence ValueErrors
+        raise InvalidUrl(f"is not a valid URL ({exc})") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidUrl("is not a valid URL (must be http:// or https://)")
+    if not host:
+        raise InvalidUrl("has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise InvalidUrl("is not a valid URL (its port must be a number from 1 to 65535)")
+    if connected != checked:
+        raise InvalidUrl(
+            f"is not a valid URL (its host reads as {host!r} and as {connected.decode(errors='replace')!r})"
+        )
+    if literal_address(host) is None and not _HOST_NAME.fullmatch(connected):
+        raise InvalidUrl(f"is not a valid URL ({host!r} is not a host name)")
+    authority = parts.netloc.rsplit("@", 1)[-1]
+    return HttpUrl(scheme, host, port or (443 if scheme == "https" else 80), authority)
 
 
 def forbidden_reason(address: IPAddress, *, allow_private: bool = False) -> str | None:

@@ -51,7 +51,11 @@ class JobOptions(BaseModel):
         description="inference precision; auto picks bf16 or fp16 where the device runs it fast",
     )
     callback_url: str | None = Field(
-        default=None, description="http(s) URL POSTed once (HMAC-signed) when the job reaches a final state"
+        default=None,
+        description=(
+            "http(s) URL POSTed once (HMAC-SHA256-signed) when the job reaches a final state; "
+            "refused unless the server has IMAGEBATCH_WEBHOOK_SECRET set"
+        ),
     )
 
     @classmethod
@@ -71,6 +75,12 @@ class JobOptions(BaseModel):
 
         if not value:
             return None
+        if not settings.WEBHOOK_SECRET:
+            # A signature made with an empty key is one anyone can forge.
+            raise ValueError(
+                "IMAGEBATCH_WEBHOOK_SECRET is not set on the server, so the webhook could not be signed; "
+                "ask the operator to set it, or submit without callback_url"
+            )
         try:
             return check_callback_url(value)
         except UnsafeUrl as exc:

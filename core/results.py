@@ -63,6 +63,9 @@ CSV_BASE_COLUMNS = (
     "entropy",
 )
 _NO_TRIPLE = (None, None, None)
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): text starting with
+# one of these is exported with a leading single quote, so it shows as text and never runs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def check_embedding_dtype(name: str) -> str:
@@ -201,10 +204,20 @@ def csv_header(top_k: int, probability_names: Sequence[str] | None = None) -> li
     return columns + list(probability_names or ())
 
 
+def csv_text(value: Any) -> Any:
+    """A CSV cell: text a spreadsheet would run as a formula gets a leading "'"; anything else
+    (numbers above all: -0.5 stays a number) is left as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_row(item: Mapping[str, Any], top_k: int, *, probability_count: int = 0) -> list[Any]:
     """One JSON item as a CSV line's values, in csv_header order; None becomes an empty cell.
 
-    probability_count > 0 appends that many probability cells (empty for unprocessed images).
+    Text cells (file names, error messages, labels...) go through csv_text; JSON and Parquet
+    keep the raw values. probability_count > 0 appends that many probability cells (empty for
+    unprocessed images).
     """
     error = item["error"] or {}
     row: list[Any] = [
@@ -228,6 +241,7 @@ def csv_row(item: Mapping[str, Any], top_k: int, *, probability_count: int = 0) 
     for i in range(top_k):
         entry = entries[i] if i < len(entries) else {}
         row += [entry.get("label"), entry.get("index"), entry.get("probability")]
+    row = [csv_text(value) for value in row]
     if probability_count:
         probs = item.get("probabilities")
         # 9 significant digits round-trip a float32 exactly while keeping the file compact.

@@ -26,6 +26,10 @@ EVENT = "job.finished"
 # Seconds between attempts grow 1, 2, 4, ... up to this.
 _MAX_BACKOFF = 60.0
 _BACKOFF_BASE = 1.0
+_NO_SECRET = (
+    "not sent: IMAGEBATCH_WEBHOOK_SECRET is not set, and a signature made with an empty key could be "
+    "forged by anyone; set it on the workers and the API"
+)
 
 
 class UnsafeUrl(ValueError):
@@ -43,16 +47,19 @@ def check_callback_url(url: str) -> str:
     resolved address public unless IMAGEBATCH_ALLOW_PRIVATE_URLS is set (metadata addresses
     are refused even then, as for image URLs).
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not url.lower().startswith(("http://", "https://")):
         raise UnsafeUrl(f"must be an http:// or https:// URL (got {url!r})")
+    try:
+        target = netguard.parse_http_url(url)  # as an image URL: both parsers must read it alike
+    except netguard.InvalidUrl as exc:
+        raise UnsafeUrl(f"{url!r} {exc}") from exc
+    parts = urlsplit(url)
     if parts.username or parts.password:
         raise UnsafeUrl("must not carry credentials; the payload is signed instead")
     allow_private = settings.ALLOW_PRIVATE_URLS
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        netguard.check_host_name(parts.hostname, allow_private=allow_private)
-        netguard.resolve_public(parts.hostname, port, allow_private=allow_private)
+        netguard.check_host_name(target.host, allow_private=allow_private)
+        netguard.resolve_public(target.host, target.port, allow_private=allow_private)
     except (netguard.BlockedAddress, OSError) as exc:
         raise UnsafeUrl(str(exc)) from exc
     return url
@@ -60,6 +67,8 @@ def check_callback_url(url: str) -> str:
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """'sha256=' + hex HMAC-SHA256 of '<timestamp>.<body>' (the timestamp defeats replays)."""
+    if not secret:
+        raise ValueError("refusing to sign a webhook with an empty key (IMAGEBATCH_WEBHOOK_SECRET is not set)")
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
@@ -103,6 +112,11 @@ def delivery_lease() -> float:
 
 def deliver(url: str, payload: dict[str, Any], job_id: str) -> Delivery:
     """POST the signed payload to `url` with retries; never raises for the receiver's failures."""
+    if not settings.WEBHOOK_SECRET:
+        # Submission refuses callbacks without a secret; a job stored before that (or a secret
+        # removed since) fails its delivery instead of sending a signature anyone could forge.
+        logger.warning("job %s: webhook not sent: %s", job_id, _NO_SECRET, extra={"job_id": job_id})
+        return Delivery(0, _NO_SECRET)
     body = json.dumps(payload, separators=(",", ":")).encode()
     attempts = 0
     try:

@@ -28,6 +28,8 @@ def utcnow() -> datetime:
 @overload
 def as_utc(value: datetime) -> datetime: ...
 @overload
+def as_utc(value: None) -> None: ...
+@overload
 def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
@@ -80,6 +82,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     pass
+
+
+# What a job id can be: the API makes uuid4 hex (tests use short names); Job.id is a VARCHAR(32).
+# Anything else cannot name a job, and is never sent to the database (PostgreSQL refuses NUL).
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 
 
 class Job(Base):

@@ -1,16 +1,14 @@
 """Read-side queries for the API: job pages with counts, filtered results, keyset cursors, result items."""
 
-import base64
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
 from imagebatch.core import results
+from imagebatch.db.cursors import JobCursor, ResultCursor, decode_cursor, encode_cursor
 from imagebatch.db.models import OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, LabelSet, as_utc
 from imagebatch.db.session import session_scope
 
@@ -24,26 +22,6 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 }
 
 
-class InvalidCursor(ValueError):
-    """A cursor that this API did not hand out (or that was altered)."""
-
-
-def encode_cursor(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeError) as exc:
-        raise InvalidCursor("cursor: not a cursor returned by this API") from exc
-    if not isinstance(payload, dict):
-        raise InvalidCursor("cursor: not a cursor returned by this API")
-    return payload
-
-
 def list_jobs(
     session: Session, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
 ) -> tuple[list[Job], str | None]:
@@ -54,20 +32,15 @@ def list_jobs(
     if state:
         query = query.where(Job.state == state)
     if cursor:
-        after = decode_cursor(cursor)
-        try:
-            created = datetime.fromisoformat(after["c"])
-            last_id = str(after["i"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidCursor("cursor: not a cursor returned by this API") from exc
-        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
+        after = decode_cursor(cursor, JobCursor)
+        query = query.where(or_(Job.created_at < after.c, and_(Job.created_at == after.c, Job.id < after.i)))
     query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     jobs = list(session.scalars(query))
     if len(jobs) <= limit:
         return jobs, None
     jobs = jobs[:limit]
     tail = jobs[-1]
-    return jobs, encode_cursor({"c": as_utc(tail.created_at).isoformat(), "i": tail.id})
+    return jobs, encode_cursor(JobCursor(c=as_utc(tail.created_at), i=tail.id))
 
 
 @dataclass(frozen=True)
@@ -97,12 +70,7 @@ class ResultFilters:
 
 
 def _after_index(cursor: str | None) -> int:
-    if not cursor:
-        return -1
-    after = decode_cursor(cursor).get("after")
-    if not isinstance(after, int):
-        raise InvalidCursor("cursor: not a cursor returned by this API")
-    return after
+    return decode_cursor(cursor, ResultCursor).after if cursor else -1
 
 
 def result_page(
@@ -129,7 +97,7 @@ def result_page(
     if len(images) <= limit:
         return images, None
     images = images[:limit]
-    return images, encode_cursor({"after": images[-1].idx})
+    return images, encode_cursor(ResultCursor(after=images[-1].idx))
 
 
 def iter_item_pages(

@@ -2,13 +2,13 @@
 
 import logging
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
 from imagebatch.core import errors
 from imagebatch.core.config import Settings
-from imagebatch.core.netguard import BlockedAddress, check_host_name, resolve_public
+from imagebatch.core.netguard import BlockedAddress, InvalidUrl, check_host_name, parse_http_url, resolve_public
 
 logger = logging.getLogger(__name__)
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -20,6 +20,13 @@ class FetchError(Exception):
     def __init__(self, category: str, message: str) -> None:
         super().__init__(message)
         self.category = category
+
+
+def _redirect_target(current: str, location: str) -> str:
+    try:
+        return urljoin(current, location)
+    except ValueError as exc:  # e.g. Location: http://[::1/
+        raise FetchError(errors.FETCH_FAILED, f"{current} redirects to {location!r}, which is not a valid URL") from exc
 
 
 class Fetcher:
@@ -51,7 +58,7 @@ class Fetcher:
                 response = self.client.send(request, stream=True)
                 try:
                     if response.status_code in _REDIRECTS and "location" in response.headers:
-                        current = urljoin(current, response.headers["location"])
+                        current = _redirect_target(current, response.headers["location"])
                         continue
                     if response.status_code >= 400:
                         raise FetchError(errors.FETCH_FAILED, f"HTTP {response.status_code} from {current}")
@@ -67,15 +74,17 @@ class Fetcher:
 
     def _pinned_request(self, url: str) -> httpx.Request:
         """A GET that connects to a validated address of the URL's host, keeping Host and TLS name."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not url.lower().startswith(("http://", "https://")):
             raise FetchError(errors.FETCH_FAILED, f"not an http(s) URL: {url}")
-        host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            parts = parse_http_url(url)
+        except InvalidUrl as exc:  # a row stored before submission checked this, or a redirect
+            raise FetchError(errors.FETCH_FAILED, f"{url!r} {exc}") from exc
+        host = parts.host
         allow = self.settings.ALLOW_PRIVATE_URLS
         try:
             check_host_name(host, allow_private=allow)
-            address = resolve_public(host, port, allow_private=allow)[0]
+            address = resolve_public(host, parts.port, allow_private=allow)[0]
         except BlockedAddress as exc:
             raise FetchError(errors.FORBIDDEN_ADDRESS, f"{url}: {exc}") from exc
         except OSError as exc:
@@ -83,7 +92,7 @@ class Fetcher:
         # Connecting to the address checked above means DNS cannot swap in another between check and use.
         pinned = httpx.URL(url).copy_with(host=address)
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
+        headers = {"Host": parts.authority}
         return self.client.build_request("GET", pinned, headers=headers, extensions=extensions)
 
     def _read_body(self, response: httpx.Response, url: str, deadline: float) -> bytes:

@@ -11,17 +11,19 @@ from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api import idempotency
 from imagebatch.api.auth import TenantDep
+from imagebatch.api.bodies import Submission, SubmissionError
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.api.limits import check_job_size, check_tenant_limits
 from imagebatch.api.schemas import JobPage, error_responses, submit_request_body
-from imagebatch.api.submission import Submission, SubmissionError, read_submission
+from imagebatch.api.submission import read_submission
 from imagebatch.core.config import settings
 from imagebatch.core.logging import bind_job
 from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle, views, webhooks
+from imagebatch.db.cursors import InvalidCursor
 from imagebatch.db.models import ACTIVE_STATES, FINAL_STATES, JobState
-from imagebatch.db.results import InvalidCursor, list_jobs
+from imagebatch.db.results import list_jobs
 from imagebatch.db.session import session_scope
 from imagebatch.db.views import JobView
 
@@ -82,7 +84,7 @@ async def _existing(response: Response, job_id: str, tenant: str | None) -> JobV
     status_code=202,
     response_model=JobView,
     openapi_extra=submit_request_body(),
-    responses=error_responses(401, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 429, 503),
 )
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobView:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
@@ -124,7 +126,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
     return await run_in_threadpool(_view, job_id)
 
 
-@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(422, 503))
+@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(400, 422, 503))
 def list_all_jobs(
     session: SessionDep,
     tenant: TenantDep,
@@ -138,7 +140,7 @@ def list_all_jobs(
     try:
         page, next_cursor = list_jobs(session, state=state or None, limit=limit, cursor=cursor, tenant=tenant)
     except InvalidCursor as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(400, str(exc)) from exc
     return JobPage(items=views.job_views(session, page), next_cursor=next_cursor)
 
 

@@ -15,9 +15,9 @@ from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import TEXT, ResultPage, content_response, error_responses
 from imagebatch.core.catalog import MODELS
 from imagebatch.core.results import INCLUDABLE, csv_header, csv_row, embedding_dtype, probability_columns
+from imagebatch.db.cursors import InvalidCursor
 from imagebatch.db.results import (
     STATUS_FILTERS,
-    InvalidCursor,
     ResultFilters,
     iter_item_pages,
     label_set,
@@ -44,6 +44,8 @@ def result_filters(
     errors_only: bool = False,
 ) -> ResultFilters:
     """The filters shared by the JSON and CSV routes; empty values mean "no filter"."""
+    if label and "\x00" in label:
+        raise HTTPException(422, "label: must not contain a NUL character")
     if status and status not in STATUS_FILTERS:
         raise HTTPException(422, f"status: must be one of {', '.join(STATUS_FILTERS)} (got {status!r})")
     return ResultFilters(label or None, min_confidence, max_confidence, max_entropy, status or None, errors_only)
@@ -66,7 +68,7 @@ def _include(include: str | None) -> set[str]:
     "/{job_id}/results",
     response_model=ResultPage,
     response_model_exclude_unset=True,
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(400, 404, 422, 503),
 )
 def list_results(
     job_id: str,
@@ -85,7 +87,7 @@ def list_results(
             session, job_id=job_id, filters=filters, limit=limit, cursor=cursor, include=wanted
         )
     except InvalidCursor as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(400, str(exc)) from exc
     dtype = embedding_dtype(job.reproducibility)
     items = [result_item(image, embedding_dtype=dtype, include=wanted) for image in images]
     return {"items": items, "next_cursor": next_cursor}

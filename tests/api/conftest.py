@@ -90,7 +90,13 @@ def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roo
     port = free_port()
     data_dir, root_dir = tmp / "data", tmp / "roots"
     root_dir.mkdir(parents=True, exist_ok=True)
-    env = clean_env(PYTHONPATH=str(REPO), IMAGEBATCH_DATA_DIR=str(data_dir), IMAGEBATCH_CHUNK_SIZE=str(CHUNK_SIZE))
+    env = clean_env(
+        PYTHONPATH=str(REPO),
+        IMAGEBATCH_DATA_DIR=str(data_dir),
+        IMAGEBATCH_CHUNK_SIZE=str(CHUNK_SIZE),
+        # Callbacks are refused without a key to sign them with (tests/system/security checks that).
+        IMAGEBATCH_WEBHOOK_SECRET="api-test-secret",
+    )
     if roots:
         env["IMAGEBATCH_ALLOWED_ROOTS"] = str(root_dir)
     if database_url:

@@ -1,5 +1,9 @@
 """Job lifecycle over real HTTP: inspect, list with cursors, cancel, delete."""
 
+import base64
+import json
+
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -13,6 +17,11 @@ def test_unknown_job_is_404(api):
     for method, path in [("GET", "/v1/jobs/nope"), ("POST", "/v1/jobs/nope/cancel"), ("DELETE", "/v1/jobs/nope")]:
         response = api.client.request(method, path)
         assert response.status_code == 404 and response.json() == {"detail": "Job not found"}
+    # Ids no job can have (NUL, which PostgreSQL refuses; too long) are 404 too, without a query.
+    for job_id in ("a%00b", "x" * 33, "%C3%A9t%C3%A9"):
+        for suffix in ("", "/results", "/results.csv", "/images/0"):
+            response = api.client.get(f"/v1/jobs/{job_id}{suffix}")
+            assert response.status_code == 404 and response.json() == {"detail": "Job not found"}, response.text
 
 
 def test_cancel_without_workers_cancels_every_pending_image_then_409(api):
@@ -96,7 +105,34 @@ def test_list_filters_by_state_and_rejects_bad_parameters(api):
         ({"state": "done"}, "state"),
         ({"limit": 0}, "limit"),
         ({"limit": 501}, "limit"),
-        ({"cursor": "garbage!"}, "cursor"),
     ]:
         response = api.client.get("/v1/jobs", params=params)
         assert response.status_code == 422 and response.json()["detail"].startswith(fragment), response.text
+
+
+def _b64(payload: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage!",
+        _b64({"c": "2026-01-01T00:00:00+00:00", "i": "a\x00b"}),  # NUL: PostgreSQL refuses the string
+        _b64({"c": "2026-01-01T00:00:00+00:00", "i": "x" * 33}),  # longer than a job id
+        _b64({"c": "2026-01-01T00:00:00+00:00", "i": 7}),
+        _b64({"c": True, "i": "abc"}),
+        _b64({"c": 1767225600, "i": "abc"}),
+        _b64({"c": "99999-01-01T00:00:00+00:00", "i": "abc"}),
+        _b64({"c": "0001-01-01T00:00:00+23:59", "i": "abc"}),  # before year 1 in UTC
+        _b64({"c": "2026-01-01T00:00:00", "i": "abc"}),  # no time zone: not one of ours
+        _b64({"c": "yesterday", "i": "abc"}),
+        _b64({"c": "2026-01-01T00:00:00+00:00", "i": "abc", "x": 1}),
+        _b64({"after": 3}),  # a results cursor
+        _b64(None),
+    ],
+)
+def test_a_tampered_job_cursor_is_400_naming_the_cursor(api, cursor):
+    response = api.client.get("/v1/jobs", params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("cursor: "), response.text

@@ -1,7 +1,9 @@
 """Results and CSV export over real HTTP, against rows written directly as a worker would."""
 
+import base64
 import csv
 import io
+import json
 
 import numpy as np
 import pytest
@@ -208,14 +210,45 @@ def test_large_job_streams_csv_and_pages_json(api):
         ({"max_entropy": -1}, "max_entropy"),
         ({"status": "done"}, "status"),
         ({"include": "embedding,pixels"}, "include"),
-        ({"cursor": "not-a-cursor"}, "cursor"),
         ({"errors_only": "perhaps"}, "errors_only"),
+        ({"label": "tabby\x00"}, "label"),  # PostgreSQL refuses NUL in a string: never sent to it
     ],
 )
 def test_bad_result_parameters_are_422(api, finished, params, fragment):
     job_id, _ = finished
     response = api.client.get(f"/v1/jobs/{job_id}/results", params=params)
     assert response.status_code == 422 and response.json()["detail"].startswith(fragment), response.text
+
+
+def _b64(payload: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+TAMPERED_RESULT_CURSORS = [
+    _b64({"after": True}),  # a bool is no index (PostgreSQL: ArgumentError)
+    _b64({"after": 2147483648}),  # past the INTEGER column (PostgreSQL: NumericValueOutOfRange)
+    _b64({"after": -(2**70)}),
+    _b64({"after": -2}),
+    _b64({"after": 1.5}),
+    _b64({"after": "3"}),
+    _b64({"after": None}),
+    _b64({"after": 1, "extra": 2}),
+    _b64({}),
+    _b64([1]),
+    _b64({"c": "2026-01-01T00:00:00+00:00", "i": "a" * 32}),  # a job-list cursor
+    base64.urlsafe_b64encode(b"\xff\xfe not json").decode(),
+    "not-a-cursor!",
+    "%00",
+    "A" * 5000,
+]
+
+
+@pytest.mark.parametrize("cursor", TAMPERED_RESULT_CURSORS)
+def test_a_tampered_cursor_is_400_naming_the_cursor(api, finished, cursor):
+    job_id, _ = finished
+    response = api.client.get(f"/v1/jobs/{job_id}/results", params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("cursor: "), response.text
 
 
 def test_results_of_unknown_job_are_404(api):

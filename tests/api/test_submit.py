@@ -212,6 +212,37 @@ def test_bad_submissions_are_4xx_and_leave_nothing_behind(api, request_kwargs, s
     assert job_count(api) == jobs_before and _blob_dirs(api) == blobs_before
 
 
+@pytest.mark.parametrize(
+    "field, name",
+    [
+        ("files", "a" * 5000 + ".jpg"),  # was 400 "Maximum header size exceeded" (python-multipart)
+        ("files", "é" * 1100 + ".jpg"),  # under python-multipart's 4 KiB header, over 1024 characters
+        ("files", "b" * 200_000 + ".jpg"),
+        ("archive", "z" * 5000 + ".zip"),
+    ],
+)
+def test_a_file_name_over_the_limit_is_400_naming_it(api, field, name):
+    jobs_before, blobs_before = job_count(api), _blob_dirs(api)
+    data = _zip({"a.jpg": b"a"}) if field == "archive" else b"a"
+    response = api.client.post("/v1/jobs", files=[("files", ("first.jpg", b"x")), (field, (name, data))])
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"{field}: file name {name[:20]!r}"[:-1]), detail
+    assert "longer than 1024 characters" in detail and "IMAGEBATCH_MAX_FILENAME_LENGTH" in detail, detail
+    assert len(detail) < 500
+    assert job_count(api) == jobs_before and _blob_dirs(api) == blobs_before
+
+
+def test_a_long_file_name_is_kept_whole_as_the_source_under_a_short_key(api):
+    name = "photos/" + "é" * 1010 + ".jpeg"  # 1022 characters, 2033 bytes: far over a file system's 255
+    response = api.client.post("/v1/jobs", files=[("files", (name, b"jpeg bytes"))])
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    (row,) = image_rows(api, job_id)
+    assert (row.source, row.location) == (name, f"blob:{job_id}/000000.jpeg")
+    assert (api.blobs / job_id / "000000.jpeg").read_bytes() == b"jpeg bytes"
+
+
 def test_uri_manifest_local_paths_and_urls(api):
     (api.roots / "sub").mkdir(exist_ok=True)
     (api.roots / "a.jpg").write_bytes(b"a")
@@ -258,6 +289,32 @@ def test_uri_manifest_rejects_paths_outside_roots(api, tmp_path):
         assert response.status_code == 422, (entry, response.text)
         detail = response.json()["detail"]
         assert detail.startswith("uris[1]: ") and fragment in detail, (entry, detail)
+    assert job_count(api) == jobs_before
+
+
+MALFORMED_URLS = [
+    ("http://[::1/", "not a valid URL"),  # urlparse: ValueError "Invalid IPv6 URL" (was a 500)
+    ("https://[zz]/", "not a valid URL"),
+    ("http://images.example.com:99999/a.jpg", "port"),  # was accepted, then failed as `unreadable`
+    ("http://images.example.com:abc/", "port"),
+    ("http://images.example.com:-1/a.jpg", "port"),
+    ("http://images.example.com:0/a.jpg", "port"),
+    ("http://images.example.com:+80/a.jpg", "port"),
+    ("http://exa\x01mple.com/a.jpg", "not a valid URL"),
+    ("http://exa mple.com/a.jpg", "not a valid URL"),
+    ("http://xn--zz.com/a.jpg", "not a valid URL"),
+    ("file://[::1/a.jpg", "not a valid URL"),
+]
+
+
+@pytest.mark.parametrize("url, fragment", MALFORMED_URLS)
+def test_malformed_urls_are_422_naming_the_entry(api, url, fragment):
+    good = [f"https://images.example.com/{i}.jpg" for i in range(3)]
+    jobs_before = job_count(api)
+    response = api.client.post("/v1/jobs", json={"uris": [*good, url]})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("uris[3]: ") and fragment in detail, detail
     assert job_count(api) == jobs_before
 
 

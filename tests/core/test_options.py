@@ -33,7 +33,9 @@ def _views(tmp_path: Path, **env: str) -> dict:
         capture_output=True,
         text=True,
         timeout=300,
-        env=clean_env(IMAGEBATCH_DATA_DIR=str(tmp_path / "data"), **env),
+        env=clean_env(
+            IMAGEBATCH_DATA_DIR=str(tmp_path / "data"), IMAGEBATCH_WEBHOOK_SECRET="options-test-secret", **env
+        ),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -42,6 +44,7 @@ def _views(tmp_path: Path, **env: str) -> dict:
 
 def test_the_given_values_cover_every_option(monkeypatch):
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "options-test-secret")
     assert set(GIVEN) == set(NAMES)
     assert JobOptions.model_validate(GIVEN).model_dump() == GIVEN
 
@@ -106,12 +109,42 @@ def test_the_python_client_accepts_every_option():
         ({"colour": "red"}, "colour: unknown option"),
     ],
 )
-def test_submission_checks_name_the_field(raw, message):
+def test_submission_checks_name_the_field(raw, message, monkeypatch):
     from imagebatch.api.schemas import describe_validation_error
 
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "options-test-secret")
     with pytest.raises(ValidationError) as caught:
         JobOptions.model_validate(raw)
     assert describe_validation_error(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1/", "https://[zz]/", "https://hooks.example.com:99999/x", "https://hooks.example.com:abc/"],
+)
+def test_a_malformed_callback_url_names_the_field(url, monkeypatch):
+    from imagebatch.api.schemas import describe_validation_error
+
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "options-test-secret")
+    with pytest.raises(ValidationError) as caught:
+        JobOptions.model_validate({"callback_url": url})
+    assert describe_validation_error(caught.value).startswith(f"callback_url: {url!r} is not a valid URL")
+
+
+def test_a_callback_url_needs_the_webhook_secret(monkeypatch):
+    """No webhook is ever signed with an empty key: without the secret a callback is refused."""
+    from imagebatch.api.schemas import describe_validation_error
+
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "")
+    with pytest.raises(ValidationError) as caught:
+        JobOptions.model_validate({"callback_url": "http://127.0.0.1:9/hook"})
+    detail = describe_validation_error(caught.value)
+    assert detail.startswith("callback_url: ") and "IMAGEBATCH_WEBHOOK_SECRET is not set" in detail
+    assert JobOptions.model_validate({"callback_url": None}).callback_url is None  # no callback: no secret needed
+    assert "IMAGEBATCH_WEBHOOK_SECRET" in JobOptions.model_json_schema()["properties"]["callback_url"]["description"]
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "s3cret")
+    assert JobOptions.model_validate({"callback_url": "http://127.0.0.1:9/hook"}).callback_url
 
 
 def test_a_stored_job_is_read_back_without_checks():

@@ -135,6 +135,35 @@ def test_csv_header_and_rows_from_items():
     assert results.probability_columns(["crane", "x", "crane"]) == ["p_crane_0", "p_x", "p_crane_2"]
 
 
+FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"]
+
+
+def test_csv_text_cells_a_spreadsheet_would_run_are_neutralised_but_numbers_are_not():
+    item = _items(include=("probabilities",))[0]
+    item.update(
+        source='=HYPERLINK("http://x","y").jpg',
+        status="@SUM(1)",
+        error={"category": "+1", "message": "\r=cmd"},
+        mode="-2",
+        format="\tTIFF",
+        margin=-0.25,  # a negative number stays a number
+        entropy=-0.0,
+    )
+    item["top_k"][0]["label"] = "=label"
+    row = results.csv_row(item, 2, probability_count=3)
+    cell = dict(zip(results.csv_header(2, results.probability_columns(LABELS)), row, strict=True))
+    assert cell["source"] == '\'=HYPERLINK("http://x","y").jpg'
+    assert (cell["status"], cell["error_category"], cell["error_message"]) == ("'@SUM(1)", "'+1", "'\r=cmd")
+    assert (cell["mode"], cell["format"], cell["top1_label"]) == ("'-2", "'\tTIFF", "'=label")
+    assert cell["margin"] == -0.25 and cell["entropy"] == -0.0 and cell["index"] == 0
+    assert cell["top1_probability"] == item["top_k"][0]["probability"]
+    assert all(not str(cell[f"p_{label}"]).startswith("'") for label in LABELS)
+    for start in FORMULA_STARTS:
+        assert results.csv_text(f"{start}x") == f"'{start}x"
+    for safe in ("plain.jpg", "'already quoted", " =spaced", "", "é="):
+        assert results.csv_text(safe) == safe
+
+
 def test_parquet_schema_is_typed_with_fixed_size_vectors():
     schema = results.arrow_schema(embedding_size=8, probability_count=3)
     assert schema.field("index").type == pa.int32() and not schema.field("index").nullable

@@ -68,3 +68,14 @@ def test_the_lease_outlasts_every_attempt_and_backoff(monkeypatch):
     monkeypatch.setattr(settings, "WEBHOOK_MAX_ATTEMPTS", 5)
     monkeypatch.setattr(settings, "WEBHOOK_TIMEOUT", 10.0)
     assert webhooks.delivery_lease() == 5 * 20 + (1 + 2 + 4 + 8) + 60
+
+
+def test_nothing_is_signed_or_sent_with_an_empty_key(receiver, monkeypatch):
+    """Defence in depth: a job stored with a callback while the secret is unset fails its
+    delivery with a clear error instead of sending a signature anyone could forge."""
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "")
+    outcome = webhooks.deliver(receiver.url, {"event": "job.finished"}, "j")
+    assert outcome.attempts == 0 and "IMAGEBATCH_WEBHOOK_SECRET is not set" in outcome.error
+    assert receiver.requests == []
+    with pytest.raises(ValueError, match="empty key"):
+        webhooks.signature("", "1700000000", b"{}")

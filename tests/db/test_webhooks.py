@@ -102,3 +102,13 @@ def test_the_safety_net_resends_a_delivery_whose_process_died_but_not_one_in_fli
             thread.join(timeout=30)
     assert [r["headers"]["x-imagebatch-job"] for r in received] == ["died"]
     assert job_of(db, "died").webhook_state == "delivered" and job_of(db, "in_flight").webhook_state == "sending"
+
+
+def test_a_stored_callback_without_a_secret_fails_clearly_and_sends_nothing(db, receiver, monkeypatch):
+    url, received = receiver
+    _finished(db, "unsigned", url)
+    monkeypatch.setattr(settings, "WEBHOOK_SECRET", "")
+    webhooks.deliver_in_background("unsigned").join(timeout=30)
+    job = job_of(db, "unsigned")
+    assert received == []
+    assert job.webhook_state == "failed" and "IMAGEBATCH_WEBHOOK_SECRET is not set" in job.webhook_error

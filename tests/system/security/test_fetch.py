@@ -167,3 +167,37 @@ def test_worker_rechecks_local_paths_against_the_roots(tmp_path, fetcher, monkey
         outcome = reader.read_image(f"file:{root / 'photo.jpg'}", lambda data: pytest.fail("read outside the roots"))
     assert isinstance(outcome, ImageFailure) and outcome.category == errors.NOT_FOUND
     assert "outside the allowed roots" in outcome.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/x.jpg",
+        "https://[zz]/x.jpg",
+        "http://images.example.com:99999/x.jpg",
+        "http://images.example.com:abc/x.jpg",
+        "http://images.example.com:-1/x.jpg",
+        "http://exa\x01mple.com/x.jpg",
+    ],
+)
+def test_a_malformed_url_fails_as_fetch_failed_before_any_connection(fetcher, url):
+    """Rows stored before submission checked URLs this strictly: a failure with a category, never a crash."""
+    from imagebatch.worker.preprocess import ImageFailure
+    from imagebatch.worker.reader import Reader
+
+    with pytest.raises(FetchError, match="not a valid URL") as caught:
+        fetcher.fetch(url)
+    assert caught.value.category == errors.FETCH_FAILED
+    with ThreadPoolExecutor(1) as pool:
+        outcome = Reader(settings, fetcher, pool).read_image(url, lambda data: pytest.fail("nothing to decode"))
+    assert isinstance(outcome, ImageFailure) and outcome.category == errors.FETCH_FAILED, outcome
+
+
+@pytest.mark.parametrize("location", ["http://[::1/x.jpg", "http://127.0.0.1:99999/x.jpg", "http://exa mple.com/x"])
+def test_a_redirect_to_a_malformed_url_is_fetch_failed(server, fetcher, monkeypatch, location):
+    base, _srv = server
+    monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
+    # httpx itself refuses some Location headers (as a protocol error); either way: fetch_failed.
+    with pytest.raises(FetchError, match="not a valid URL|Invalid URL in location header") as caught:
+        fetcher.fetch(f"{base}/to?u={location}")
+    assert caught.value.category == errors.FETCH_FAILED

@@ -1,5 +1,6 @@
 """Hostile requests against a real API: archives, content types, bodies and URIs; 4xx, never 500."""
 
+import csv
 import io
 import os
 import stat
@@ -7,6 +8,7 @@ import tarfile
 import uuid
 import zipfile
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.system.security.conftest import LIMITS
@@ -207,3 +209,36 @@ def test_private_urls_are_refused_at_submission(client, url):
     response = client.post("/v1/jobs", json={"uris": [url]})
     assert response.status_code == 422, response.text
     assert "uris[0]" in response.json()["detail"]
+
+
+FORMULA_NAMES = ['=HYPERLINK("http://x","y").jpg', "@SUM(1).jpg", "+1.jpg", "-2.jpg", "\tTAB.jpg", "\rCR.jpg"]
+SAFE_NAMES = ["plain.jpg", "'quoted.jpg", "a=b.jpg"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised_json_and_parquet_keep_them(client):
+    names = FORMULA_NAMES + SAFE_NAMES
+    response = _post_archive(client, _zip({name: _jpeg(i) for i, name in enumerate(names)}))
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    exported = client.get(f"/v1/jobs/{job_id}/results.csv")
+    assert exported.status_code == 200, exported.text
+    # newline="": a CR inside a quoted cell is data, not a line end.
+    rows = list(csv.DictReader(io.StringIO(exported.text, newline="")))
+    assert [row["source"] for row in rows] == [f"'{name}" for name in FORMULA_NAMES] + SAFE_NAMES
+    assert all(row["index"].isdigit() for row in rows)
+    items = client.get(f"/v1/jobs/{job_id}/results").json()["items"]
+    assert [item["source"] for item in items] == names
+    table = pq.read_table(io.BytesIO(client.get(f"/v1/jobs/{job_id}/results.parquet").content))
+    assert table.column("source").to_pylist() == names
+
+
+def test_a_callback_url_without_a_webhook_secret_is_refused(client):
+    """This API has no IMAGEBATCH_WEBHOOK_SECRET: a signature would use an empty key anyone can forge."""
+    url = "https://hooks.example.org/done"
+    form = client.post("/v1/jobs", files=[("files", ("a.jpg", _jpeg(1)))], data={"callback_url": url})
+    manifest = client.post("/v1/jobs", json={"uris": ["https://images.example.org/a.jpg"], "callback_url": url})
+    for response in (form, manifest):
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith("callback_url: ") and "IMAGEBATCH_WEBHOOK_SECRET is not set" in detail
+    assert client.get("/v1/jobs").json()["items"] == []
