@@ -126,6 +126,21 @@ def test_mixed_job_is_processed_and_recorded(
     assert (record["precision"], record["device"], record["embedding_dtype"]) == ("fp32", "cpu", "float32")
     assert record["torch"] == torch.__version__ and "resize_size=[256]" in record["transforms"]
     assert record["batch_size"] == 4
+    _assert_thumbnails(tmp_path / "blobs" / JOB_ID, [source for source, _ in images], good)
+
+
+def _assert_thumbnails(stored: Path, sources: list[str], good: dict[str, Path]) -> None:
+    """Each decoded image's JPEG thumbnail, and no other, is stored under the job's prefix, whatever its source."""
+    wanted = {f"{sources.index(source)}.jpg": path for source, path in good.items()}
+    assert sorted(p.name for p in (stored / "thumbnails").iterdir()) == sorted(wanted)
+    for name, path in wanted.items():
+        with Image.open(stored / "thumbnails" / name) as thumb, Image.open(path) as original:
+            shown = ImageOps.exif_transpose(original)
+            assert thumb.format == "JPEG" and thumb.mode == "RGB" and max(thumb.size) == 256
+            assert abs(thumb.width / thumb.height - shown.width / shown.height) < 0.02, name
+    with Image.open(stored / "thumbnails" / f"{sources.index('rocket.jpg')}.jpg") as rotated:
+        assert rotated.size == (160, 256)  # stored 320 x 200, shown portrait (EXIF orientation 6)
+    assert not (stored / "previews").exists()  # JPEG and PNG: browsers show the originals
 
 
 def _assert_ok_row(row: ImageRow, ref_probs: np.ndarray, ref_features: np.ndarray) -> None:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from tests.harness.images import write_broken, write_photos
+from tests.harness.images import photo, write_broken, write_photos
+from tests.harness.stack import wait_for_job
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -116,6 +117,29 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     assert labels == [t["label"] if len(t["label"]) <= 26 else t["label"][:25] + "…" for t in item["top_k"]]
     assert values == [f"{100 * t['probability']:.1f}%" for t in item["top_k"]]
     page.screenshot(path=SHOTS / "image-dark.png", full_page=True)
+    assert not errors, errors
+    context.close()
+
+
+def test_a_tiff_image_page_shows_a_picture(browser, stack, api_key, client, tmp_path):
+    """Browsers cannot show TIFF: the image page shows the worker's preview, not a broken image."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tiff = tmp_path / "scan.tif"
+    photo(640, 480, seed=11).save(tiff)
+    response = client.post("/v1/jobs", files=[("files", (tiff.name, tiff.read_bytes()))])
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"], timeout=180)
+    assert job["counts"]["succeeded"] == 1, job
+    context, page, errors = _page(browser, "dark")
+    page.goto(f"{stack.url}/")
+    _paste_key(page, api_key)
+    page.goto(f"{stack.url}/#/jobs/{job['id']}/images/0")
+    page.wait_for_selector("#full-image", timeout=20_000)
+    page.wait_for_function("document.querySelector('#full-image')?.naturalWidth > 0", timeout=20_000)
+    assert page.evaluate("document.querySelector('#full-image').naturalWidth") == 640
+    page.goto(f"{stack.url}/#/jobs/{job['id']}")
+    page.wait_for_function("document.querySelector('#thumbs .thumb img')?.naturalWidth > 0", timeout=20_000)
+    page.screenshot(path=SHOTS / "image-tiff-dark.png", full_page=True)
     assert not errors, errors
     context.close()
 
