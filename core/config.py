@@ -74,8 +74,10 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT: float = 10.0
     # Delivery attempts per webhook, with exponential backoff between them.
     WEBHOOK_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
-    # Longest side, in pixels, of the dashboard's thumbnails.
+    # Longest side, in pixels, of the JPEG thumbnail the worker stores for each image it decodes,
+    # and of the preview it stores for formats a browser cannot show (TIFF, ...).
     THUMBNAIL_SIZE: int = Field(default=256, ge=16, le=1024)
+    PREVIEW_SIZE: int = Field(default=1024, ge=64, le=4096)
 
     # Security: API keys, per-tenant limits, request and archive limits, URL policy.
     # Every /v1 route needs an API key; only the embedded demo and tests turn this off.

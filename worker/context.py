@@ -16,7 +16,7 @@ from imagebatch.worker.gpu import DevicePlan, plan_for
 from imagebatch.worker.metrics import WorkerMetrics
 from imagebatch.worker.models import LoadedModel, ModelRegistry
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
-from imagebatch.worker.preprocess import Decoder, fast_decode
+from imagebatch.worker.preprocess import Decoder, RenditionMaker, fast_decode
 from imagebatch.worker.reader import Reader
 
 _APP_ATTRIBUTE = "imagebatch_context"
@@ -35,6 +35,7 @@ class WorkerContext:
     device: str
     plan: DevicePlan
     fast_decode: bool  # IMAGEBATCH_DECODE_MODE
+    renditions: RenditionMaker  # IMAGEBATCH_THUMBNAIL_SIZE, IMAGEBATCH_PREVIEW_SIZE
     split: CpuSplit  # forwards at once, torch threads each
     models: ModelRegistry
     gate: ForwardGate
@@ -76,6 +77,7 @@ class WorkerContext:
             device=device,
             plan=plan,
             fast_decode=fast,
+            renditions=RenditionMaker(settings.THUMBNAIL_SIZE, settings.PREVIEW_SIZE),
             split=split,
             models=ModelRegistry(device, plan),
             gate=ForwardGate(split.forward_slots),
@@ -89,7 +91,7 @@ class WorkerContext:
         """The model's preprocessing on this device in this decode mode, made once per model."""
         with self._lock:
             if model.spec.name not in self._decoders:
-                self._decoders[model.spec.name] = self.plan.decoder(model.transform, self.fast_decode)
+                self._decoders[model.spec.name] = self.plan.decoder(model.transform, self.fast_decode, self.renditions)
             return self._decoders[model.spec.name]
 
     def close(self) -> None:

@@ -141,6 +141,7 @@ def _run(
         return None
     began, t0 = time.time(), time.perf_counter()
     decoded = ctx.reader.read_many([image.location for image in claimed], ctx.decoder(model))
+    writer.store_renditions(job_id, claimed, decoded, ctx.decode_pool)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.

@@ -1,7 +1,8 @@
-"""Write a chunk's outcome: one transaction of bulk row updates, then the job's finalization."""
+"""Write a chunk's outcome: the images' thumbnails, one transaction of bulk row updates, then the job's finalization."""
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from datetime import datetime
 
 from sqlalchemy import select
@@ -9,8 +10,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 # check_embedding_dtype is the worker's startup check, kept importable from here.
+from imagebatch.core.renditions import preview_key, thumbnail_key
 from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, stored_result  # noqa: F401
+from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle
+from imagebatch.db.lifecycle import ClaimedImage
 from imagebatch.db.models import ImageStatus, LabelSet
 from imagebatch.db.session import session_scope
 from imagebatch.worker.inference import ImageResult
@@ -61,6 +65,26 @@ def error_row(image_id: int, category: str, message: str, now: datetime) -> dict
 
 def failure_row(image_id: int, failure: ImageFailure, now: datetime) -> dict:
     return error_row(image_id, failure.category, failure.message, now)
+
+
+def store_renditions(
+    job_id: str, claimed: Sequence[ClaimedImage], decoded: Sequence[DecodedImage | ImageFailure], pool: Executor
+) -> int:
+    """Each decoded image's thumbnail (and preview) under the job's prefix; how many objects were written.
+
+    Called before the chunk's rows commit, so a row that says ok has its thumbnail; a storage error
+    raises, and the chunk is retried like any other.
+    """
+    store = get_store()
+    writes = []
+    for image, outcome in zip(claimed, decoded, strict=True):
+        if isinstance(outcome, DecodedImage) and outcome.renditions is not None:
+            writes.append((thumbnail_key(job_id, image.idx), outcome.renditions.thumbnail))
+            if outcome.renditions.preview is not None:
+                writes.append((preview_key(job_id, image.idx), outcome.renditions.preview))
+    # Storage may be an object store: the writes go out side by side.
+    list(pool.map(lambda write: store.write_bytes(*write), writes))
+    return len(writes)
 
 
 def ensure_label_set(session: Session, weights_name: str, labels: Sequence[str]) -> None:

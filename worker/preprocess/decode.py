@@ -1,4 +1,5 @@
-"""Decode image bytes like torchvision's reference: pixel limit, draft decode, EXIF orientation, RGB, statistics."""
+"""Decode image bytes like torchvision's reference: pixel limit, draft decode, EXIF orientation, RGB, statistics,
+and the thumbnail (and preview) made from the decoded picture."""
 
 import io
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from imagebatch.core import errors
+from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import HostTransform, Uint8Transform
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -22,6 +24,7 @@ class DecodedImage:
     mean: tuple[float, float, float]  # per RGB channel, 0-255
     std: tuple[float, float, float]
     tensor: torch.Tensor  # the host transform's output: CHW float32 (CPU) or uint8 (CUDA)
+    renditions: Renditions | None = None  # thumbnail and preview, when the decoder makes them
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,17 @@ def decode_jpeg_on_device(data: bytes, device: str) -> torch.Tensor:
 
 
 class Decoder:
-    """Bytes to a DecodedImage with one host transform; JPEGs on `gpu_device` when given (IMAGEBATCH_GPU_DECODE)."""
+    """Bytes to a DecodedImage with one host transform; JPEGs on `gpu_device` when given (IMAGEBATCH_GPU_DECODE);
+    with `renditions`, the image's thumbnail and preview too."""
 
-    def __init__(self, transform: HostTransform, gpu_device: str | None = None) -> None:
+    def __init__(
+        self, transform: HostTransform, gpu_device: str | None = None, renditions: RenditionMaker | None = None
+    ) -> None:
         if gpu_device is not None and not isinstance(transform, Uint8Transform):
             raise ValueError("GPU JPEG decode needs the uint8 host transform (the device normalizes)")
         self.transform = transform
         self.gpu_device = gpu_device
+        self.renditions = renditions
 
     def __call__(self, data: bytes) -> DecodedImage:
         """Decode like torchvision's reference: exif_transpose, .convert("RGB"), weights.transforms().
@@ -133,6 +140,7 @@ class Decoder:
             mean=tuple(float(v) for v in stat.mean),
             std=tuple(float(v) for v in stat.stddev),
             tensor=self.transform(rgb),
+            renditions=self.renditions(rgb, fmt) if self.renditions else None,
         )
 
     def _decode_on_device(self, data: bytes) -> DecodedImage:
@@ -150,4 +158,5 @@ class Decoder:
             mean=tuple(pixels.mean(1).tolist()),
             std=tuple(pixels.std(1, correction=0).tolist()),
             tensor=self.transform.resize_crop_tensor(full),
+            renditions=self.renditions.from_tensor(full) if self.renditions else None,
         )

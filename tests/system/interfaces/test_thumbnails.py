@@ -167,7 +167,7 @@ def test_previews_for_formats_a_browser_cannot_show(stack, api_key, client, tmp_
         redirect = client.get(f"{base}/{index}/preview", follow_redirects=False)
         assert redirect.status_code == 307 and redirect.headers["location"] == f"{base}/{index}/content"
     assert client.get(f"{base}/2/thumbnail").status_code == 404
-    assert client.get(f"{base}/1/preview").content == jpeg.read_bytes()
+    assert client.get(f"{base}/1/preview", follow_redirects=True).content == jpeg.read_bytes()
     # Deleting the job removes what the worker stored for it.
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
     stored = Path(stack.env["IMAGEBATCH_DATA_DIR"]) / "blobs" / job["id"]
