@@ -1,7 +1,8 @@
 """Test helper run in a fresh process (settings come from its environment): set up a job, run it.
 
 Usage: python chunk_driver.py SPEC.json; prints one JSON line. Spec keys:
-  job_id, images [[source, location]...], model, top_k, store_probabilities, precision,
+  job_id, images [[source, location]...], model, top_k, store_probabilities, precision, decode
+  (the option as submitted: the worker resolves it, as for a job stored before the API did),
   chunk_size, action: "process" (run every chunk via worker.runner with a worker context built
   from this process's settings), "enqueue" (send the chunk tasks by name, as the API does),
   "fail_chunk" (claim chunk 0, then give up on it as the task's last retry would, with a context
@@ -30,6 +31,7 @@ def main(spec_path: str) -> None:
             top_k=spec.get("top_k", 5),
             store_probabilities=spec.get("store_probabilities", False),
             precision=spec.get("precision", "fp32"),
+            decode=spec.get("decode"),
             chunk_size=spec["chunk_size"],
             images=[ImageSource(source, location) for source, location in spec["images"]],
         )

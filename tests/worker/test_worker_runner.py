@@ -126,6 +126,7 @@ def test_mixed_job_is_processed_and_recorded(
     assert (record["precision"], record["device"], record["embedding_dtype"]) == ("fp32", "cpu", "float32")
     assert record["torch"] == torch.__version__ and "resize_size=[256]" in record["transforms"]
     assert record["batch_size"] == 4
+    assert (record["decode"], record["decode_requested"]) == ("exact", None)
     _assert_thumbnails(tmp_path / "blobs" / JOB_ID, [source for source, _ in images], good)
 
 
@@ -191,6 +192,28 @@ def test_float16_embeddings_without_probabilities(
     assert job.reproducibility["precision_requested"] == "auto"
     assert job.reproducibility["precision"] in ("bf16", "fp32")
     assert len(row.topk) == 5
+
+
+@pytest.mark.parametrize(
+    ("options", "decode", "tolerance"),
+    [({"precision": "fp32"}, "exact", 1e-5), ({"precision": "fp32", "decode": "fast"}, "fast", None)],
+    ids=["fp32-says-nothing", "fp32-asks-fast"],
+)
+def test_each_job_decodes_in_its_own_mode(
+    tmp_path, torch_home, bench_photos, reference_resnet18, reference, run_driver, make_env, options, decode, tolerance
+) -> None:
+    """A worker whose setting is fast decodes an fp32 job exactly unless the job asks otherwise."""
+    url = f"sqlite:///{tmp_path / 'modes.sqlite'}"
+    env = make_env(tmp_path, torch_home, url, IMAGEBATCH_DECODE_MODE="fast")
+    phone = bench_photos[7]  # 4032 x 3024: fast mode decodes it at 1/8 scale
+    run_driver(
+        env, job_id=JOB_ID, images=[["phone.jpg", f"file:{phone}"]], chunk_size=4, store_probabilities=True, **options
+    )
+    job, (row,) = _job_and_rows(url)
+    assert (job.reproducibility["decode"], job.reproducibility["decode_requested"]) == (decode, options.get("decode"))
+    ref_probs, _ = _reference(reference_resnet18, phone, reference)
+    gap = np.abs(np.frombuffer(row.probabilities, dtype="<f4") - ref_probs).max()
+    assert gap <= tolerance if tolerance else gap > 1e-4
 
 
 def test_exhausted_retries_turn_open_images_into_internal_errors(tmp_path, torch_home, run_driver, make_env) -> None:
