@@ -31,8 +31,9 @@ def fitted(size: tuple[int, int], longest: int) -> tuple[int, int] | None:
 
 def _shrunk(picture: Image.Image, longest: int) -> Image.Image:
     size = fitted(picture.size, longest)
-    # A box reduction first, then bicubic (what Image.thumbnail does): cheap even for a phone photo.
-    return picture if size is None else picture.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    # Area averaging (BOX), after an integer reduction for large factors: ~0.2 ms for a 500 x 375 photo
+    # against ~1 ms with bicubic (Image.thumbnail's filter), which added a fifth to a fast decode.
+    return picture if size is None else picture.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
 
 
 def _jpeg(picture: Image.Image, quality: int) -> bytes:
