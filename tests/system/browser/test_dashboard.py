@@ -59,6 +59,8 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     page.set_input_files("#dropzone input[type=file]", [str(p) for p in photos] + [str(broken)])
     assert "11 file(s)" in page.inner_text("#file-summary")
     page.select_option("#opt-model", "resnet18")
+    page.select_option("#opt-precision", "fp32")  # decode left at its default: exact for fp32
+    assert page.input_value("#opt-decode") == ""
     page.screenshot(path=SHOTS / "submit-dark.png", full_page=True)
     page.click("#submit-btn")
     page.wait_for_url("**/#/jobs/*", timeout=60_000)
@@ -71,6 +73,8 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     page.wait_for_function("document.querySelector('#stat-done')?.textContent === '11 / 11'", timeout=10_000)
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["state"] == "completed" and job["counts"]["succeeded"] == 10 and job["counts"]["failed"] == 1
+    assert (job["precision"], job["decode"], job["reproducibility"]["decode"]) == ("fp32", "exact", "exact")
+    assert page.inner_text("#job-options").endswith("precision fp32 · decode exact")
     page.wait_for_selector("#thumbs .thumb img[src]", timeout=30_000)
     page.wait_for_function("document.querySelectorAll('#thumbs .thumb').length === 11", timeout=30_000)
     assert page.locator("#thumbs .thumb.err").count() == 1
