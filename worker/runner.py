@@ -149,7 +149,7 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
         return None
     began, t0 = time.time(), time.perf_counter()
     decoded = ctx.reader.read_many([image.location for image in claimed], decoder)
-    writer.store_renditions(job_id, claimed, decoded, ctx.decode_pool)
+    stored = writer.store_renditions(job_id, claimed, decoded, ctx.decode_pool)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
@@ -163,6 +163,7 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
         weights_name=model.weights_name,
         labels=model.labels,
         reproducibility=reproducibility_record(ctx, model, precision, chunk.chunk_size, decode, options.decode),
+        stored=stored,
     )
     report = ChunkReport(
         len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3, waited, began

@@ -15,7 +15,7 @@ from imagebatch.core.results import RESULT_COLUMNS, check_embedding_dtype, store
 from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle
 from imagebatch.db.lifecycle import ClaimedImage
-from imagebatch.db.models import ImageStatus, LabelSet
+from imagebatch.db.models import ImageStatus, Job, LabelSet
 from imagebatch.db.session import session_scope
 from imagebatch.worker.inference import ImageResult
 from imagebatch.worker.reader import DecodedImage, ImageFailure
@@ -118,14 +118,35 @@ def write_chunk(
 
 
 def commit_chunk(
-    job_id: str, rows: Sequence[dict], *, weights_name: str, labels: Sequence[str], reproducibility: dict
+    job_id: str,
+    rows: Sequence[dict],
+    *,
+    weights_name: str,
+    labels: Sequence[str],
+    reproducibility: dict,
+    stored: int = 0,
 ) -> None:
-    """The chunk's transaction, then finalization in its own short one (it must see this commit)."""
+    """The chunk's transaction, then finalization in its own short one (it must see this commit).
+
+    `stored`: objects store_renditions wrote for the chunk, removed again if the job was deleted meanwhile.
+    """
     with session_scope() as session:
         write_chunk(
             session, job_id=job_id, rows=rows, weights_name=weights_name, labels=labels, reproducibility=reproducibility
         )
     finalize(job_id)
+    if stored:
+        drop_if_deleted(job_id)
+
+
+def drop_if_deleted(job_id: str) -> bool:
+    """A job deleted while its chunk ran: the API cleared its storage before this chunk's thumbnails
+    landed there, so clear it again (they were written before this check, so none can follow)."""
+    with session_scope() as session:
+        gone = session.scalar(select(Job.id).where(Job.id == job_id)) is None
+    if gone:
+        get_store().delete_prefix(f"{job_id}/")
+    return gone
 
 
 def finalize(job_id: str) -> None:

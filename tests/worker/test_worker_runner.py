@@ -216,6 +216,18 @@ def test_each_job_decodes_in_its_own_mode(
     assert gap <= tolerance if tolerance else gap > 1e-4
 
 
+def test_a_job_deleted_while_its_chunk_runs_leaves_no_thumbnails(
+    tmp_path, torch_home, run_driver, make_env, write_samples
+) -> None:
+    samples = write_samples(tmp_path / "samples")
+    url = f"sqlite:///{tmp_path / 'deleted.sqlite'}"
+    images = [["cat.jpg", f"file:{samples['rgb_jpeg']}"], ["logo.png", f"file:{samples['rgba_png']}"]]
+    run_driver(make_env(tmp_path, torch_home, url), job_id=JOB_ID, images=images, chunk_size=4, delete_during=True)
+    job, rows = _job_and_rows(url)
+    assert job is None and rows == []
+    assert not (tmp_path / "blobs" / JOB_ID).exists()
+
+
 def test_exhausted_retries_turn_open_images_into_internal_errors(tmp_path, torch_home, run_driver, make_env) -> None:
     url = f"sqlite:///{tmp_path / 'fail.sqlite'}"
     images = [[f"img{i}.jpg", f"file:{tmp_path}/img{i}.jpg"] for i in range(3)]
