@@ -109,8 +109,8 @@ def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batch
 
 
 def decode_only(ctx: WorkerContext, model: LoadedModel, paths: Sequence[Path], fast: bool) -> float:
-    """Images/s of read + decode + preprocess on one thread (the service's reader, per core)."""
-    decode = ctx.plan.decoder(model.transform, fast)
+    """Images/s of read + decode + preprocess (+ thumbnail) on one thread (the service's reader, per core)."""
+    decode = ctx.decoder(model, "fast" if fast else "exact")  # the worker's own, thumbnails included
     t0 = time.perf_counter()
     for path in paths:
         outcome = ctx.reader.read_image(f"file:{path}", decode)

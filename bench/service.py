@@ -139,7 +139,8 @@ def run_service(
         stack.start_api()
         for _ in range(workers):
             stack.start_worker(model)
-        options = {"model": model, "precision": precision}
+        # The job says its decode mode: an fp32 job would otherwise get exact whatever DECODE_MODE says.
+        options = {"model": model, "precision": precision, "decode": env_options.get("DECODE_MODE", "fast")}
         uris = [str(paths[i % len(paths)]) for i in range(e2e_images)]
         with httpx.Client(base_url=stack.url, timeout=60) as http:
             # Warm-up: workers finish loading and oneDNN picks its kernels before the clock starts.

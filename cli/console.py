@@ -63,6 +63,8 @@ def render_job(data: dict[str, Any]) -> Table:
         ("id", data.get("id")),
         ("state", data.get("state")),
         ("model", data.get("model")),
+        ("precision", data.get("precision")),
+        ("decode", data.get("decode") or "-"),
         ("counts", ", ".join(f"{k} {v}" for k, v in counts.items())),
         ("progress", f"{100 * (data.get('progress') or 0):.0f}%"),
         ("images/s", f"{rate:.1f}" if rate else "-"),

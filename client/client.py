@@ -95,13 +95,15 @@ class Client:
         top_k: int | None = None,
         store_probabilities: bool | None = None,
         precision: str | None = None,
+        decode: str | None = None,
         callback_url: str | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Job:
         """Create a job from image files/folders, one archive, http(s) URLs or a URI manifest.
 
-        Options left as None take the API's defaults. `callback_url` receives a signed POST when
-        the job ends. `on_progress(sent, total)` follows the upload in bytes.
+        Options left as None take the API's defaults. `decode` is "exact" (torchvision's
+        preprocessing bit for bit; the default with precision="fp32") or "fast". `callback_url`
+        receives a signed POST when the job ends. `on_progress(sent, total)` follows the upload in bytes.
         """
         items = [paths_or_uris] if isinstance(paths_or_uris, (str, Path)) else list(paths_or_uris)
         if not items:
@@ -111,6 +113,7 @@ class Client:
             "top_k": top_k,
             "store_probabilities": store_probabilities,
             "precision": precision,
+            "decode": decode,
             "callback_url": callback_url,
         }
         options = {k: v for k, v in options.items() if v is not None}

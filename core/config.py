@@ -3,8 +3,11 @@
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# How a worker may decode images (a job's `decode` option, IMAGEBATCH_DECODE_MODE); see core.options.
+DECODE_MODES = ("fast", "exact")
 
 
 class Settings(BaseSettings):
@@ -47,8 +50,9 @@ class Settings(BaseSettings):
     # Forward passes that may run at once in a worker: 0 = one on a GPU, one per chunk in flight
     # on a CPU (each on its share of the cores). See worker/prefetch.py.
     FORWARD_SLOTS: int = Field(default=0, ge=0, le=16)
-    # fast: JPEGs much larger than the resize target decode at reduced scale (draft mode);
-    # exact: full decode, exactly torchvision's reference preprocessing.
+    # The decode mode of jobs that do not choose one (the `decode` option; fp32 jobs default to
+    # exact): fast: JPEGs much larger than the resize target decode at reduced scale (draft mode)
+    # and only the cropped region is resized; exact: torchvision's reference preprocessing.
     DECODE_MODE: str = "fast"
     # CUDA only: torch.compile the model; decode JPEGs on the GPU (torchvision.io.decode_jpeg).
     COMPILE: bool = False
@@ -74,8 +78,10 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT: float = 10.0
     # Delivery attempts per webhook, with exponential backoff between them.
     WEBHOOK_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
-    # Longest side, in pixels, of the dashboard's thumbnails.
+    # Longest side, in pixels, of the JPEG thumbnail the worker stores for each image it decodes,
+    # and of the preview it stores for formats a browser cannot show (TIFF, ...).
     THUMBNAIL_SIZE: int = Field(default=256, ge=16, le=1024)
+    PREVIEW_SIZE: int = Field(default=1024, ge=64, le=4096)
 
     # Security: API keys, per-tenant limits, request and archive limits, URL policy.
     # Every /v1 route needs an API key; only the embedded demo and tests turn this off.
@@ -111,6 +117,14 @@ class Settings(BaseSettings):
     DB_RETRY_SECONDS: float = Field(default=300.0, ge=0)
     # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.
     DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
+
+    @field_validator("DECODE_MODE")
+    @classmethod
+    def _known_decode_mode(cls, value: str) -> str:
+        mode = value.strip().lower()
+        if mode not in DECODE_MODES:
+            raise ValueError(f"IMAGEBATCH_DECODE_MODE must be fast or exact, not {value!r}")
+        return mode
 
     @cached_property
     def database_url(self) -> str:

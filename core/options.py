@@ -1,11 +1,11 @@
 """Job options: the one definition of what a submission may set, read by the API, its OpenAPI body and the worker."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from imagebatch.core.catalog import MODEL_NAMES
-from imagebatch.core.config import settings
+from imagebatch.core.config import DECODE_MODES, settings
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -50,6 +50,12 @@ class JobOptions(BaseModel):
         json_schema_extra=_precision_schema,
         description="inference precision; auto picks bf16 or fp16 where the device runs it fast",
     )
+    decode: Literal["fast", "exact"] | None = Field(
+        default=None,
+        description="exact: torchvision's preprocessing bit for bit; fast: large JPEGs decode at reduced scale "
+        "and only the cropped region is resized (about twice the decode speed, slightly different numbers). "
+        "Omitted: exact when precision is fp32, else IMAGEBATCH_DECODE_MODE",
+    )
     callback_url: str | None = Field(
         default=None,
         description=(
@@ -66,6 +72,13 @@ class JobOptions(BaseModel):
         host, no MAX_TOP_K lowered since), so reading a job back never fails or blocks.
         """
         return cls.model_construct(**{name: getattr(record, name) for name in cls.model_fields})
+
+    def resolve_decode(self, default: str) -> str:
+        """The decode mode the job runs with: the option; exact for an fp32 job that says nothing
+        (fp32 promises torchvision's numbers); otherwise `default` (IMAGEBATCH_DECODE_MODE)."""
+        if self.decode:
+            return self.decode
+        return "exact" if self.precision == "fp32" else default
 
     @field_validator("callback_url")
     @classmethod
@@ -105,4 +118,13 @@ class JobOptions(BaseModel):
     def _known_precision(cls, value: str) -> str:
         if value not in PRECISIONS:
             raise ValueError(f"must be one of {', '.join(PRECISIONS)} (got {value!r})")
+        return value
+
+    @field_validator("decode", mode="before")
+    @classmethod
+    def _known_decode(cls, value: object) -> object:
+        if value is None or value == "":
+            return None  # not said: resolve_decode decides
+        if value not in DECODE_MODES:
+            raise ValueError(f"must be one of {', '.join(DECODE_MODES)} (got {value!r})")
         return value

@@ -1,4 +1,4 @@
-"""Blob storage for uploaded images: a local directory by default, any fsspec URL otherwise."""
+"""Blob storage for uploaded images and their thumbnails: a local directory by default, any fsspec URL otherwise."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,16 +23,23 @@ class BlobStore:
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    def _make_parent(self, key: str) -> None:
+        self.fs.makedirs(self.path(key).rsplit("/", 1)[0], exist_ok=True)
+
     def write_stream(self, key: str, stream: IO[bytes]) -> int:
         """Copy a file-like object to storage in 1 MiB pieces; returns bytes written."""
         written = 0
-        parent = self.path(key).rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
+        self._make_parent(key)
         with self.fs.open(self.path(key), "wb") as out:
             while block := stream.read(_COPY_BUFFER):
                 out.write(block)
                 written += len(block)
         return written
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store a small object whole (a thumbnail or a preview)."""
+        self._make_parent(key)
+        self.fs.pipe_file(self.path(key), data)
 
     @contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:

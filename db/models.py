@@ -98,6 +98,10 @@ class Job(Base):
     top_k: Mapped[int] = mapped_column(Integer)
     store_probabilities: Mapped[bool] = mapped_column(Boolean, default=False)
     precision: Mapped[str] = mapped_column(String(8))
+    # Migration 0007_thumbs: the `decode` option as submitted (None: not said), and the decode mode
+    # the job runs with, resolved at submission (None: a job from before; its worker resolves it).
+    decode: Mapped[str | None] = mapped_column(String(8))
+    decode_mode: Mapped[str | None] = mapped_column(String(8))
     total: Mapped[int] = mapped_column(Integer)
     chunk_size: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)

@@ -63,6 +63,9 @@ class JobView(BaseModel):
     top_k: int
     store_probabilities: bool
     precision: str
+    decode: str | None = Field(
+        description="decode mode the job runs with: fast or exact (its `decode` option, or the default for it)"
+    )
     counts: Counts
     progress: float = Field(description="(succeeded + failed + cancelled) / total")
     images_per_second: float | None
@@ -155,6 +158,8 @@ def job_view(job: Job, stats: JobStats) -> JobView:
         top_k=job.top_k,
         store_probabilities=job.store_probabilities,
         precision=job.precision,
+        # Jobs from before the option: what their first chunk recorded.
+        decode=job.decode_mode or (job.reproducibility or {}).get("decode"),
         counts=Counts.model_validate(counts),
         progress=progress,
         images_per_second=rate,

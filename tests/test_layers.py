@@ -20,6 +20,8 @@ ALLOWED = {
 }
 # Packages that must run without torch: the API process, and everything the API imports.
 TORCH_FREE = ("core", "db", "api", "client")
+# The API never decodes an image (the worker stores thumbnails and previews): no Pillow on its side.
+PILLOW_FREE = ("core", "db", "api", "client")
 # The one import of something unshipped: `imagebatch bench` runs the benchmark of a source checkout.
 UNSHIPPED_ALLOWED = {("cli/tools.py", "bench")}
 
@@ -138,6 +140,17 @@ def test_torch_stays_out_of_the_api_side(package: str) -> None:
         for path in (REPO / package).rglob("*.py")
         for module, line in imports(path)
         if module.split(".")[0] in ("torch", "torchvision")
+    ]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("package", PILLOW_FREE)
+def test_pillow_stays_out_of_the_api_side(package: str) -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {module}"
+        for path in (REPO / package).rglob("*.py")
+        for module, line in imports(path)
+        if module.split(".")[0] == "PIL"
     ]
     assert not found, "\n".join(found)
 

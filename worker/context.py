@@ -9,14 +9,14 @@ import torch
 from celery import Celery
 from prometheus_client import CollectorRegistry
 
-from imagebatch.core.config import Settings
+from imagebatch.core.config import DECODE_MODES, Settings
 from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
 from imagebatch.worker.fetch import Fetcher
 from imagebatch.worker.gpu import DevicePlan, plan_for
 from imagebatch.worker.metrics import WorkerMetrics
 from imagebatch.worker.models import LoadedModel, ModelRegistry
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
-from imagebatch.worker.preprocess import Decoder, fast_decode
+from imagebatch.worker.preprocess import Decoder, RenditionMaker, fast_decode
 from imagebatch.worker.reader import Reader
 
 _APP_ATTRIBUTE = "imagebatch_context"
@@ -34,7 +34,8 @@ class WorkerContext:
     capabilities: Capabilities
     device: str
     plan: DevicePlan
-    fast_decode: bool  # IMAGEBATCH_DECODE_MODE
+    decode_mode: str  # IMAGEBATCH_DECODE_MODE: for jobs stored before they carried their own
+    renditions: RenditionMaker  # IMAGEBATCH_THUMBNAIL_SIZE, IMAGEBATCH_PREVIEW_SIZE
     split: CpuSplit  # forwards at once, torch threads each
     models: ModelRegistry
     gate: ForwardGate
@@ -42,7 +43,7 @@ class WorkerContext:
     decode_pool: ThreadPoolExecutor
     reader: Reader
     metrics: WorkerMetrics
-    _decoders: dict[str, Decoder] = field(default_factory=dict, init=False, repr=False)
+    _decoders: dict[tuple[str, str], Decoder] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
@@ -61,7 +62,7 @@ class WorkerContext:
         """
         capabilities = capabilities or detect_capabilities()
         device = resolve_device(device or settings.DEVICE, capabilities)
-        fast = fast_decode(settings.DECODE_MODE)
+        fast_decode(settings.DECODE_MODE)  # a bad setting stops the worker here, naming it
         plan = plan_for(device, settings.COMPILE, settings.GPU_DECODE)
         split = cpu_split(
             torch.device(device).type, settings.WORKER_CONCURRENCY, settings.FORWARD_SLOTS, settings.TORCH_THREADS
@@ -75,7 +76,8 @@ class WorkerContext:
             capabilities=capabilities,
             device=device,
             plan=plan,
-            fast_decode=fast,
+            decode_mode=settings.DECODE_MODE.strip().lower(),
+            renditions=RenditionMaker(settings.THUMBNAIL_SIZE, settings.PREVIEW_SIZE),
             split=split,
             models=ModelRegistry(device, plan),
             gate=ForwardGate(split.forward_slots),
@@ -85,12 +87,15 @@ class WorkerContext:
             metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
         )
 
-    def decoder(self, model: LoadedModel) -> Decoder:
-        """The model's preprocessing on this device in this decode mode, made once per model."""
+    def decoder(self, model: LoadedModel, mode: str) -> Decoder:
+        """The model's preprocessing on this device in decode mode `mode` (a job's), made once per model and mode."""
+        if mode not in DECODE_MODES:
+            raise ValueError(f"decode must be fast or exact (got {mode!r})")
+        key = (model.spec.name, mode)
         with self._lock:
-            if model.spec.name not in self._decoders:
-                self._decoders[model.spec.name] = self.plan.decoder(model.transform, self.fast_decode)
-            return self._decoders[model.spec.name]
+            if key not in self._decoders:
+                self._decoders[key] = self.plan.decoder(model.transform, mode == "fast", self.renditions)
+            return self._decoders[key]
 
     def close(self) -> None:
         """Let running decodes finish, then release the decode threads and the HTTP client."""

@@ -11,7 +11,7 @@ from typing import cast
 
 import torch
 
-from imagebatch.worker.preprocess import Decoder, WeightsTransform, host_transform, normalize_uint8
+from imagebatch.worker.preprocess import Decoder, RenditionMaker, WeightsTransform, host_transform, normalize_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,13 @@ class DevicePlan:
     compile: bool
     gpu_decode: bool
 
-    def decoder(self, transform: WeightsTransform, fast: bool = False) -> Decoder:
-        """The host half of `transform` (weights.transforms()) for this plan; `fast`: the fast decode mode."""
+    def decoder(
+        self, transform: WeightsTransform, fast: bool = False, renditions: RenditionMaker | None = None
+    ) -> Decoder:
+        """The host half of `transform` (weights.transforms()) for this plan; `fast`: the fast decode mode;
+        `renditions`: also make each image's thumbnail (and preview)."""
         host = host_transform(transform, uint8_input=self.uint8_input, fast=fast)
-        return Decoder(host, gpu_device=self.device if self.gpu_decode else None)
+        return Decoder(host, gpu_device=self.device if self.gpu_decode else None, renditions=renditions)
 
 
 def plan_for(device: str, compile_model: bool = False, gpu_decode: bool = False) -> DevicePlan:

@@ -6,7 +6,7 @@ import platform
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import PIL
 import torch
@@ -30,9 +30,19 @@ from imagebatch.worker.timing import ChunkReport, timing_line
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A chunk's images, now running for this delivery, and what the job asks for."""
+
+    images: list[ClaimedImage]
+    options: JobOptions
+    chunk_size: int
+    decode_mode: str | None  # resolved at submission; None for a job stored before that
+
+
 @retry_database
-def claim(job_id: str, start: int, stop: int, token: str) -> tuple[list[ClaimedImage], JobOptions, int] | None:
-    """The chunk's open images, now running for `token`, the job's options and chunk size; None: nothing to do."""
+def claim(job_id: str, start: int, stop: int, token: str) -> Claim | None:
+    """The chunk's open images, now running for `token`, with the job's options; None: nothing to do."""
     with session_scope() as session:
         # A chunk this delivery claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
         lifecycle.give_up_exhausted(
@@ -49,12 +59,13 @@ def claim(job_id: str, start: int, stop: int, token: str) -> tuple[list[ClaimedI
         job = session.get(Job, job_id)
         assert job is not None  # the claim matched rows of this job, still active
         # Read back as stored: submission validated them (a callback host is not resolved again).
-        options, chunk_size = JobOptions.from_record(job), job.chunk_size
-    return claimed, options, chunk_size
+        return Claim(claimed, JobOptions.from_record(job), job.chunk_size, job.decode_mode)
 
 
-def reproducibility_record(ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int) -> dict:
-    """Everything needed to tell whether two jobs' numbers are comparable."""
+def reproducibility_record(
+    ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int, decode: str, requested: str | None
+) -> dict:
+    """Everything needed to tell whether two jobs' numbers are comparable (`requested`: the decode option)."""
     if precision.device_type == "cuda":
         device_name = torch.cuda.get_device_name(model.device)
     else:
@@ -76,7 +87,8 @@ def reproducibility_record(ctx: WorkerContext, model: LoadedModel, precision: Pr
         "embedding_dtype": ctx.settings.EMBEDDING_DTYPE,
         "batch_size": chunk_size,
         "chunk_size": chunk_size,
-        "decode": "fast" if ctx.fast_decode else "exact",
+        "decode": decode,
+        "decode_requested": requested,
     }
 
 
@@ -131,23 +143,20 @@ def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, 
     logger.info("%s", timing_line(timing))
 
 
-def _run(
-    ctx: WorkerContext,
-    job_id: str,
-    start: int,
-    stop: int,
-    claimed: list[ClaimedImage],
-    options: JobOptions,
-    chunk_size: int,
-) -> ChunkReport | None:
+def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -> ChunkReport | None:
+    claimed, options = chunk.images, chunk.options
+    # A job stored before the API resolved its mode gets the same rule here, with this worker's setting.
+    decode = chunk.decode_mode or options.resolve_decode(ctx.decode_mode)
     try:
         model = ctx.models.get(options.model)
         precision = resolve_precision(options.precision, model.device, ctx.capabilities)
+        decoder = ctx.decoder(model, decode)
     except (ModelUnavailable, ValueError) as exc:
         _fail(job_id, str(exc))
         return None
     began, t0 = time.time(), time.perf_counter()
-    decoded = ctx.reader.read_many([image.location for image in claimed], ctx.decoder(model))
+    decoded = ctx.reader.read_many([image.location for image in claimed], decoder)
+    stored = writer.store_renditions(job_id, claimed, decoded, ctx.decode_pool)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
@@ -160,7 +169,8 @@ def _run(
         build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE),
         weights_name=model.weights_name,
         labels=model.labels,
-        reproducibility=reproducibility_record(ctx, model, precision, chunk_size),
+        reproducibility=reproducibility_record(ctx, model, precision, chunk.chunk_size, decode, options.decode),
+        stored=stored,
     )
     report = ChunkReport(
         len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3, waited, began
@@ -178,14 +188,13 @@ def process_chunk(
     back the rows it left running, a duplicate message finds them held. None: a fresh one.
     """
     token = token or uuid.uuid4().hex
-    claimed_and_options = claim(job_id, start, stop, token)
-    if claimed_and_options is None:
+    chunk = claim(job_id, start, stop, token)
+    if chunk is None:
         logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
         retry_database(writer.finalize)(job_id)
         return None
-    claimed, options, chunk_size = claimed_and_options
     try:
-        return _run(ctx, job_id, start, stop, claimed, options, chunk_size)
+        return _run(ctx, job_id, start, stop, chunk)
     except Exception:
         # The task's retries govern errors this worker saw; attempts count only vanished claims.
         writer.release_claim(job_id, start, stop, token)

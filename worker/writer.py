@@ -1,16 +1,20 @@
-"""Write a chunk's outcome: one transaction of bulk row updates, then the job's finalization."""
+"""Write a chunk's outcome: the images' thumbnails, one transaction of bulk row updates, then the job's finalization."""
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from imagebatch.core.renditions import preview_key, thumbnail_key
 from imagebatch.core.results import RESULT_COLUMNS, stored_result
+from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle
-from imagebatch.db.models import ImageStatus, LabelSet
+from imagebatch.db.lifecycle import ClaimedImage
+from imagebatch.db.models import ImageStatus, Job, LabelSet
 from imagebatch.db.session import session_scope
 from imagebatch.worker.inference import ImageResult
 from imagebatch.worker.preprocess import DecodedImage, ImageFailure
@@ -62,6 +66,26 @@ def failure_row(image_id: int, failure: ImageFailure, now: datetime) -> dict:
     return error_row(image_id, failure.category, failure.message, now)
 
 
+def store_renditions(
+    job_id: str, claimed: Sequence[ClaimedImage], decoded: Sequence[DecodedImage | ImageFailure], pool: Executor
+) -> int:
+    """Each decoded image's thumbnail (and preview) under the job's prefix; how many objects were written.
+
+    Called before the chunk's rows commit, so a row that says ok has its thumbnail; a storage error
+    raises, and the chunk is retried like any other.
+    """
+    store = get_store()
+    writes = []
+    for image, outcome in zip(claimed, decoded, strict=True):
+        if isinstance(outcome, DecodedImage) and outcome.renditions is not None:
+            writes.append((thumbnail_key(job_id, image.idx), outcome.renditions.thumbnail))
+            if outcome.renditions.preview is not None:
+                writes.append((preview_key(job_id, image.idx), outcome.renditions.preview))
+    # Storage may be an object store: the writes go out side by side.
+    list(pool.map(lambda write: store.write_bytes(*write), writes))
+    return len(writes)
+
+
 def ensure_label_set(session: Session, weights_name: str, labels: Sequence[str]) -> None:
     """Insert the labels once; concurrent workers racing on the first chunk both succeed."""
     if session.scalar(select(LabelSet.weights).where(LabelSet.weights == weights_name)):
@@ -93,14 +117,35 @@ def write_chunk(
 
 
 def commit_chunk(
-    job_id: str, rows: Sequence[dict], *, weights_name: str, labels: Sequence[str], reproducibility: dict
+    job_id: str,
+    rows: Sequence[dict],
+    *,
+    weights_name: str,
+    labels: Sequence[str],
+    reproducibility: dict,
+    stored: int = 0,
 ) -> None:
-    """The chunk's transaction, then finalization in its own short one (it must see this commit)."""
+    """The chunk's transaction, then finalization in its own short one (it must see this commit).
+
+    `stored`: objects store_renditions wrote for the chunk, removed again if the job was deleted meanwhile.
+    """
     with session_scope() as session:
         write_chunk(
             session, job_id=job_id, rows=rows, weights_name=weights_name, labels=labels, reproducibility=reproducibility
         )
     finalize(job_id)
+    if stored:
+        drop_if_deleted(job_id)
+
+
+def drop_if_deleted(job_id: str) -> bool:
+    """A job deleted while its chunk ran: the API cleared its storage before this chunk's thumbnails
+    landed there, so clear it again (they were written before this check, so none can follow)."""
+    with session_scope() as session:
+        gone = session.scalar(select(Job.id).where(Job.id == job_id)) is None
+    if gone:
+        get_store().delete_prefix(f"{job_id}/")
+    return gone
 
 
 def finalize(job_id: str) -> None:

@@ -1,40 +1,30 @@
-"""One image of a job: its full result (with embedding), its stored bytes and a thumbnail."""
+"""One image of a job: its full result (with embedding), its stored bytes, and the thumbnail and preview
+the worker stored. The API streams bytes; it never decodes an image."""
 
-import io
 import logging
 import mimetypes
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
-from PIL import Image as PILImage
-from PIL import ImageOps, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import BINARY, content_response, error_responses
-from imagebatch.core import netguard
+from imagebatch.core import errors, netguard, renditions
 from imagebatch.core.config import settings
 from imagebatch.core.results import embedding_dtype
 from imagebatch.core.storage import BlobStore, get_store
-from imagebatch.db.models import Image
+from imagebatch.db.models import Image, ImageStatus
 from imagebatch.db.results import result_item
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["images"])
 
-_FORMAT_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-}
+_FORMAT_TYPES = {**renditions.BROWSER_FORMATS, "TIFF": "image/tiff"}
 _MEDIA_TYPES = (*_FORMAT_TYPES.values(), "application/octet-stream")
 # Per job and index the bytes never change, so browsers may keep them (private: keys differ).
 # Uploaded bytes are untrusted: never sniffed, never run as a document on the API's origin.
@@ -82,6 +72,7 @@ def get_image(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -
         "self": base,
         "content": f"{base}/content",
         "thumbnail": f"{base}/thumbnail",
+        "preview": f"{base}/preview",
         "similar": f"{base}/similar",
     }
     return item
@@ -121,48 +112,54 @@ def _chunks(store: BlobStore, key: str, size: int = 256 * 1024) -> Iterator[byte
             yield block
 
 
-def _read_bytes(location: str) -> bytes:
-    if location.startswith("blob:"):
-        return get_store().read_bytes(location.removeprefix("blob:"))
-    if location.startswith("file:"):
-        with open(_local_path(location), "rb") as handle:
-            return handle.read()
-    raise HTTPException(404, "remote image: no thumbnail (open its content link instead)")
-
-
-def make_thumbnail(data: bytes, size: int) -> bytes:
-    """A JPEG no larger than size×size, EXIF orientation applied (as the worker sees the image)."""
-    with PILImage.open(io.BytesIO(data)) as source:
-        source.draft("RGB", (size, size))  # JPEGs decode at reduced scale: much faster for big photos
-        picture = ImageOps.exif_transpose(source).convert("RGB")
-    picture.thumbnail((size, size))
-    out = io.BytesIO()
-    picture.save(out, format="JPEG", quality=82)
-    return out.getvalue()
+def _stored(image: Image, key: str, what: str) -> StreamingResponse:
+    """A rendition the worker stored for an image it decoded, or 404 saying why there is none."""
+    if image.status != ImageStatus.OK.value:
+        failed = image.status == ImageStatus.ERROR.value
+        reason = f"the image failed ({image.error_category})" if failed else f"the image is {image.status}"
+        raise HTTPException(404, f"no {what}: {reason}")
+    store = get_store()
+    if not store.exists(key):
+        raise HTTPException(404, f"no {what} stored (jobs processed before thumbnails were stored have none)")
+    return StreamingResponse(_chunks(store, key), media_type=renditions.MEDIA_TYPE, headers=_CACHE)
 
 
 @router.get(
     "/{job_id}/images/{index}/thumbnail",
     response_class=Response,
-    responses={200: content_response("A JPEG thumbnail", BINARY, "image/jpeg"), **error_responses(404, 422, 503)},
+    responses={
+        200: content_response("A JPEG thumbnail", BINARY, renditions.MEDIA_TYPE),
+        **error_responses(404, 422, 503),
+    },
 )
-async def get_image_thumbnail(
-    job_id: str,
-    index: int,
-    session: SessionDep,
-    tenant: TenantDep,
-    size: Annotated[int | None, Query(ge=16, le=1024, description="longest side in pixels")] = None,
-) -> Response:
-    """A small JPEG of the image for grids (uploads and local files)."""
-    await run_in_threadpool(get_job_or_404, session, job_id, tenant)
-    image = await run_in_threadpool(get_image_or_404, session, job_id, index)
-    location = image.location
+def get_image_thumbnail(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -> Response:
+    """The JPEG thumbnail the worker stored when it decoded the image (longest side IMAGEBATCH_THUMBNAIL_SIZE)."""
+    get_job_or_404(session, job_id, tenant)
+    image = get_image_or_404(session, job_id, index)
     session.close()
-    try:
-        data = await run_in_threadpool(_read_bytes, location)
-        thumb = await run_in_threadpool(make_thumbnail, data, size or settings.THUMBNAIL_SIZE)
-    except FileNotFoundError as exc:
-        raise HTTPException(404, "image bytes are no longer stored") from exc
-    except (UnidentifiedImageError, PILImage.DecompressionBombError, OSError, ValueError) as exc:
-        raise HTTPException(404, f"image cannot be decoded: {exc}") from exc
-    return Response(thumb, media_type="image/jpeg", headers=_CACHE)
+    return _stored(image, renditions.thumbnail_key(job_id, index), "thumbnail")
+
+
+@router.get(
+    "/{job_id}/images/{index}/preview",
+    response_class=Response,
+    responses={
+        200: content_response("A JPEG preview of an image browsers cannot show", BINARY, renditions.MEDIA_TYPE),
+        307: {"description": "the original is in a format browsers show: its content link"},
+        **error_responses(404, 422, 503),
+    },
+)
+def get_image_preview(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -> Response:
+    """A picture a browser can show: the stored preview (TIFF, ...), else a redirect to the original."""
+    get_job_or_404(session, job_id, tenant)
+    image = get_image_or_404(session, job_id, index)
+    session.close()
+    if renditions.needs_preview(image.format) and image.status == ImageStatus.OK.value:
+        return _stored(image, renditions.preview_key(job_id, index), "preview")
+    if image.error_category == errors.TOO_LARGE:  # not handed to browsers either
+        raise HTTPException(404, "no preview: the image is over the pixel limit (too_large)")
+    if _media_type(image) in renditions.BROWSER_MEDIA_TYPES:
+        return RedirectResponse(f"/v1/jobs/{job_id}/images/{index}/content", status_code=307)
+    raise HTTPException(
+        404, f"no preview: {image.format or 'this'} format is not one browsers show, and no preview was made"
+    )

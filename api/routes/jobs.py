@@ -53,6 +53,9 @@ def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, te
             tenant=tenant,
             idempotency_key=idempotency_key,
             callback_url=sub.options.callback_url,
+            decode=sub.options.decode,
+            # Fixed at submission, so every chunk decodes alike whichever worker runs it.
+            decode_mode=sub.options.resolve_decode(settings.DECODE_MODE),
         )
 
 

@@ -35,7 +35,8 @@ export function renderImage(root, { id, index }) {
     const item = await getJSON(`/v1/jobs/${id}/images/${index}`);
     if (!alive) return;
     const picture = h("img", { class: "full", alt: item.source, id: "full-image" });
-    showImage(picture, item.links.content, (e) => picture.replaceWith(empty(e.message)));
+    // The preview link gives the worker's JPEG for formats browsers cannot show (TIFF, ...), else the original.
+    showImage(picture, item.links.preview, (e) => picture.replaceWith(empty(e.message)));
     const topk = (item.top_k || []).map((t) => ({ label: t.label, value: t.probability }));
     const similarBox = h("div", { class: "card" }, h("h2", {}, "Similar images (cosine on embeddings)"), h("div", { class: "muted" }, "searching…"));
     const scope = h("select", { "aria-label": "similarity scope" },

@@ -57,7 +57,7 @@ function header(job, root) {
   root.replaceChildren(
     h("div", {}, h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Jobs"), " / ", job.id),
       h("h1", {}, `Job ${job.id.slice(0, 12)} `, badge(job.state)),
-      h("div", { class: "sub" }, `${job.model} · top-${job.top_k} · precision ${job.precision}`)),
+      h("div", { class: "sub", id: "job-options" }, `${job.model} · top-${job.top_k} · precision ${job.precision}` + (job.decode ? ` · decode ${job.decode}` : ""))),
     actions);
 }
 

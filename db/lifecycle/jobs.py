@@ -44,8 +44,13 @@ def create_job(
     tenant: str | None = None,
     idempotency_key: str | None = None,
     callback_url: str | None = None,
+    decode: str | None = None,
+    decode_mode: str | None = None,
 ) -> Job:
-    """Insert the job, `queued`, and one pending row per image in the caller's transaction."""
+    """Insert the job, `queued`, and one pending row per image in the caller's transaction.
+
+    `decode` is the option as submitted, `decode_mode` the mode resolved from it (None: the worker resolves).
+    """
     now = utcnow()
     job = Job(
         id=job_id,
@@ -54,6 +59,8 @@ def create_job(
         top_k=top_k,
         store_probabilities=store_probabilities,
         precision=precision,
+        decode=decode,
+        decode_mode=decode_mode,
         total=len(images),
         chunk_size=chunk_size,
         created_at=now,

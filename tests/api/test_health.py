@@ -71,6 +71,19 @@ def test_database_down_is_503_not_a_traceback(no_db_api):
     assert metrics[("imagebatch_database_up", ())] == 0
 
 
+def test_the_api_never_imports_pillow():
+    """The API streams image bytes; it never decodes one (the worker stores thumbnails and previews)."""
+    code = (
+        "import sys\n"
+        "from imagebatch.api.main import app\n"
+        "app.openapi()\n"
+        "assert 'PIL' not in sys.modules, sorted(m for m in sys.modules if m.startswith('PIL'))\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_importing_the_api_does_not_import_torch_or_worker_code():
     code = (
         "import sys, api.main\n"

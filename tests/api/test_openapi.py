@@ -32,6 +32,7 @@ OPERATIONS = {
     "get_image",
     "get_image_content",
     "get_image_thumbnail",
+    "get_image_preview",
     "find_similar_images",
     "health",
     "ready",
@@ -61,6 +62,7 @@ def test_operation_ids_are_the_short_route_names(document):
     [
         ("get_image_content", {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}, BINARY),
         ("get_image_thumbnail", {"image/jpeg"}, BINARY),
+        ("get_image_preview", {"image/jpeg"}, BINARY),
         ("export_results_parquet", {"application/vnd.apache.parquet"}, BINARY),
         ("export_results_csv", {"text/csv"}, TEXT),
         ("metrics", {CONTENT_TYPE_LATEST}, TEXT),
@@ -163,6 +165,7 @@ def test_the_generated_client_submits_and_downloads(package, api):
             ("jobs", "get_job"),
             ("images", "get_image_content"),
             ("images", "get_image_thumbnail"),
+            ("images", "get_image_preview"),
             ("results", "export_results_csv"),
             ("results", "export_results_parquet"),
             ("health", "metrics"),
@@ -197,8 +200,11 @@ def test_the_generated_client_submits_and_downloads(package, api):
     assert ops["get_job"].sync(listed.id, client=client).top_k == 2
 
     assert ops["get_image_content"].sync(job.id, 0, client=client).payload.read() == png
-    thumbnail = ops["get_image_thumbnail"].sync(job.id, 0, client=client, size=32).payload
-    assert Image.open(thumbnail).format == "JPEG"
+    # No worker here: the image is pending, so it has no thumbnail yet, and a PNG is its own preview.
+    missing = ops["get_image_thumbnail"].sync(job.id, 0, client=client)
+    assert missing.detail == "no thumbnail: the image is pending"
+    preview = ops["get_image_preview"].sync_detailed(job.id, 0, client=client)
+    assert preview.status_code == 307 and preview.headers["location"] == f"/v1/jobs/{job.id}/images/0/content"
     csv = ops["export_results_csv"].sync(job.id, client=client).splitlines()
     assert len(csv) == 2 and "red.png" in csv[1]  # a header and the (still pending) image
     table = pq.read_table(ops["export_results_parquet"].sync(job.id, client=client).payload)

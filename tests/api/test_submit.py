@@ -6,7 +6,9 @@ import tarfile
 import zipfile
 
 import pytest
+from sqlalchemy.orm import Session
 
+from imagebatch.db.models import Job
 from tests.api.conftest import CHUNK_SIZE
 from tests.api.helpers import image_rows, job_count, submit_uris
 
@@ -181,6 +183,7 @@ FILE = ("files", ("a.jpg", b"a", "image/jpeg"))
         ({"files": [FILE], "data": {"top_k": "21"}}, 422, "top_k"),
         ({"files": [FILE], "data": {"top_k": "many"}}, 422, "top_k"),
         ({"files": [FILE], "data": {"precision": "fp8"}}, 422, "precision"),
+        ({"files": [FILE], "data": {"decode": "sloppy"}}, 422, "decode: must be one of fast, exact"),
         ({"files": [FILE], "data": {"store_probabilities": "maybe"}}, 422, "store_probabilities"),
         ({"files": [FILE], "data": {"colour": "red"}}, 422, "unknown form field 'colour'"),
         ({"files": [FILE, ("top_k", (None, "3")), ("top_k", (None, "4"))]}, 422, "top_k: given more than once"),
@@ -335,3 +338,16 @@ def test_broker_down_fails_the_job_and_answers_503(degraded_api):
     assert job["counts"]["failed"] == 2 and job["timestamps"]["failed"]
     rows = image_rows(degraded_api, job_id)
     assert {(r.status, r.error_category) for r in rows} == {("error", "job_failed")}
+
+
+@pytest.mark.parametrize(
+    ("options", "decode"),
+    [({"precision": "fp32"}, "exact"), ({"precision": "fp32", "decode": "fast"}, "fast"), ({}, "fast")],
+)
+def test_the_decode_mode_is_fixed_at_submission(api, options, decode):
+    """fp32 and nothing said about decoding: exact; otherwise the option, or IMAGEBATCH_DECODE_MODE (fast)."""
+    job = submit_uris(api, ["https://images.example.com/a.jpg"], **options)
+    assert job["decode"] == decode
+    with Session(api.engine) as session:
+        row = session.get(Job, job["id"])
+        assert (row.decode, row.decode_mode) == (options.get("decode"), decode)

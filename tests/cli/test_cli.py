@@ -37,6 +37,10 @@ def test_status_list_results_export_cancel_delete(api_url: str, photos: Path, tm
     status = cli(api_url, "status", job_id, "--json")
     assert status.exit_code == 0 and json.loads(status.stdout)["id"] == job_id
     assert "queued" in cli(api_url, "status", job_id).stdout
+    exact = cli(api_url, "submit", str(photos), "--precision", "fp32", "--decode", "exact").stdout.strip()
+    shown = cli(api_url, "status", exact).stdout
+    assert re.search(r"precision\s+fp32", shown) and re.search(r"decode\s+exact", shown), shown
+    assert cli(api_url, "delete", exact).exit_code == 0
 
     listed = cli(api_url, "list", "--json", "--limit", "500")
     assert job_id in [j["id"] for j in json.loads(listed.stdout)]

@@ -39,6 +39,10 @@ def test_options_reach_the_job(client: Client, photos: Path):
     fetched = client.get_job(job.id)
     assert (fetched.data["model"], fetched.data["top_k"]) == ("resnet50", 3)
     assert fetched.data["store_probabilities"] is True and fetched.data["precision"] == "fp32"
+    assert fetched.data["decode"] == "exact"  # fp32 and no decode option: torchvision's preprocessing
+    fast = client.submit([photos / "astronaut.jpg"], precision="fp32", decode="fast")
+    assert client.get_job(fast.id).data["decode"] == "fast"
+    assert client.get_job(client.submit([photos / "astronaut.jpg"]).id).data["decode"] == "fast"  # the setting
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])

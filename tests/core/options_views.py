@@ -61,8 +61,7 @@ def main(options_path: str) -> None:
     settings.ALLOW_PRIVATE_URLS, settings.MAX_TOP_K = False, 1
     worker = {}
     for view, job_id in ids.items():
-        _claimed, read, _chunk_size = runner.claim(job_id, 0, 1, "options-test")
-        worker[view] = read.model_dump()
+        worker[view] = runner.claim(job_id, 0, 1, "options-test").options.model_dump()
     print(json.dumps({"openapi": openapi, "worker": worker, "unknown_field": unknown.json()["detail"]}))
 
 

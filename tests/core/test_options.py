@@ -22,6 +22,7 @@ GIVEN = {
     "top_k": 3,
     "store_probabilities": True,
     "precision": "bf16",
+    "decode": "exact",
     "callback_url": "http://127.0.0.1:9/hook",
 }
 
@@ -84,6 +85,7 @@ def test_defaults_follow_the_settings_in_every_view(tmp_path, env, expected):
         "top_k": 5,
         "store_probabilities": False,
         "precision": expected["precision"],
+        "decode": None,
         "callback_url": None,
     }
     documented = {name: value for name, value in defaults.items() if value is not None}  # FastAPI drops nulls
@@ -105,6 +107,7 @@ def test_the_python_client_accepts_every_option():
         ({"model": "resnet34"}, "model: must be one of resnet18, resnet50 (got 'resnet34')"),
         ({"top_k": 0}, "top_k: must be between 1 and 20 (got 0)"),
         ({"precision": "fp8"}, "precision: must be one of auto, fp32, bf16, fp16 (got 'fp8')"),
+        ({"decode": "sloppy"}, "decode: must be one of fast, exact (got 'sloppy')"),
         ({"callback_url": "ftp://example.com/x"}, "callback_url: must be an http:// or https:// URL"),
         ({"colour": "red"}, "colour: unknown option"),
     ],
@@ -149,7 +152,7 @@ def test_a_callback_url_needs_the_webhook_secret(monkeypatch):
 
 def test_a_stored_job_is_read_back_without_checks():
     class Row:  # what a Job row offers: one attribute per option (and more)
-        model, top_k, store_probabilities, precision = "resnet999", 10_000, True, "fp8"
+        model, top_k, store_probabilities, precision, decode = "resnet999", 10_000, True, "fp8", "fast"
         callback_url, chunk_size = "https://hooks.invalid/done", 32
 
     options = JobOptions.from_record(Row())
@@ -158,5 +161,22 @@ def test_a_stored_job_is_read_back_without_checks():
         "top_k": 10_000,
         "store_probabilities": True,
         "precision": "fp8",
+        "decode": "fast",
         "callback_url": "https://hooks.invalid/done",
     }
+
+
+@pytest.mark.parametrize(
+    "raw, setting, expected",
+    [
+        ({"precision": "fp32"}, "fast", "exact"),  # fp32 and nothing said about decoding: torchvision's pixels
+        ({"precision": "fp32", "decode": "fast"}, "fast", "fast"),
+        ({"precision": "auto"}, "fast", "fast"),
+        ({"precision": "bf16"}, "exact", "exact"),
+        ({"decode": "exact"}, "fast", "exact"),
+        ({}, "fast", "fast"),
+    ],
+)
+def test_the_decode_mode_a_job_gets(raw, setting, expected):
+    """The option when given; exact for an fp32 job that says nothing; else IMAGEBATCH_DECODE_MODE."""
+    assert JobOptions.model_validate(raw).resolve_decode(setting) == expected

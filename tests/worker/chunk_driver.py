@@ -1,12 +1,14 @@
 """Test helper run in a fresh process (settings come from its environment): set up a job, run it.
 
 Usage: python chunk_driver.py SPEC.json; prints one JSON line. Spec keys:
-  job_id, images [[source, location]...], model, top_k, store_probabilities, precision,
+  job_id, images [[source, location]...], model, top_k, store_probabilities, precision, decode
+  (the option as submitted: the worker resolves it, as for a job stored before the API did),
   chunk_size, action: "process" (run every chunk via worker.runner with a worker context built
   from this process's settings), "enqueue" (send the chunk tasks by name, as the API does),
   "fail_chunk" (claim chunk 0, then give up on it as the task's last retry would, with a context
   attached to the Celery app), "none" (only create the job); cancel_first: cancel the job
-  before acting.
+  before acting; delete_during: delete the job as the API does (rows, then stored blobs) while
+  its chunk runs, just before the chunk stores its thumbnails.
 """
 
 import json
@@ -30,6 +32,7 @@ def main(spec_path: str) -> None:
             top_k=spec.get("top_k", 5),
             store_probabilities=spec.get("store_probabilities", False),
             precision=spec.get("precision", "fp32"),
+            decode=spec.get("decode"),
             chunk_size=spec["chunk_size"],
             images=[ImageSource(source, location) for source, location in spec["images"]],
         )
@@ -46,6 +49,8 @@ def main(spec_path: str) -> None:
         from imagebatch.worker import runner
         from imagebatch.worker.context import WorkerContext
 
+        if spec.get("delete_during"):
+            _delete_after_renditions(spec["job_id"])
         ctx = WorkerContext.build(settings)  # as worker.main does, without the Celery worker around it
         try:
             reports = [runner.process_chunk(ctx, spec["job_id"], start, stop) for start, stop in bounds]
@@ -76,6 +81,24 @@ def main(spec_path: str) -> None:
         out["gave_up"] = metrics.get_sample_value("imagebatch_worker_chunks_total", {"outcome": "gave_up"})
         out["failed_images"] = metrics.get_sample_value("imagebatch_worker_images_total", {"outcome": "failed"})
     print(json.dumps(out))
+
+
+def _delete_after_renditions(job_id: str) -> None:
+    """Make the writer's rendition step delete the job just before it stores a chunk's thumbnails."""
+    from imagebatch.core.storage import get_store
+    from imagebatch.db.lifecycle import delete_job
+    from imagebatch.db.session import session_scope
+    from imagebatch.worker import writer
+
+    store_renditions = writer.store_renditions
+
+    def deleted_first(*args, **kwargs):
+        with session_scope() as session:
+            delete_job(session=session, job_id=job_id)
+        get_store().delete_prefix(f"{job_id}/")
+        return store_renditions(*args, **kwargs)
+
+    writer.store_renditions = deleted_first
 
 
 if __name__ == "__main__":

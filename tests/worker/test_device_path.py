@@ -26,7 +26,7 @@ def test_cpu_keeps_the_exact_float_path_whatever_the_settings(resnet18, worker_c
     assert not (plan.uint8_input or plan.pin_memory or plan.compile or plan.gpu_decode)
     decoder = plan.decoder(resnet18.transform)
     assert isinstance(decoder.transform, NumpyNormalize) and decoder.gpu_device is None
-    assert worker_ctx.decoder(resnet18) is worker_ctx.decoder(resnet18)  # made once per model
+    assert worker_ctx.decoder(resnet18, "exact") is worker_ctx.decoder(resnet18, "exact")  # made once per model
     assert maybe_compile(resnet18.net, plan) is resnet18.net
 
 

@@ -61,13 +61,22 @@ def test_unknown_model_is_unavailable_with_the_choices(ctx: WorkerContext) -> No
         ctx.models.get("resnet999")
 
 
-@pytest.mark.parametrize(("mode", "draft_size"), [("fast", 256), ("exact", None)])
-def test_decoders_follow_the_decode_mode_and_are_made_once(resnet18, monkeypatch, mode, draft_size) -> None:
+def test_decoders_are_made_once_per_model_and_decode_mode(ctx: WorkerContext, resnet18) -> None:
+    """Each job decodes in its own mode; the decoders are shared by every job in that mode."""
+    fast, exact = ctx.decoder(resnet18, "fast"), ctx.decoder(resnet18, "exact")
+    assert (fast.transform.draft_size, exact.transform.draft_size) == (256, None)
+    assert ctx.decoder(resnet18, "fast") is fast and ctx.decoder(resnet18, "exact") is exact
+    assert fast.renditions is exact.renditions is ctx.renditions
+    with pytest.raises(ValueError, match="decode must be fast or exact"):
+        ctx.decoder(resnet18, "sloppy")
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_the_setting_is_the_default_mode(monkeypatch, mode) -> None:
     monkeypatch.setattr(settings, "DECODE_MODE", mode)
     ctx = WorkerContext.build(settings, device="cpu")
     try:
-        assert ctx.decoder(resnet18).transform.draft_size == draft_size
-        assert ctx.decoder(resnet18) is ctx.decoder(resnet18)
+        assert ctx.decode_mode == mode
     finally:
         ctx.close()
 

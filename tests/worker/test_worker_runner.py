@@ -126,6 +126,22 @@ def test_mixed_job_is_processed_and_recorded(
     assert (record["precision"], record["device"], record["embedding_dtype"]) == ("fp32", "cpu", "float32")
     assert record["torch"] == torch.__version__ and "resize_size=[256]" in record["transforms"]
     assert record["batch_size"] == 4
+    assert (record["decode"], record["decode_requested"]) == ("exact", None)
+    _assert_thumbnails(tmp_path / "blobs" / JOB_ID, [source for source, _ in images], good)
+
+
+def _assert_thumbnails(stored: Path, sources: list[str], good: dict[str, Path]) -> None:
+    """Each decoded image's JPEG thumbnail, and no other, is stored under the job's prefix, whatever its source."""
+    wanted = {f"{sources.index(source)}.jpg": path for source, path in good.items()}
+    assert sorted(p.name for p in (stored / "thumbnails").iterdir()) == sorted(wanted)
+    for name, path in wanted.items():
+        with Image.open(stored / "thumbnails" / name) as thumb, Image.open(path) as original:
+            shown = ImageOps.exif_transpose(original)
+            assert thumb.format == "JPEG" and thumb.mode == "RGB" and max(thumb.size) == 256
+            assert abs(thumb.width / thumb.height - shown.width / shown.height) < 0.02, name
+    with Image.open(stored / "thumbnails" / f"{sources.index('rocket.jpg')}.jpg") as rotated:
+        assert rotated.size == (160, 256)  # stored 320 x 200, shown portrait (EXIF orientation 6)
+    assert not (stored / "previews").exists()  # JPEG and PNG: browsers show the originals
 
 
 def _assert_ok_row(row: ImageRow, ref_probs: np.ndarray, ref_features: np.ndarray) -> None:
@@ -176,6 +192,40 @@ def test_float16_embeddings_without_probabilities(
     assert job.reproducibility["precision_requested"] == "auto"
     assert job.reproducibility["precision"] in ("bf16", "fp32")
     assert len(row.topk) == 5
+
+
+@pytest.mark.parametrize(
+    ("options", "decode", "tolerance"),
+    [({"precision": "fp32"}, "exact", 1e-5), ({"precision": "fp32", "decode": "fast"}, "fast", None)],
+    ids=["fp32-says-nothing", "fp32-asks-fast"],
+)
+def test_each_job_decodes_in_its_own_mode(
+    tmp_path, torch_home, bench_photos, reference_resnet18, reference, run_driver, make_env, options, decode, tolerance
+) -> None:
+    """A worker whose setting is fast decodes an fp32 job exactly unless the job asks otherwise."""
+    url = f"sqlite:///{tmp_path / 'modes.sqlite'}"
+    env = make_env(tmp_path, torch_home, url, IMAGEBATCH_DECODE_MODE="fast")
+    phone = bench_photos[7]  # 4032 x 3024: fast mode decodes it at 1/8 scale
+    run_driver(
+        env, job_id=JOB_ID, images=[["phone.jpg", f"file:{phone}"]], chunk_size=4, store_probabilities=True, **options
+    )
+    job, (row,) = _job_and_rows(url)
+    assert (job.reproducibility["decode"], job.reproducibility["decode_requested"]) == (decode, options.get("decode"))
+    ref_probs, _ = _reference(reference_resnet18, phone, reference)
+    gap = np.abs(np.frombuffer(row.probabilities, dtype="<f4") - ref_probs).max()
+    assert gap <= tolerance if tolerance else gap > 1e-4
+
+
+def test_a_job_deleted_while_its_chunk_runs_leaves_no_thumbnails(
+    tmp_path, torch_home, run_driver, make_env, write_samples
+) -> None:
+    samples = write_samples(tmp_path / "samples")
+    url = f"sqlite:///{tmp_path / 'deleted.sqlite'}"
+    images = [["cat.jpg", f"file:{samples['rgb_jpeg']}"], ["logo.png", f"file:{samples['rgba_png']}"]]
+    run_driver(make_env(tmp_path, torch_home, url), job_id=JOB_ID, images=images, chunk_size=4, delete_during=True)
+    job, rows = _job_and_rows(url)
+    assert job is None and rows == []
+    assert not (tmp_path / "blobs" / JOB_ID).exists()
 
 
 def test_exhausted_retries_turn_open_images_into_internal_errors(tmp_path, torch_home, run_driver, make_env) -> None:

@@ -1,4 +1,5 @@
-"""Preprocessing: image bytes to a DecodedImage holding the model's input tensor (see decode and transforms)."""
+"""Preprocessing: image bytes to a DecodedImage holding the model's input tensor and the image's thumbnail
+(see decode, transforms and renditions)."""
 
 from imagebatch.worker.preprocess.decode import (
     DecodedImage,
@@ -8,6 +9,7 @@ from imagebatch.worker.preprocess.decode import (
     check_pixels,
     is_jpeg,
 )
+from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import (
     HostTransform,
     NumpyNormalize,
@@ -25,6 +27,8 @@ __all__ = [
     "HostTransform",
     "ImageFailure",
     "NumpyNormalize",
+    "RenditionMaker",
+    "Renditions",
     "ResizeCrop",
     "Uint8Transform",
     "UnusableImage",

@@ -1,4 +1,5 @@
-"""Decode image bytes like torchvision's reference: pixel limit, draft decode, EXIF orientation, RGB, statistics."""
+"""Decode image bytes like torchvision's reference: pixel limit, draft decode, EXIF orientation, RGB, statistics,
+and the thumbnail (and preview) made from the decoded picture."""
 
 import io
 from collections.abc import Sequence
@@ -8,6 +9,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from imagebatch.core import errors
+from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import HostTransform, Uint8Transform
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -23,6 +25,7 @@ class DecodedImage:
     mean: tuple[float, float, float]  # per RGB channel, 0-255
     std: tuple[float, float, float]
     tensor: torch.Tensor  # the host transform's output: CHW float32 (CPU) or uint8 (CUDA)
+    renditions: Renditions | None = None  # thumbnail and preview, when the decoder makes them
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,15 @@ def _per_channel(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 class Decoder:
-    """Bytes to a DecodedImage with one host transform; JPEGs on `gpu_device` when given (IMAGEBATCH_GPU_DECODE)."""
+    """Bytes to a DecodedImage with one host transform; JPEGs on `gpu_device` when given (IMAGEBATCH_GPU_DECODE);
+    with `renditions`, the image's thumbnail and preview too."""
 
-    def __init__(self, transform: HostTransform, gpu_device: str | None = None) -> None:
+    def __init__(
+        self, transform: HostTransform, gpu_device: str | None = None, renditions: RenditionMaker | None = None
+    ) -> None:
         self.transform = transform
         self.gpu_device = gpu_device
+        self.renditions = renditions
         self._on_device: tuple[str, Uint8Transform] | None = None
         if gpu_device is not None:
             if not isinstance(transform, Uint8Transform):
@@ -142,6 +149,7 @@ class Decoder:
             mean=_per_channel(stat.mean),
             std=_per_channel(stat.stddev),
             tensor=self.transform(rgb),
+            renditions=self.renditions(rgb, fmt) if self.renditions else None,
         )
 
     def _decode_on_device(self, data: bytes, device: str, transform: Uint8Transform) -> DecodedImage:
@@ -159,4 +167,5 @@ class Decoder:
             mean=_per_channel(pixels.mean(1).tolist()),
             std=_per_channel(pixels.std(1, correction=0).tolist()),
             tensor=transform.resize_crop_tensor(full),
+            renditions=self.renditions.from_tensor(full) if self.renditions else None,
         )

@@ -10,10 +10,10 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 from torchvision.transforms.v2 import functional as F2
 
+from imagebatch.core.config import DECODE_MODES
+
 Size = tuple[int, int]
 Box = tuple[float, float, float, float]
-
-DECODE_MODES = ("fast", "exact")
 
 
 class WeightsTransform(Protocol):

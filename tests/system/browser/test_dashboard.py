@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from tests.harness.images import write_broken, write_photos
+from tests.harness.images import photo, write_broken, write_photos
+from tests.harness.stack import wait_for_job
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -58,6 +59,8 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     page.set_input_files("#dropzone input[type=file]", [str(p) for p in photos] + [str(broken)])
     assert "11 file(s)" in page.inner_text("#file-summary")
     page.select_option("#opt-model", "resnet18")
+    page.select_option("#opt-precision", "fp32")  # decode left at its default: exact for fp32
+    assert page.input_value("#opt-decode") == ""
     page.screenshot(path=SHOTS / "submit-dark.png", full_page=True)
     page.click("#submit-btn")
     page.wait_for_url("**/#/jobs/*", timeout=60_000)
@@ -70,6 +73,8 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     page.wait_for_function("document.querySelector('#stat-done')?.textContent === '11 / 11'", timeout=10_000)
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["state"] == "completed" and job["counts"]["succeeded"] == 10 and job["counts"]["failed"] == 1
+    assert (job["precision"], job["decode"], job["reproducibility"]["decode"]) == ("fp32", "exact", "exact")
+    assert page.inner_text("#job-options").endswith("precision fp32 · decode exact")
     page.wait_for_selector("#thumbs .thumb img[src]", timeout=30_000)
     page.wait_for_function("document.querySelectorAll('#thumbs .thumb').length === 11", timeout=30_000)
     assert page.locator("#thumbs .thumb.err").count() == 1
@@ -116,6 +121,30 @@ def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key,
     assert labels == [t["label"] if len(t["label"]) <= 26 else t["label"][:25] + "…" for t in item["top_k"]]
     assert values == [f"{100 * t['probability']:.1f}%" for t in item["top_k"]]
     page.screenshot(path=SHOTS / "image-dark.png", full_page=True)
+    assert not errors, errors
+    context.close()
+
+
+def test_a_tiff_image_page_shows_a_picture(browser, stack, api_key, client, tmp_path):
+    """Browsers cannot show TIFF: the image page shows the worker's preview, not a broken image."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tiff = tmp_path / "scan.tif"
+    photo(640, 480, seed=11).save(tiff)
+    response = client.post("/v1/jobs", files=[("files", (tiff.name, tiff.read_bytes()))])
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"], timeout=180)
+    assert job["counts"]["succeeded"] == 1, job
+    context, page, errors = _page(browser, "dark")
+    page.goto(f"{stack.url}/")
+    _paste_key(page, api_key)
+    page.goto(f"{stack.url}/#/jobs/{job['id']}/images/0")
+    page.wait_for_selector("#full-image", timeout=20_000)
+    page.wait_for_function("document.querySelector('#full-image')?.naturalWidth > 0", timeout=20_000)
+    assert page.evaluate("document.querySelector('#full-image').naturalWidth") == 640
+    page.screenshot(path=SHOTS / "image-tiff-dark.png", full_page=True)
+    # The job page's grid shows the worker's thumbnail of it.
+    page.goto(f"{stack.url}/#/jobs/{job['id']}")
+    page.wait_for_function("document.querySelector('#thumbs .thumb img')?.naturalWidth > 0", timeout=20_000)
     assert not errors, errors
     context.close()
 
