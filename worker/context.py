@@ -10,6 +10,7 @@ from celery import Celery
 from prometheus_client import CollectorRegistry
 
 from imagebatch.core.config import Settings
+from imagebatch.worker.custom_models import CustomModelCache, RegisteredWeights
 from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
 from imagebatch.worker.fetch import Fetcher
 from imagebatch.worker.gpu import DevicePlan, plan_for
@@ -37,11 +38,14 @@ class WorkerContext:
     fast_decode: bool  # IMAGEBATCH_DECODE_MODE
     split: CpuSplit  # forwards at once, torch threads each
     models: ModelRegistry
+    custom_models: CustomModelCache  # registered custom models, loaded on first use
     gate: ForwardGate
     fetcher: Fetcher
     decode_pool: ThreadPoolExecutor
     reader: Reader
     metrics: WorkerMetrics
+    # Training jobs running in this process (TRAIN_SLOTS): one more waits on the queue, not in a thread here.
+    training_slots: threading.BoundedSemaphore = field(init=False, repr=False)
     _decoders: dict[str, Decoder] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -78,6 +82,7 @@ class WorkerContext:
             fast_decode=fast,
             split=split,
             models=ModelRegistry(device, plan),
+            custom_models=CustomModelCache(device, plan, settings.CUSTOM_MODEL_CACHE),
             gate=ForwardGate(split.forward_slots),
             fetcher=fetcher,
             decode_pool=pool,
@@ -85,12 +90,19 @@ class WorkerContext:
             metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
         )
 
+    def __post_init__(self) -> None:
+        self.training_slots = threading.BoundedSemaphore(self.settings.TRAIN_SLOTS)
+
+    def model_for(self, name: str, custom: RegisteredWeights | None = None) -> LoadedModel:
+        """A built-in model by name, or the registered custom model (whose base architecture is `name`)."""
+        return self.custom_models.get(custom) if custom is not None else self.models.get(name)
+
     def decoder(self, model: LoadedModel) -> Decoder:
         """The model's preprocessing on this device in this decode mode, made once per model."""
         with self._lock:
-            if model.spec.name not in self._decoders:
-                self._decoders[model.spec.name] = self.plan.decoder(model.transform, self.fast_decode)
-            return self._decoders[model.spec.name]
+            if model.key not in self._decoders:
+                self._decoders[model.key] = self.plan.decoder(model.transform, self.fast_decode)
+            return self._decoders[model.key]
 
     def close(self) -> None:
         """Let running decodes finish, then release the decode threads and the HTTP client."""
