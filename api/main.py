@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api.auth import require_tenant
 from imagebatch.api.metrics import HttpMetrics, make_registry
-from imagebatch.api.routes import health, images, jobs, parquet, results, similar
+from imagebatch.api.routes import evaluations, health, images, jobs, models, parquet, results, similar, training
 from imagebatch.api.routes.ui import mount_dashboard
 from imagebatch.api.schemas import describe_validation_error, error_responses
 from imagebatch.core import __version__
@@ -57,7 +57,8 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="imagebatch",
         version=__version__,
-        description="Asynchronous bulk image classification with ResNet: submit, watch, query, export.",
+        description="Asynchronous bulk image classification with ResNet: submit, watch, query, export; "
+        "train, evaluate and serve custom models.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
@@ -74,6 +75,9 @@ def create_app() -> FastAPI:
     app.include_router(images.router, **v1)
     app.include_router(similar.router, **v1)
     app.include_router(parquet.router, **v1)
+    app.include_router(training.router, **v1)
+    app.include_router(models.router, **v1)
+    app.include_router(evaluations.router, **v1)
     mount_dashboard(app)
     return app
 
