@@ -14,7 +14,7 @@ from imagebatch.worker.training.digits import DigitsFolders, write_digits
 from tests.harness.services import clean_env, private_redis, scratch_database
 from tests.harness.stack import Stack
 
-REDIS_DB = 12  # this area's Redis database
+REDIS_DB = 15  # this area's Redis database (the resume test has 5)
 PG_DATABASE = "imagebatch_training_test"
 # Tiny, fast runs: 200 digits at 32 px, ResNet-18 from scratch (chance is 0.1).
 TRAINING = {

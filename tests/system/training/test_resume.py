@@ -15,7 +15,7 @@ from tests.system.training.conftest import TRAINING, stack_env, wait_training, z
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
-REDIS_DB = 10
+REDIS_DB = 5  # its own Redis database
 PG_DATABASE = "imagebatch_resume_test"
 
 
