@@ -55,6 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         result = train(dataset, config, output_dir=Path(out))
     epochs = [e["seconds"] for e in result.history]
+    seen = len(dataset.train) + len(dataset.val)  # images per epoch: a training and a validation pass
     print(
         json.dumps(
             {
@@ -62,10 +63,13 @@ def main() -> None:
                 "threads": torch.get_num_threads(),
                 "load_avg": os.getloadavg(),
                 "precision": result.precision.resolved,
+                "precision_note": result.precision.note,
+                "images_per_second": round(seen * len(epochs) / sum(epochs), 1),
                 "prepare_seconds": round(prepared, 2),
                 "seconds_per_epoch": round(sum(epochs) / len(epochs), 2),
                 "total_seconds": round(sum(epochs) + prepared, 1),
                 "val_accuracy": [round(e["val_accuracy"], 4) for e in result.history],
+                "train_loss": [round(e["train_loss"], 4) for e in result.history],
                 "best_epoch": result.best_epoch,
                 "best_val_accuracy": result.meta["best"]["val_accuracy"],
                 "macro_f1": result.meta["evaluation"]["macro_avg"]["f1"],

@@ -29,7 +29,7 @@ EpochCallback = Callable[[dict], None]
 
 # bf16 autocast trains slower than fp32 on small images on a CPU: the convolutions are too small for its
 # kernels to pay for the casts (bench/train_digits.py --sizes; README "Custom models" has the figures).
-CPU_BF16_MIN_IMAGE_SIZE = 128
+CPU_BF16_MIN_IMAGE_SIZE = 64
 
 
 def training_precision(requested: str, device: str, caps: Capabilities, image_size: int) -> Precision:
