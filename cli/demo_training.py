@@ -41,6 +41,7 @@ def train_and_evaluate(client: Client, data_dir: Path, console: Console) -> bool
     with Live(epoch_table(job.data), console=console, refresh_per_second=2) as live:
         job.wait(poll=1.0, on_epoch=lambda _stats: live.update(epoch_table(job.data)))
         live.update(epoch_table(job.data))
+    console.print()
     if job.state != "completed":
         console.print(f"[bold red]Training ended {job.state}:[/bold red] {job.data.get('error')}")
         return False

@@ -28,6 +28,7 @@ def _watch(job: Any) -> int:
     with Live(epoch_table(job.data), console=err, refresh_per_second=2, transient=False) as live:
         job.wait(poll=1.0, on_epoch=lambda _stats: live.update(epoch_table(job.data)))
         live.update(epoch_table(job.data))
+    err.print()
     if job.state != "completed":
         err.print(f"training job {job.id} {job.state}: {job.data.get('error') or ''}", highlight=False)
         return EXIT_JOB_FAILED
