@@ -1,6 +1,7 @@
 """Client.similar, the image endpoints, the job summary and the CLI's new parts against the real API."""
 
 import io
+import itertools
 import json
 import math
 import os
@@ -94,7 +95,7 @@ def test_summary_counts_match_the_results(client, finished_job):
     assert {entry["label"]: entry["count"] for entry in summary["labels"]} == dict(labels)
     assert sum(summary["confidence"]["counts"]) == len(ok) == summary["processed"]
     edges = summary["confidence"]["edges"]
-    for n, (low, high) in enumerate(zip(edges, edges[1:], strict=True)):
+    for n, (low, high) in enumerate(itertools.pairwise(edges)):
         last = n == len(edges) - 2
         inside = [i for i in ok if low <= i["confidence"] < high or (last and i["confidence"] == high)]
         assert summary["confidence"]["counts"][n] == len(inside)
