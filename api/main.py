@@ -15,7 +15,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from imagebatch.api.auth import require_tenant
 from imagebatch.api.metrics import HttpMetrics, make_registry
-from imagebatch.api.routes import health, images, jobs, parquet, results, similar
+from imagebatch.api.routes import evaluations, health, images, jobs, models, parquet, results, similar, training
 from imagebatch.api.routes.ui import mount_dashboard
 from imagebatch.api.schemas import describe_validation_error, error_responses
 from imagebatch.core import __version__
@@ -66,7 +66,8 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="imagebatch",
         version=__version__,
-        description="Asynchronous bulk image classification with ResNet: submit, watch, query, export.",
+        description="Asynchronous bulk image classification with ResNet: submit, watch, query, export; "
+        "train, evaluate and serve custom models.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
@@ -81,6 +82,9 @@ def create_app() -> FastAPI:
     _include_v1(app, images.router)
     _include_v1(app, similar.router)
     _include_v1(app, parquet.router)
+    _include_v1(app, training.router)
+    _include_v1(app, models.router)
+    _include_v1(app, evaluations.router)
     mount_dashboard(app)
     return app
 

@@ -41,6 +41,7 @@ class ErrorInfo(BaseModel):
 class ResultItem(BaseModel):
     index: int
     source: str
+    true_label: str | None = None  # an evaluation image's class; null otherwise
     status: str
     error: ErrorInfo | None
     width: int | None
@@ -85,9 +86,9 @@ _ERROR_TEXT = {
     401: "Missing, invalid or revoked API key",
     413: "Request or job over a size limit (named)",
     429: "Tenant limit reached (named); retry after Retry-After seconds",
-    404: "Job not found",
+    404: "Job, training job or model not found",
     408: "The request body stalled (nothing received for IMAGEBATCH_UPLOAD_IDLE_TIMEOUT seconds)",
-    409: "Conflict with the job's state",
+    409: "Conflict with the job's state (or a model still in use)",
     415: "Unsupported content type",
     422: "Invalid request (the message names the field)",
     503: "Database or broker unavailable",
@@ -137,6 +138,44 @@ def submit_request_body() -> dict[str, Any]:
                         "additionalProperties": False,
                         "required": ["uris"],
                         "properties": {**uris, **options},
+                    }
+                },
+            },
+        }
+    }
+
+
+def labelled_request_body(options: type[BaseModel], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The two bodies of a labelled set (training, evaluation): an ImageFolder `archive` beside the
+    option fields, or JSON `uris` with one `labels` entry each beside the option keys."""
+    properties = options.model_json_schema()["properties"]
+    archive = {
+        **BINARY,
+        "description": ".zip, .tar, .tar.gz or .tgz in ImageFolder layout: one folder per class, "
+        "images at any depth below it",
+    }
+    uris = {
+        "uris": {"type": "array", "items": {"type": "string"}, "description": "paths under an allowed root, or URLs"},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "the class of each uri, in order"},
+    }
+    return {
+        "requestBody": {
+            "required": False,  # see submit_request_body
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["archive", *required],
+                        "properties": {"archive": archive, **properties},
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["uris", "labels", *required],
+                        "properties": {**uris, **properties},
                     }
                 },
             },

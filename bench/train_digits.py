@@ -30,6 +30,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def summary(config: TrainingConfig, dataset, result, prepared: float) -> dict:
+    """The run as one JSON object: accuracy and loss per epoch, throughput, times, the precision used."""
+    epochs = [e["seconds"] for e in result.history]
+    seen = len(dataset.train) + len(dataset.val)  # images per epoch: a training and a validation pass
+    return {
+        "config": config.to_dict(),
+        "threads": torch.get_num_threads(),
+        "load_avg": os.getloadavg(),
+        "precision": result.precision.resolved,
+        "precision_note": result.precision.note,
+        "images_per_second": round(seen * len(epochs) / sum(epochs), 1),
+        "prepare_seconds": round(prepared, 2),
+        "seconds_per_epoch": round(sum(epochs) / len(epochs), 2),
+        "total_seconds": round(sum(epochs) + prepared, 1),
+        "val_accuracy": [round(e["val_accuracy"], 4) for e in result.history],
+        "train_loss": [round(e["train_loss"], 4) for e in result.history],
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.meta["best"]["val_accuracy"],
+        "macro_f1": result.meta["evaluation"]["macro_avg"]["f1"],
+    }
+
+
 def main() -> None:
     args = parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -54,24 +76,7 @@ def main() -> None:
     prepared = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as out:
         result = train(dataset, config, output_dir=Path(out))
-    epochs = [e["seconds"] for e in result.history]
-    print(
-        json.dumps(
-            {
-                "config": config.to_dict(),
-                "threads": torch.get_num_threads(),
-                "load_avg": os.getloadavg(),
-                "precision": result.precision.resolved,
-                "prepare_seconds": round(prepared, 2),
-                "seconds_per_epoch": round(sum(epochs) / len(epochs), 2),
-                "total_seconds": round(sum(epochs) + prepared, 1),
-                "val_accuracy": [round(e["val_accuracy"], 4) for e in result.history],
-                "best_epoch": result.best_epoch,
-                "best_val_accuracy": result.meta["best"]["val_accuracy"],
-                "macro_f1": result.meta["evaluation"]["macro_avg"]["f1"],
-            }
-        )
-    )
+    print(json.dumps(summary(config, dataset, result, prepared)))
 
 
 if __name__ == "__main__":

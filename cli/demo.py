@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Column, Table
 
+from imagebatch.cli.demo_training import train_and_evaluate
 from imagebatch.client import ApiError, ApiUnreachable, Client, Job
 from imagebatch.core.catalog import MODELS
 
@@ -216,7 +217,7 @@ def _show_reproducibility(job: Job) -> None:
     console.print(table)
 
 
-def _classify(services: Services, data_dir: Path, images: int, csv_path: Path) -> Job:
+def _classify(services: Services, data_dir: Path, images: int, csv_path: Path, train: bool = False) -> Job:
     from imagebatch.cli.console import render_results
     from imagebatch.cli.samples import write_sample_photos
 
@@ -235,10 +236,12 @@ def _classify(services: Services, data_dir: Path, images: int, csv_path: Path) -
         job.export(csv_path)
         console.print(f"Results CSV: [bold]{csv_path}[/bold]", highlight=False)
         _show_reproducibility(job)
+        if train and job.state == "completed" and not train_and_evaluate(client, data_dir, console):
+            job.data["state"] = "failed"  # the demo's exit code says the training part failed
         return job
 
 
-def run_demo(images: int = 16, random_weights: bool | None = None, keep: bool = False) -> int:
+def run_demo(images: int = 16, random_weights: bool | None = None, keep: bool = False, train: bool = False) -> int:
     """Run the whole demo; returns the process exit code (0 when the job completed)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     data_dir = (Path(".imagebatch") / f"demo-{stamp}").resolve()
@@ -260,7 +263,7 @@ def run_demo(images: int = 16, random_weights: bool | None = None, keep: bool = 
     ok = False
     try:
         services.start("api", "serve", "--host", "127.0.0.1", "--port", str(services.port))
-        job = _classify(services, data_dir, images, csv_path)
+        job = _classify(services, data_dir, images, csv_path, train)
         ok = job.state == "completed"
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted; stopping the API and the worker.[/yellow]")

@@ -18,7 +18,6 @@ from imagebatch.cli.common import (
     EXIT_NOT_FOUND,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
-    ModelName,
     fail,
 )
 from imagebatch.cli.console import err, out, render_job, render_results, row_progress, upload_progress
@@ -68,7 +67,11 @@ def submit(
     paths: list[str] = typer.Argument(
         ..., help="Image files and folders, one .zip/.tar/.tar.gz, http(s) URLs, or a .txt/.json URI manifest."
     ),
-    model: ModelName | None = typer.Option(None, help=f"Default: {settings.DEFAULT_MODEL}."),
+    model: str | None = typer.Option(
+        None,
+        help=f"resnet18, resnet50, or a custom model's name[:version] (imagebatch models list). "
+        f"Default: {settings.DEFAULT_MODEL}.",
+    ),
     top_k: int | None = typer.Option(
         None, "--top-k", min=1, help=f"Predictions kept per image. Default: {JobOptions.model_fields['top_k'].default}."
     ),
@@ -91,7 +94,7 @@ def submit(
     with _client(ctx) as client:
         job = client.submit(
             paths,
-            model=model.value if model else None,
+            model=model,
             top_k=top_k,
             store_probabilities=store_probabilities or None,
             precision=precision.value if precision else None,

@@ -6,6 +6,7 @@ from imagebatch.cli.common import EXIT_USAGE, fail
 from imagebatch.cli.console import out
 from imagebatch.core.catalog import MODEL_NAMES
 from imagebatch.core.config import settings
+from imagebatch.core.queueing import QUEUE_KINDS
 
 app = typer.Typer()
 
@@ -24,6 +25,11 @@ def serve(
 @app.command()
 def worker(
     models: str | None = typer.Option(None, help="Comma-separated models. Default: IMAGEBATCH_WORKER_MODELS."),
+    queues: str | None = typer.Option(
+        None,
+        help="classify (the models' queues), train (training jobs) or classify,train. "
+        "Default: IMAGEBATCH_WORKER_QUEUES (both).",
+    ),
     loglevel: str = typer.Option(settings.LOG_LEVEL, help="Celery log level."),
     burst: bool = typer.Option(False, "--burst", help="Exit once the queues are empty."),
 ) -> None:
@@ -32,9 +38,13 @@ def worker(
     unknown = sorted(set(chosen or ()) - set(MODEL_NAMES))
     if unknown:
         raise fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}", EXIT_USAGE)
+    kinds = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    wrong = sorted(set(kinds or ()) - set(QUEUE_KINDS))
+    if wrong or kinds == []:
+        raise fail(f"--queues takes {', '.join(QUEUE_KINDS)} or both (got {queues!r})", EXIT_USAGE)
     from imagebatch.worker.main import run_worker
 
-    raise typer.Exit(run_worker(chosen, loglevel, burst=burst))
+    raise typer.Exit(run_worker(chosen, loglevel, burst=burst, queues=kinds))
 
 
 @app.command()

@@ -21,11 +21,14 @@ def demo(
         "Default: yes when not interactive, ask when stdin is a terminal.",
     ),
     keep: bool = typer.Option(False, "--keep", help="Keep the demo's data folder (database, uploads, logs)."),
+    train: bool = typer.Option(
+        False, "--train", help="Then train a ResNet-18 on the UCI digits, evaluate it and show its scores."
+    ),
 ) -> None:
     """Run the whole service on this machine with no configuration and classify sample photos."""
     from imagebatch.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(images=images, random_weights=random_weights, keep=keep))
+    raise typer.Exit(run_demo(images=images, random_weights=random_weights, keep=keep, train=train))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})

@@ -3,16 +3,19 @@
 from imagebatch.client.client import Client, ProgressCallback
 from imagebatch.client.errors import ApiError, ApiUnreachable, ImagebatchError, NotFound, Unauthorized, WaitTimeout
 from imagebatch.client.job import FINAL_STATES, Job
+from imagebatch.client.training import Evaluation, TrainingJob
 
 __all__ = [
     "FINAL_STATES",
     "ApiError",
     "ApiUnreachable",
     "Client",
+    "Evaluation",
     "ImagebatchError",
     "Job",
     "NotFound",
     "ProgressCallback",
+    "TrainingJob",
     "Unauthorized",
     "WaitTimeout",
 ]

@@ -29,14 +29,16 @@ def write_parquet(
     probabilities: bool,
     expected: int,
     on_progress: RowProgress | None = None,
+    reproducibility: dict | None = None,
 ) -> Path:
-    """One row per image in core.results' Parquet schema, with embeddings: the API's results.parquet table."""
+    """One row per image in core.results' Parquet schema, with embeddings: the API's results.parquet table.
+
+    `model` is the job's base architecture; a custom model's sizes come from the job's `reproducibility`.
+    """
     from imagebatch.core import results
 
-    spec = MODELS[model]
-    schema = results.arrow_schema(
-        embedding_size=spec.embedding_dim, probability_count=spec.num_classes if probabilities else 0
-    )
+    embedding_size, num_classes = results.output_sizes(model, reproducibility)
+    schema = results.arrow_schema(embedding_size=embedding_size, probability_count=num_classes if probabilities else 0)
 
     def write(target: Path) -> None:
         with open(target, "wb") as out:

@@ -68,6 +68,11 @@ class Job:
         return self.data.get("reproducibility")
 
     @property
+    def base_model(self) -> str:
+        """The architecture (a custom model's base): what the result sizes follow."""
+        return self.data.get("base_model") or self.data["model"]
+
+    @property
     def done(self) -> bool:
         return self.state in FINAL_STATES
 
@@ -136,16 +141,17 @@ class Job:
             return exports.write_parquet(
                 items,
                 path,
-                model=self.data["model"],
+                model=self.base_model,
                 probabilities=probabilities,
                 expected=expected,
                 on_progress=on_progress,
+                reproducibility=self.reproducibility,
             )
         if filters or probabilities:
             raise ValueError("embeddings (.npy) export takes every image: no filters or probabilities")
         items = self.client.iter_results(self.id, page_size=exports.PAGE_SIZE, include="embedding")
         return exports.write_embeddings(
-            items, path, job_id=self.id, model=self.data["model"], total=expected, on_progress=on_progress
+            items, path, job_id=self.id, model=self.base_model, total=expected, on_progress=on_progress
         )
 
     def similar(self, index: int, k: int = 10, scope: str = "job") -> "pd.DataFrame":

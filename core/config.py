@@ -118,6 +118,20 @@ class Settings(BaseSettings):
     # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.
     DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
 
+    # Custom models and training (README "Custom models").
+    # What a worker consumes: classify (the queues of WORKER_MODELS), train (the training queue), or both.
+    WORKER_QUEUES: str = "classify,train"
+    # Custom models a worker process keeps loaded; the least recently used one goes first.
+    CUSTOM_MODEL_CACHE: int = Field(default=4, ge=1, le=64)
+    # A running training job's claim lasts this long unless its worker renews it (every TRAIN_HEARTBEAT s);
+    # once it lapses, a sweeper sends the job again and another worker resumes from the last checkpoint.
+    TRAIN_LEASE: float = Field(default=120.0, gt=0)
+    TRAIN_HEARTBEAT: float = Field(default=15.0, gt=0)
+    # Claims of one training job before it is failed (a job that kills its worker each time).
+    TRAIN_MAX_ATTEMPTS: int = Field(default=3, ge=1)
+    # Training jobs one worker process runs at once; another waits on the queue for a free worker.
+    TRAIN_SLOTS: int = Field(default=1, ge=1, le=8)
+
     @field_validator("DECODE_MODE")
     @classmethod
     def _known_decode_mode(cls, value: str) -> str:
@@ -154,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def worker_models(self) -> list[str]:
         return [m.strip() for m in self.WORKER_MODELS.split(",") if m.strip()]
+
+    @property
+    def worker_queues(self) -> list[str]:
+        return [q.strip() for q in self.WORKER_QUEUES.split(",") if q.strip()]
 
     @property
     def is_embedded(self) -> bool:

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from imagebatch.core.catalog import MODEL_NAMES
+from imagebatch.core.catalog import MODEL_NAMES, parse_model_ref
 from imagebatch.core.config import DECODE_MODES, settings
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -12,7 +12,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # The JSON schema is made when asked for, so its defaults and limits follow the settings.
 def _model_schema(schema: dict[str, Any]) -> None:
-    schema.update(enum=list(MODEL_NAMES), default=settings.DEFAULT_MODEL)
+    # Custom models (name or name:version) are open-ended: the built-in names are examples, not an enum.
+    schema.update(examples=[*MODEL_NAMES, "my-model", "my-model:2"], default=settings.DEFAULT_MODEL)
 
 
 def _top_k_schema(schema: dict[str, Any]) -> None:
@@ -35,7 +36,8 @@ class JobOptions(BaseModel):
     model: str = Field(
         default_factory=lambda: settings.DEFAULT_MODEL,
         json_schema_extra=_model_schema,
-        description="torchvision ResNet to classify with; IMAGEBATCH_DEFAULT_MODEL when omitted",
+        description="a built-in ResNet (resnet18, resnet50), or a custom model: its name (the latest version) "
+        "or name:version; IMAGEBATCH_DEFAULT_MODEL when omitted",
     )
     top_k: int = Field(
         default=5,
@@ -102,9 +104,11 @@ class JobOptions(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        if value not in MODEL_NAMES:
-            raise ValueError(f"must be one of {', '.join(MODEL_NAMES)} (got {value!r})")
-        return value
+        # The spelling only: whether a custom model exists is the API's question (it has the registry).
+        try:
+            return str(parse_model_ref(value))
+        except ValueError as exc:
+            raise ValueError(f"must be one of {', '.join(MODEL_NAMES)} or a custom model's name: {exc}") from exc
 
     @field_validator("top_k")
     @classmethod

@@ -5,6 +5,11 @@ from celery import Celery
 from imagebatch.core.config import Settings, settings
 
 PROCESS_CHUNK_TASK = "imagebatch.process_chunk"
+# Training jobs have a queue of their own, so classification and training can run in separate workers.
+TRAIN_TASK = "imagebatch.train_model"
+TRAIN_QUEUE = "imagebatch.train"
+# What `imagebatch worker --queues` chooses from: the model queues (classify), the training queue (train).
+QUEUE_KINDS = ("classify", "train")
 # Redis priority lists 0 (consumed first) .. 9; core.chunks decides which chunk gets which.
 PRIORITY_LEVELS = 10
 

@@ -8,13 +8,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from imagebatch.core.catalog import MODELS
+
 # Stored vectors are raw little-endian bytes; embeddings in the dtype the job's record names.
 EMBEDDING_DTYPES = {"float32": "<f4", "float16": "<f2"}
 PROBABILITY_DTYPE = "<f4"
 
 # An image row's columns, in three groups: set at submission, set when the image finishes
 # (either way), and what a worker computed for a processed image (all null for a failed one).
-IDENTITY_COLUMNS = ("idx", "source")
+IDENTITY_COLUMNS = ("idx", "source", "true_label")  # true_label: an evaluation image's class
 OUTCOME_COLUMNS = ("status", "error_category", "error_message", "processed_at")
 RESULT_COLUMNS = (
     "width",
@@ -66,6 +68,14 @@ _NO_TRIPLE = (None, None, None)
 # What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): text starting with
 # one of these is exported with a leading single quote, so it shows as text and never runs.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def output_sizes(base_model: str, reproducibility: dict | None) -> tuple[int, int]:
+    """(embedding size, number of classes) of a job's results: a custom model's from the job's record,
+    which its first chunk writes, else the catalog's (the base architecture's embedding, 1000 classes)."""
+    spec = MODELS[base_model]
+    record = reproducibility or {}
+    return int(record.get("embedding_dim", spec.embedding_dim)), int(record.get("num_classes", spec.num_classes))
 
 
 def check_embedding_dtype(name: str) -> str:
@@ -165,6 +175,8 @@ def item_from_columns(
     item: dict[str, Any] = {
         "index": row["idx"],
         "source": row["source"],
+        # Set for an evaluation's images; rows built by hand for a classification may leave it out.
+        "true_label": row.get("true_label"),
         "status": row["status"],
         "error": error,
         "width": row["width"],
@@ -197,8 +209,11 @@ def probability_columns(labels: Sequence[str]) -> list[str]:
     return [f"p_{label}_{i}" if seen[label] > 1 else f"p_{label}" for i, label in enumerate(labels)]
 
 
-def csv_header(top_k: int, probability_names: Sequence[str] | None = None) -> list[str]:
+def csv_header(top_k: int, probability_names: Sequence[str] | None = None, labelled: bool = False) -> list[str]:
+    """The CSV columns; `labelled` (an evaluation) adds true_label after source."""
     columns = list(CSV_BASE_COLUMNS)
+    if labelled:
+        columns.insert(columns.index("source") + 1, "true_label")
     for i in range(1, top_k + 1):
         columns += [f"top{i}_label", f"top{i}_index", f"top{i}_probability"]
     return columns + list(probability_names or ())
@@ -212,7 +227,7 @@ def csv_text(value: Any) -> Any:
     return value
 
 
-def csv_row(item: Mapping[str, Any], top_k: int, *, probability_count: int = 0) -> list[Any]:
+def csv_row(item: Mapping[str, Any], top_k: int, *, probability_count: int = 0, labelled: bool = False) -> list[Any]:
     """One JSON item as a CSV line's values, in csv_header order; None becomes an empty cell.
 
     Text cells (file names, error messages, labels...) go through csv_text; JSON and Parquet
@@ -223,6 +238,7 @@ def csv_row(item: Mapping[str, Any], top_k: int, *, probability_count: int = 0) 
     row: list[Any] = [
         item["index"],
         item["source"],
+        *([item.get("true_label")] if labelled else []),
         item["status"],
         error.get("category"),
         error.get("message"),
@@ -265,6 +281,7 @@ def arrow_schema(*, embedding_size: int, probability_count: int = 0) -> pa.Schem
     fields = [
         pa.field("index", pa.int32(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("true_label", pa.string()),
         pa.field("status", pa.string(), nullable=False),
         pa.field("error_category", pa.string()),
         pa.field("error_message", pa.string()),

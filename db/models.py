@@ -1,4 +1,4 @@
-"""Table models: a job, and one row per image of a job."""
+"""Table models: jobs and their image rows, API keys, label sets; training jobs and the model registry."""
 
 import enum
 from datetime import UTC, datetime
@@ -53,6 +53,11 @@ ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
 # Not final yet: active, or cancelling while its running chunks finish (its rows can still be open).
 UNFINISHED_STATES = (*ACTIVE_STATES, JobState.CANCELLING.value)
 FINAL_STATES = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
+
+
+class JobKind(enum.StrEnum):
+    CLASSIFY = "classify"
+    EVALUATE = "evaluate"
 
 
 class ImageStatus(enum.StrEnum):
@@ -137,6 +142,13 @@ class Job(Base):
     # `sending` long after its claim belongs to a process that died, and is claimed again.
     webhook_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # Migration 0007_custom. classify, or evaluate (its images carry their true label).
+    kind: Mapped[str] = mapped_column(String(16), default=JobKind.CLASSIFY.value, server_default="classify")
+    # A custom model's name and the version resolved at submission; `model` is then its base
+    # architecture, whose queue serves the job (a worker serving resnet18 serves custom resnet18s).
+    custom_model: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+
 
 class Image(Base):
     __tablename__ = "images"
@@ -186,6 +198,8 @@ class Image(Base):
     # Migration 0006_claims: the delivery (Celery task id) holding the row while it is running.
     # A redelivery of that same message takes its rows back; any other message leaves them alone.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # Migration 0007_custom: an evaluation image's true class (its folder name, or its label).
+    true_label: Mapped[str | None] = mapped_column(String(64))
 
 
 class LabelSet(Base):
@@ -208,3 +222,81 @@ class ApiKey(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TrainingJob(Base):
+    """A training run: its options, state, per-epoch history, and the model it registered.
+
+    States as a job's: queued -> running -> completed | failed, cancelling -> cancelled. Only
+    db.lifecycle.training changes them. A running job is held by one delivery (`claimed_by`)
+    until `lease_until`; its worker renews the lease, and a lapsed one lets another worker resume.
+    """
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))  # the model's name
+    base_model: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict] = mapped_column(JSON)  # core.training.TrainingOptions, as validated
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED.value, index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # [{epoch, train_loss, train_accuracy, val_loss, val_accuracy, seconds}], one per finished epoch.
+    epochs: Mapped[list] = mapped_column(JSON, default=list)
+    best: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # {epoch, val_accuracy}
+    dataset: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # the data step's report
+    record: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # hyper-parameters, split, hashes, versions
+    error: Mapped[str | None] = mapped_column(Text)
+    skipped: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # archive members that were no images
+    classes: Mapped[list] = mapped_column(JSON, default=list)  # as found at submission
+    image_count: Mapped[int] = mapped_column(Integer, default=0)
+    data_prefix: Mapped[str] = mapped_column(String(200))  # blob prefix: manifest.json, data/, checkpoint/
+    checkpoint_key: Mapped[str | None] = mapped_column(String(300))
+    model_version: Mapped[int | None] = mapped_column(Integer)  # of the model `name` it registered
+
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    running_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RegisteredModel(Base):
+    """One version of a tenant's custom model; versions count up per (tenant, name) and are never reused."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("tenant", "name", "version", name="uq_models_tenant_name_version"),
+        Index("ix_models_tenant_name", "tenant", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # "" when auth is off (a NULL would not make the unique constraint bite).
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    classes: Mapped[list] = mapped_column(JSON)
+    metrics: Mapped[dict] = mapped_column(JSON)  # the best epoch's validation scores
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    weights_key: Mapped[str] = mapped_column(String(300))  # blob key of model.pt; model.json beside it
+    meta: Mapped[dict] = mapped_column(JSON)  # the saved model's metadata (history, evaluation, record)
+    training_job_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Deleted versions keep their row (so their number is never handed out again); their weights go.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+def registry_tenant(tenant: str | None) -> str:
+    """The models table's tenant for a request's tenant (None when auth is off)."""
+    return tenant or ""

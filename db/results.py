@@ -51,6 +51,7 @@ class ResultFilters:
     max_entropy: float | None = None
     status: str | None = None
     errors_only: bool = False
+    correct: bool | None = None  # evaluations: processed images whose top-1 is (not) their true label
 
     def clauses(self) -> list[Any]:
         where = []
@@ -66,6 +67,10 @@ class ResultFilters:
             where.append(Image.status.in_(STATUS_FILTERS[self.status]))
         if self.errors_only:
             where.append(Image.status == ImageStatus.ERROR.value)
+        if self.correct is not None:
+            agrees = Image.top1_label == Image.true_label
+            where += [Image.status == ImageStatus.OK.value, Image.true_label.is_not(None)]
+            where.append(agrees if self.correct else ~agrees)
         return where
 
 

@@ -59,7 +59,10 @@ class JobView(BaseModel):
 
     id: str
     state: str
-    model: str
+    kind: str = Field(description="classify, or evaluate (an evaluation: GET /v1/evaluations/{id} adds its metrics)")
+    model: str = Field(description="the model as resolved at submission: a built-in name or a custom model's name")
+    model_version: int | None = Field(description="the custom model's version used; null for a built-in model")
+    base_model: str = Field(description="the architecture: the built-in model, or the custom model's base")
     top_k: int
     store_probabilities: bool
     precision: str
@@ -154,7 +157,10 @@ def job_view(job: Job, stats: JobStats) -> JobView:
     return JobView(
         id=job.id,
         state=job.state,
-        model=job.model,
+        kind=job.kind,
+        model=job.custom_model or job.model,
+        model_version=job.model_version,
+        base_model=job.model,
         top_k=job.top_k,
         store_probabilities=job.store_probabilities,
         precision=job.precision,

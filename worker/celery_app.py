@@ -1,13 +1,13 @@
-"""The worker's Celery app: imagebatch's shared configuration plus the chunk task, by name."""
+"""The worker's Celery app: imagebatch's shared configuration plus the chunk and training tasks, by name."""
 
 from celery import Task
 
 from imagebatch.core.logging import log_context
-from imagebatch.core.queueing import PROCESS_CHUNK_TASK, make_celery
+from imagebatch.core.queueing import PROCESS_CHUNK_TASK, TRAIN_TASK, make_celery
 from imagebatch.db import webhooks
-from imagebatch.worker import runner
+from imagebatch.worker import runner, training_runner
 from imagebatch.worker.context import WorkerContext
-from imagebatch.worker.tasks import RETRY_POLICY, ChunkTask
+from imagebatch.worker.tasks import RETRY_POLICY, TRAIN_BUSY_RETRY_SECONDS, ChunkTask
 
 app = make_celery()
 
@@ -21,3 +21,20 @@ def process_chunk(self: Task, job_id: str, start: int, stop: int) -> None:
         ctx.metrics.observe_chunk(runner.process_chunk(ctx, job_id, start, stop, token=self.request.id))
     # The chunk that finished the job (there is exactly one claim) sends its webhook.
     webhooks.deliver_in_background(job_id)
+
+
+@app.task(name=TRAIN_TASK, bind=True, max_retries=None)
+def train_model(self: Task, job_id: str) -> str:
+    """Run a training job; the work lives in worker.training_runner (the job's lease makes a duplicate harmless).
+
+    A process already running TRAIN_SLOTS trainings sends this one back to the queue for a while,
+    rather than tying up a thread its chunks need.
+    """
+    ctx = WorkerContext.of(app)
+    if not ctx.training_slots.acquire(blocking=False):
+        raise self.retry(countdown=TRAIN_BUSY_RETRY_SECONDS)
+    try:
+        with log_context(job_id=job_id):
+            return training_runner.run_training_job(ctx, job_id)
+    finally:
+        ctx.training_slots.release()

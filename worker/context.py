@@ -10,6 +10,7 @@ from celery import Celery
 from prometheus_client import CollectorRegistry
 
 from imagebatch.core.config import DECODE_MODES, Settings
+from imagebatch.worker.custom_models import CustomModelCache, RegisteredWeights
 from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
 from imagebatch.worker.fetch import Fetcher
 from imagebatch.worker.gpu import DevicePlan, plan_for
@@ -38,11 +39,14 @@ class WorkerContext:
     renditions: RenditionMaker  # IMAGEBATCH_THUMBNAIL_SIZE, IMAGEBATCH_PREVIEW_SIZE
     split: CpuSplit  # forwards at once, torch threads each
     models: ModelRegistry
+    custom_models: CustomModelCache  # registered custom models, loaded on first use
     gate: ForwardGate
     fetcher: Fetcher
     decode_pool: ThreadPoolExecutor
     reader: Reader
     metrics: WorkerMetrics
+    # Training jobs running in this process (TRAIN_SLOTS): one more waits on the queue, not in a thread here.
+    training_slots: threading.BoundedSemaphore = field(init=False, repr=False)
     _decoders: dict[tuple[str, str], Decoder] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -80,6 +84,7 @@ class WorkerContext:
             renditions=RenditionMaker(settings.THUMBNAIL_SIZE, settings.PREVIEW_SIZE),
             split=split,
             models=ModelRegistry(device, plan),
+            custom_models=CustomModelCache(device, plan, settings.CUSTOM_MODEL_CACHE),
             gate=ForwardGate(split.forward_slots),
             fetcher=fetcher,
             decode_pool=pool,
@@ -87,11 +92,18 @@ class WorkerContext:
             metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
         )
 
+    def __post_init__(self) -> None:
+        self.training_slots = threading.BoundedSemaphore(self.settings.TRAIN_SLOTS)
+
+    def model_for(self, name: str, custom: RegisteredWeights | None = None) -> LoadedModel:
+        """A built-in model by name, or the registered custom model (whose base architecture is `name`)."""
+        return self.custom_models.get(custom) if custom is not None else self.models.get(name)
+
     def decoder(self, model: LoadedModel, mode: str) -> Decoder:
         """The model's preprocessing on this device in decode mode `mode` (a job's), made once per model and mode."""
         if mode not in DECODE_MODES:
             raise ValueError(f"decode must be fast or exact (got {mode!r})")
-        key = (model.spec.name, mode)
+        key = (model.key, mode)
         with self._lock:
             if key not in self._decoders:
                 self._decoders[key] = self.plan.decoder(model.transform, mode == "fast", self.renditions)

@@ -1,4 +1,4 @@
-"""Start a worker process: check weights, load the default model, then consume model queues."""
+"""Start a worker process: check weights, load the default model, then consume model and training queues."""
 
 import argparse
 import logging
@@ -11,9 +11,9 @@ from celery.worker import WorkController, state
 from celery.worker.consumer import Consumer
 from kombu.asynchronous.timer import Entry
 
-from imagebatch.core.config import settings
+from imagebatch.core.config import Settings, settings
 from imagebatch.core.logging import configure_logging
-from imagebatch.core.queueing import queue_for_model
+from imagebatch.core.queueing import QUEUE_KINDS, TRAIN_QUEUE, queue_for_model
 from imagebatch.core.results import check_embedding_dtype
 from imagebatch.worker.broker_watch import BrokerWatch
 from imagebatch.worker.celery_app import app
@@ -54,32 +54,54 @@ class BurstStep(bootsteps.StartStopStep):
             state.should_stop = 0  # EX_OK; the consumer loop turns this into a warm shutdown
 
 
-def prepare(models: list[str], metrics: WorkerMetrics) -> WorkerContext:
+def prepare(models: list[str], metrics: WorkerMetrics, kinds: tuple[str, ...] = QUEUE_KINDS) -> WorkerContext:
     """The worker's context, once everything holds that must before consuming.
 
     Raises ModelUnavailable/ValueError with a fix: a bad setting now rather than on every chunk.
     """
     check_embedding_dtype(settings.EMBEDDING_DTYPE)
     ctx = WorkerContext.build(settings, metrics=metrics)
-    for name in models:
+    classify = "classify" in kinds
+    for name in models if classify else ():
         ensure_weights(get_spec(name))
     # torch's intra-op thread pool belongs to the process, whatever holds the context: set it once, here.
-    torch.set_num_threads(ctx.split.torch_threads)
+    # A training-only worker shares the cores among its training slots as a classifier among its forwards.
+    threads = ctx.split.torch_threads if classify else training_threads(settings)
+    torch.set_num_threads(threads)
     logger.info(
-        "%d chunk(s) in flight, %d forward(s) at once with %d torch thread(s) each",
-        settings.WORKER_CONCURRENCY,
+        "%d task(s) in flight, %d forward(s) at once, %d torch thread(s) each",
+        _concurrency(kinds),
         ctx.split.forward_slots,
-        ctx.split.torch_threads,
+        threads,
     )
-    default = settings.DEFAULT_MODEL if settings.DEFAULT_MODEL in models else models[0]
-    ctx.models.get(default)  # eagerly, so the first chunk does not pay for it; others load on first use
+    if classify:
+        default = settings.DEFAULT_MODEL if settings.DEFAULT_MODEL in models else models[0]
+        ctx.models.get(default)  # eagerly, so the first chunk does not pay for it; others load on first use
     return ctx
 
 
-def _celery_worker(queues: list[str], loglevel: str) -> WorkController:
+def training_threads(config: Settings) -> int:
+    return config.TORCH_THREADS or max(1, (os.cpu_count() or 1) // config.TRAIN_SLOTS)
+
+
+def _concurrency(kinds: tuple[str, ...]) -> int:
+    """Tasks in flight: WORKER_CONCURRENCY with classification, else one per training slot."""
+    return settings.WORKER_CONCURRENCY if "classify" in kinds else settings.TRAIN_SLOTS
+
+
+def queue_names(models: list[str], kinds: tuple[str, ...]) -> list[str]:
+    """The broker queues of a worker: its models' (classify) and the training queue (train)."""
+    unknown = sorted(set(kinds) - set(QUEUE_KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"--queues takes {' and/or '.join(QUEUE_KINDS)} (got {', '.join(unknown) or 'nothing'})")
+    return ([queue_for_model(m) for m in models] if "classify" in kinds else []) + (
+        [TRAIN_QUEUE] if "train" in kinds else []
+    )
+
+
+def _celery_worker(queues: list[str], loglevel: str, concurrency: int) -> WorkController:
     # Several chunks in flight (threads pool) let the next chunk decode while one runs forward;
     # worker.prefetch decides how many forwards run at once. One in flight keeps the plain solo pool.
-    concurrency = settings.WORKER_CONCURRENCY
     return app.Worker(
         hostname=f"imagebatch-{os.getpid()}@{socket.gethostname()}",
         pool_cls="threads" if concurrency > 1 else "solo",
@@ -96,8 +118,11 @@ def _celery_worker(queues: list[str], loglevel: str) -> WorkController:
     )
 
 
-def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: bool = False) -> int:
-    """Consume the queues of `models` (default settings.worker_models) until stopped; the exit code.
+def run_worker(
+    models: list[str] | None = None, loglevel: str = "INFO", burst: bool = False, queues: list[str] | None = None
+) -> int:
+    """Consume the queues of `models` (default settings.worker_models) and/or the training queue
+    (`queues`: classify, train; default settings.worker_queues) until stopped; the exit code.
 
     Exits at once (SystemExit with one line) when a served model cannot run here.
     Threads (or solo) pool: one process, never forked after CUDA is touched; run one worker
@@ -105,13 +130,18 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
     """
     configure_logging(loglevel)
     models = list(models or settings.worker_models)
-    if not models:
+    kinds = tuple(queues or settings.worker_queues)
+    try:
+        names = queue_names(models, kinds)
+    except ValueError as exc:
+        raise SystemExit(f"imagebatch worker: {exc}") from None
+    if "classify" in kinds and not models:
         raise SystemExit("imagebatch worker: no models to serve (set IMAGEBATCH_WORKER_MODELS)")
     # Before loading models, so a scrape tells "starting" from "down".
     metrics = WorkerMetrics()
     start_metrics_server(settings.WORKER_METRICS_PORT, registry=metrics.registry)
     try:
-        ctx = prepare(models, metrics)
+        ctx = prepare(models, metrics, kinds)
     except (ModelUnavailable, ValueError) as exc:
         raise SystemExit(f"imagebatch worker: {exc}") from None
     ctx.attach(app)  # the chunk task finds it there
@@ -120,9 +150,8 @@ def run_worker(models: list[str] | None = None, loglevel: str = "INFO", burst: b
         app.steps["consumer"].add(BurstStep)
     if settings.is_embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
-    queues = [queue_for_model(m) for m in models]
-    logger.info("worker serving %s on %s, consuming %s", ", ".join(models), ctx.device, ", ".join(queues))
-    worker = _celery_worker(queues, loglevel)
+    logger.info("worker serving %s on %s, consuming %s", ", ".join(models), ctx.device, ", ".join(names))
+    worker = _celery_worker(names, loglevel, _concurrency(kinds))
     start_sweeper(app)
     try:
         worker.start()
@@ -135,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imagebatch.worker", description="Run an imagebatch worker.")
     parser.add_argument("--models", help="comma-separated models to serve (default IMAGEBATCH_WORKER_MODELS)")
     parser.add_argument("--loglevel", default=settings.LOG_LEVEL)
+    parser.add_argument("--queues", help="classify, train or both (default IMAGEBATCH_WORKER_QUEUES)")
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    return run_worker(models, loglevel=args.loglevel, burst=args.burst)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    return run_worker(models, loglevel=args.loglevel, burst=args.burst, queues=queues)

@@ -49,8 +49,8 @@ class ResNetWithEmbedding(nn.Module):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    spec: ModelSpec
-    weights: WeightsEnum
+    spec: ModelSpec  # a custom model's: its base architecture's
+    weights: WeightsEnum | None  # None for a custom model
     net: nn.Module  # a ResNetWithEmbedding, or torch.compile's wrapper of one: (logits, embedding)
     transform: WeightsTransform
     labels: list[str]
@@ -58,10 +58,17 @@ class LoadedModel:
     weights_sha256: str
     device: str
     plan: DevicePlan  # how its inputs travel to `device`
+    custom: str | None = None  # a custom model's name:version
 
     @property
     def weights_name(self) -> str:
-        return self.spec.weights_name
+        """The weights' identity, the key of their label set: torchvision's name, or a custom file's SHA-256."""
+        return self.weights_sha256 if self.custom else self.spec.weights_name
+
+    @property
+    def key(self) -> str:
+        """What tells loaded models apart (their preprocessing may differ, e.g. a custom image size)."""
+        return f"custom:{self.weights_sha256}" if self.custom else self.spec.name
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -14,13 +14,14 @@ import torchvision
 
 from imagebatch.core.config import settings
 from imagebatch.core.options import JobOptions
-from imagebatch.db import lifecycle
+from imagebatch.db import lifecycle, registry
 from imagebatch.db.lifecycle import ClaimedImage
 from imagebatch.db.models import Job, utcnow
 from imagebatch.db.retry import retry_database
 from imagebatch.db.session import session_scope
 from imagebatch.worker import writer
 from imagebatch.worker.context import WorkerContext
+from imagebatch.worker.custom_models import RegisteredWeights
 from imagebatch.worker.devices import Precision, resolve_precision
 from imagebatch.worker.inference import ImageResult, infer
 from imagebatch.worker.models import LoadedModel, ModelUnavailable
@@ -62,6 +63,45 @@ def claim(job_id: str, start: int, stop: int, token: str) -> Claim | None:
         return Claim(claimed, JobOptions.from_record(job), job.chunk_size, job.decode_mode)
 
 
+class ModelDeleted(Exception):
+    """A custom model's job whose version was deleted from the registry before the job ran."""
+
+
+@retry_database
+def custom_weights(job_id: str) -> RegisteredWeights | None:
+    """The registered custom model a job was resolved to, or None for a built-in model's job."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.custom_model is None:
+            return None
+        entry = registry.model_of_job(session, job)
+        if entry is None:
+            raise ModelDeleted(f"custom model {job.custom_model}:{job.model_version} was deleted")
+        return RegisteredWeights(entry.name, entry.version, entry.base_model, entry.weights_key, entry.weights_sha256)
+
+
+def _model_record(model: LoadedModel) -> dict:
+    """Which weights: torchvision's for a built-in model; a custom model's name, version, file hash and classes."""
+    record = {
+        "model": model.spec.name,
+        "weights": model.weights_name,
+        "weights_file": model.spec.weights_file,
+        "weights_sha256": model.weights_sha256,
+        "num_classes": len(model.labels),
+        "embedding_dim": model.spec.embedding_dim,
+    }
+    if model.custom:
+        name, _, version = model.custom.rpartition(":")
+        record.update(
+            custom_model=name,
+            model_version=int(version),
+            base_model=model.spec.name,
+            weights_file=str(model.weights_path),
+            classes=list(model.labels),
+        )
+    return record
+
+
 def reproducibility_record(
     ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int, decode: str, requested: str | None
 ) -> dict:
@@ -71,10 +111,7 @@ def reproducibility_record(
     else:
         device_name = platform.processor() or platform.machine()
     return {
-        "model": model.spec.name,
-        "weights": model.weights_name,
-        "weights_file": model.spec.weights_file,
-        "weights_sha256": model.weights_sha256,
+        **_model_record(model),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "pillow": PIL.__version__,
@@ -148,10 +185,10 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
     # A job stored before the API resolved its mode gets the same rule here, with this worker's setting.
     decode = chunk.decode_mode or options.resolve_decode(ctx.decode_mode)
     try:
-        model = ctx.models.get(options.model)
+        model = ctx.model_for(options.model, custom_weights(job_id))
         precision = resolve_precision(options.precision, model.device, ctx.capabilities)
         decoder = ctx.decoder(model, decode)
-    except (ModelUnavailable, ValueError) as exc:
+    except (ModelUnavailable, ModelDeleted, ValueError) as exc:
         _fail(job_id, str(exc))
         return None
     began, t0 = time.time(), time.perf_counter()

@@ -11,10 +11,11 @@ from celery import Celery
 
 from imagebatch.core.chunks import send_chunks
 from imagebatch.core.config import settings
-from imagebatch.core.queueing import queue_for_model
+from imagebatch.core.queueing import TRAIN_QUEUE, queue_for_model
 from imagebatch.db import webhooks
 from imagebatch.db.lifecycle import SweepReport, sweep
 from imagebatch.db.session import session_scope
+from imagebatch.worker.training_sweeper import sweep_training_once
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def _loop(app: Celery, stop: threading.Event) -> None:
     while not stop.wait(interval * random.uniform(0.8, 1.2)):
         try:
             sweep_once(app)
+            sweep_training_once(app, lambda: queued_messages(app, [TRAIN_QUEUE]) == 0)
             webhooks.deliver_due()  # jobs the sweep (or any other path) finished get their webhook
         except Exception as exc:  # the database or broker may be away; the next sweep retries
             logger.warning("sweep failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)

@@ -20,6 +20,9 @@ RETRY_POLICY = {
     "retry_jitter": True,
 }
 
+# A worker whose training slots are full sends a training message back for this long.
+TRAIN_BUSY_RETRY_SECONDS = 10
+
 
 def _chunk_args(args: tuple, kwargs: dict) -> tuple[str, int, int]:
     names = ("job_id", "start", "stop")

@@ -67,7 +67,7 @@ def get_image(job_id: str, index: int, session: SessionDep, tenant: TenantDep) -
     image = get_image_or_404(session, job_id, index)
     item = result_item(image, embedding_dtype=embedding_dtype(job.reproducibility), include=("embedding",))
     base = f"/v1/jobs/{job_id}/images/{index}"
-    item["job_id"], item["model"] = job_id, job.model
+    item["job_id"], item["model"] = job_id, job.custom_model or job.model
     item["links"] = {
         "self": base,
         "content": f"{base}/content",

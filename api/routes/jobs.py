@@ -15,6 +15,7 @@ from imagebatch.api.bodies import Submission, SubmissionError
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.api.limits import check_job_size, check_tenant_limits
+from imagebatch.api.model_refs import ResolvedModel, resolve_model
 from imagebatch.api.schemas import JobPage, error_responses, submit_request_body
 from imagebatch.api.submission import read_submission
 from imagebatch.core.config import settings
@@ -37,13 +38,16 @@ def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> J
     return views.job_views(session, [get_job_or_404(session, job_id, tenant)])[0]
 
 
-def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None) -> None:
+def _create(
+    job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None
+) -> ResolvedModel:
     with session_scope() as session:
         check_tenant_limits(session, tenant, len(sub.images))
+        model = resolve_model(session, tenant, sub.options.model)
         lifecycle.create_job(
             session=session,
             job_id=job_id,
-            model=sub.options.model,
+            model=model.base_model,
             top_k=sub.options.top_k,
             store_probabilities=sub.options.store_probabilities,
             precision=sub.options.precision,
@@ -56,7 +60,10 @@ def _create(job_id: str, sub: Submission, idempotency_key: str | None = None, te
             decode=sub.options.decode,
             # Fixed at submission, so every chunk decodes alike whichever worker runs it.
             decode_mode=sub.options.resolve_decode(settings.DECODE_MODE),
+            custom_model=model.custom_model,
+            model_version=model.version,
         )
+    return model
 
 
 def _fail(job_id: str, message: str) -> None:
@@ -103,7 +110,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
         raise HTTPException(exc.status_code, exc.detail) from exc
     try:
         check_job_size(len(sub.images))
-        await run_in_threadpool(_create, job_id, sub, key, tenant)
+        model = await run_in_threadpool(_create, job_id, sub, key, tenant)
     except Exception as exc:
         await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
         # A concurrent retry with the same key won: answer with its job.
@@ -111,7 +118,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
             return await _existing(response, found, tenant)
         raise
     try:
-        await run_in_threadpool(enqueue_chunks, job_id, sub.options.model, len(sub.images), settings.CHUNK_SIZE)
+        await run_in_threadpool(enqueue_chunks, job_id, model.base_model, len(sub.images), settings.CHUNK_SIZE)
     except Exception as exc:
         logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
         message = f"broker unavailable, job could not be queued: {exc}"
@@ -122,7 +129,7 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
         "job %s: %d image(s) queued for %s (%d input(s) skipped)",
         job_id,
         len(sub.images),
-        sub.options.model,
+        model.ref,
         len(sub.skipped),
     )
     response.headers["Location"] = f"/v1/jobs/{job_id}"

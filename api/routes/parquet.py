@@ -10,8 +10,7 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.results import FiltersDep
 from imagebatch.api.schemas import BINARY, content_response, error_responses
-from imagebatch.core.catalog import MODELS
-from imagebatch.core.results import arrow_schema, embedding_dtype, parquet_chunks
+from imagebatch.core.results import arrow_schema, embedding_dtype, output_sizes, parquet_chunks
 from imagebatch.db.results import iter_item_pages
 
 logger = logging.getLogger(__name__)
@@ -40,8 +39,8 @@ def export_results_parquet(
     job = get_job_or_404(session, job_id, tenant)
     if probabilities and not job.store_probabilities:
         raise HTTPException(409, "Job did not store probabilities; submit with store_probabilities=true")
-    spec = MODELS[job.model]
-    schema = arrow_schema(embedding_size=spec.embedding_dim, probability_count=spec.num_classes if probabilities else 0)
+    embedding_size, num_classes = output_sizes(job.model, job.reproducibility)
+    schema = arrow_schema(embedding_size=embedding_size, probability_count=num_classes if probabilities else 0)
     include = ("embedding", "probabilities") if probabilities else ("embedding",)
     pages = iter_item_pages(
         job_id, filters, page_size=_PAGE, include=include, embedding_dtype=embedding_dtype(job.reproducibility)

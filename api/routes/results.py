@@ -14,8 +14,16 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import TEXT, ResultPage, content_response, error_responses
 from imagebatch.core.catalog import MODELS
-from imagebatch.core.results import INCLUDABLE, csv_header, csv_row, embedding_dtype, probability_columns
+from imagebatch.core.results import (
+    INCLUDABLE,
+    csv_header,
+    csv_row,
+    embedding_dtype,
+    output_sizes,
+    probability_columns,
+)
 from imagebatch.db.cursors import InvalidCursor
+from imagebatch.db.models import Job, JobKind
 from imagebatch.db.results import (
     STATUS_FILTERS,
     ResultFilters,
@@ -42,13 +50,19 @@ def result_filters(
         Query(description=f"one of {', '.join(STATUS_FILTERS)}; pending = not finished yet (includes running)"),
     ] = None,
     errors_only: bool = False,
+    correct: Annotated[
+        bool | None,
+        Query(description="evaluations: true = top-1 is the true label, false = misclassified (processed images)"),
+    ] = None,
 ) -> ResultFilters:
     """The filters shared by the JSON and CSV routes; empty values mean "no filter"."""
     if label and "\x00" in label:
         raise HTTPException(422, "label: must not contain a NUL character")
     if status and status not in STATUS_FILTERS:
         raise HTTPException(422, f"status: must be one of {', '.join(STATUS_FILTERS)} (got {status!r})")
-    return ResultFilters(label or None, min_confidence, max_confidence, max_entropy, status or None, errors_only)
+    return ResultFilters(
+        label or None, min_confidence, max_confidence, max_entropy, status or None, errors_only, correct
+    )
 
 
 FiltersDep = Annotated[ResultFilters, Depends(result_filters)]
@@ -93,7 +107,9 @@ def list_results(
     return {"items": items, "next_cursor": next_cursor}
 
 
-def _csv_lines(job_id: str, filters: ResultFilters, header: list[str], top_k: int, probs: int) -> Iterator[str]:
+def _csv_lines(
+    job_id: str, filters: ResultFilters, header: list[str], top_k: int, probs: int, labelled: bool = False
+) -> Iterator[str]:
     """The header, then rows (made from the JSON items) a page at a time: never the whole job in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -110,18 +126,22 @@ def _csv_lines(job_id: str, filters: ResultFilters, header: list[str], top_k: in
     include = ("probabilities",) if probs else ()
     for page in iter_item_pages(job_id, filters, page_size=page_size, include=include):
         for n, item in enumerate(page, 1):
-            writer.writerow(csv_row(item, top_k, probability_count=probs))
+            writer.writerow(csv_row(item, top_k, probability_count=probs, labelled=labelled))
             if n % 50 == 0:
                 yield flush()
         yield flush()
 
 
-def _probability_names(session: Session, model: str) -> list[str]:
-    labels = label_set(session, MODELS[model].weights_name)
+def _probability_names(session: Session, job: Job) -> list[str]:
+    """A column per class, named by the label set of the weights the job's record names (a custom
+    model's classes: a label set per weights), else of its built-in model's weights."""
+    weights = (job.reproducibility or {}).get("weights") or MODELS[job.model].weights_name
+    labels = label_set(session, weights)
     if not labels:
         # No worker has recorded this model's labels yet (nothing processed): index names.
-        logger.warning("no label set stored for %s; CSV probability columns use class indices", model)
-        return [f"p_{i}" for i in range(1000)]
+        count = output_sizes(job.model, job.reproducibility)[1]
+        logger.warning("no label set stored for %s; CSV probability columns use class indices", weights)
+        return [f"p_{i}" for i in range(count)]
     return probability_columns(labels)
 
 
@@ -146,9 +166,10 @@ def export_results_csv(
     if probabilities:
         if not job.store_probabilities:
             raise HTTPException(409, "Job did not store probabilities; submit with store_probabilities=true")
-        names = _probability_names(session, job.model)
-    header = csv_header(job.top_k, names)
-    lines = _csv_lines(job_id, filters, header, job.top_k, len(names))
+        names = _probability_names(session, job)
+    labelled = job.kind == JobKind.EVALUATE.value
+    header = csv_header(job.top_k, names, labelled=labelled)
+    lines = _csv_lines(job_id, filters, header, job.top_k, len(names), labelled)
     # The generator pages with short sessions of its own; end this one before streaming starts.
     session.close()
     return StreamingResponse(

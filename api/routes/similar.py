@@ -27,7 +27,13 @@ def _candidates(session: Session, job: Job, scope: str, tenant: str | None) -> l
     if scope == "job":
         jobs = [Job.id == job.id]
     else:
-        jobs = [Job.model == job.model] + ([Job.tenant == tenant] if tenant is not None else [])
+        # One embedding space: the same architecture and weights (a custom model's version has its own).
+        same = [
+            Job.model == job.model,
+            Job.custom_model.is_not_distinct_from(job.custom_model),
+            Job.model_version.is_not_distinct_from(job.model_version),
+        ]
+        jobs = same + ([Job.tenant == tenant] if tenant is not None else [])
     query = (
         select(Image.job_id, Image.idx, Image.embedding)
         .join(Job, Job.id == Image.job_id)

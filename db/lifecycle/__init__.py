@@ -8,6 +8,9 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     chunks    claim, write results, give up, release, requeue a stale chunk, cancel a chunk
     sweeps    the sweeper's pass over stuck work (uses jobs and chunks)
     webhooks  the completion-webhook outbox: claim a delivery, record its outcome
+    training  training jobs: create, claim with a lease, heartbeat, progress, complete, fail, cancel
+    training_sweeps  resend a training job whose lease lapsed or whose message never went out
+    models    the model registry: register the next version, delete versions no active job uses
 """
 
 from imagebatch.db.lifecycle.chunks import (
@@ -32,16 +35,47 @@ from imagebatch.db.lifecycle.jobs import (
     renew_enqueued,
     request_cancel,
 )
+from imagebatch.db.lifecycle.models import NewModel, delete_model, register_model
 from imagebatch.db.lifecycle.sweeps import ChunkSender, SweepReport, sweep
+from imagebatch.db.lifecycle.training import (
+    Claim,
+    claim_training,
+    complete_training,
+    create_training_job,
+    delete_training_job,
+    fail_training,
+    finish_training_cancel,
+    mark_training_enqueued,
+    record_training_progress,
+    renew_training_lease,
+    request_training_cancel,
+)
+from imagebatch.db.lifecycle.training_sweeps import TrainingSweep, sweep_training
 from imagebatch.db.lifecycle.webhooks import claim_webhook, due_webhooks, record_webhook
 
 __all__ = [
     "ChunkSender",
+    "Claim",
     "ClaimedImage",
     "ImageSource",
+    "NewModel",
     "SweepReport",
+    "TrainingSweep",
     "cancel_chunk",
     "claim_chunk",
+    "claim_training",
+    "complete_training",
+    "create_training_job",
+    "delete_model",
+    "delete_training_job",
+    "fail_training",
+    "finish_training_cancel",
+    "mark_training_enqueued",
+    "record_training_progress",
+    "register_model",
+    "renew_training_lease",
+    "request_training_cancel",
+    "sweep_training",
     "claim_webhook",
     "create_job",
     "delete_job",

@@ -15,6 +15,7 @@ from imagebatch.db.models import (
     Image,
     ImageStatus,
     Job,
+    JobKind,
     JobState,
     WebhookState,
     utcnow,
@@ -28,6 +29,7 @@ class ImageSource:
 
     source: str
     location: str
+    label: str | None = None  # an evaluation image's true class
 
 
 def create_job(
@@ -46,10 +48,15 @@ def create_job(
     callback_url: str | None = None,
     decode: str | None = None,
     decode_mode: str | None = None,
+    kind: str = JobKind.CLASSIFY.value,
+    custom_model: str | None = None,
+    model_version: int | None = None,
 ) -> Job:
     """Insert the job, `queued`, and one pending row per image in the caller's transaction.
 
-    `decode` is the option as submitted, `decode_mode` the mode resolved from it (None: the worker resolves).
+    `decode` is the option as submitted, `decode_mode` the mode resolved from it (None: the worker
+    resolves). A custom model's job names its base architecture as `model` (its queue) plus
+    `custom_model` and the `model_version` resolved at submission.
     """
     now = utcnow()
     job = Job(
@@ -70,6 +77,9 @@ def create_job(
         idempotency_key=idempotency_key,
         callback_url=callback_url,
         webhook_state=WebhookState.PENDING.value if callback_url else None,
+        kind=kind,
+        custom_model=custom_model,
+        model_version=model_version,
     )
     session.add(job)
     session.flush()
@@ -83,6 +93,7 @@ def create_job(
             "source": img.source,
             "location": img.location,
             "status": ImageStatus.PENDING.value,
+            "true_label": img.label,
         }
         for i, img in enumerate(images)
     ]
@@ -98,10 +109,10 @@ def _copy_pending_images(session: Session, job_id: str, images: Sequence[ImageSo
     pending = ImageStatus.PENDING.value
     with (
         driver.cursor() as cursor,
-        cursor.copy("COPY images (job_id, idx, source, location, status) FROM STDIN") as copy,
+        cursor.copy("COPY images (job_id, idx, source, location, status, true_label) FROM STDIN") as copy,
     ):
         for i, img in enumerate(images):
-            copy.write_row((job_id, i, img.source, img.location, pending))
+            copy.write_row((job_id, i, img.source, img.location, pending, img.label))
 
 
 def finalize_job(*, session: Session, job_id: str) -> str | None:

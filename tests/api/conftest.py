@@ -85,7 +85,9 @@ class Api:
             self.process.wait()
 
 
-def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roots: bool = True) -> Api:
+def start_api(
+    tmp: Path, *, database_url: str | None, redis_url: str | None, roots: bool = True, extra_env: dict | None = None
+) -> Api:
     """`python -m uvicorn api.main:app` on a free port, waiting until /healthz answers."""
     port = free_port()
     data_dir, root_dir = tmp / "data", tmp / "roots"
@@ -103,6 +105,7 @@ def start_api(tmp: Path, *, database_url: str | None, redis_url: str | None, roo
         env["DATABASE_URL"] = database_url
     if redis_url:
         env["REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     log = tmp / "api.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "imagebatch.api.main:app", "--port", str(port)],

@@ -104,7 +104,8 @@ def test_the_python_client_accepts_every_option():
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"model": "resnet34"}, "model: must be one of resnet18, resnet50 (got 'resnet34')"),
+        ({"model": "resnet 34"}, "model: must be one of resnet18, resnet50 or a custom model's name: 'resnet 34'"),
+        ({"model": "resnet18:2"}, "model: must be one of resnet18, resnet50 or a custom model's name: built-in"),
         ({"top_k": 0}, "top_k: must be between 1 and 20 (got 0)"),
         ({"precision": "fp8"}, "precision: must be one of auto, fp32, bf16, fp16 (got 'fp8')"),
         ({"decode": "sloppy"}, "decode: must be one of fast, exact (got 'sloppy')"),

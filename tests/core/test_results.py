@@ -38,6 +38,7 @@ def _ok_columns(idx: int, *, rng: np.random.Generator, dtype: str = "float16") -
     return {
         "idx": idx,
         "source": f"img{idx}.jpg",
+        "true_label": None,
         "status": "ok",
         "error_category": None,
         "error_message": None,

@@ -7,11 +7,12 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from imagebatch.db.models import Base, Image, Job, LabelSet
+from imagebatch.db.models import Base, Image, Job, LabelSet, RegisteredModel, TrainingJob
 from imagebatch.db.session import make_engine
 from tests.harness.services import scratch_database
 
 PG_DB = "imagebatch_db_test"
+TABLES = (Image, LabelSet, Job, TrainingJob, RegisteredModel)  # emptied before each test, children first
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +36,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         return
     engine = request.getfixturevalue("pg_engine")
     with Session(engine) as session, session.begin():
-        for table in (Image, LabelSet, Job):
+        for table in TABLES:
             session.execute(delete(table))
     yield engine
 
@@ -44,7 +45,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def pg(pg_engine: Engine) -> Engine:
     """PostgreSQL only, emptied: for the tests where sessions race on row locks."""
     with Session(pg_engine) as session, session.begin():
-        for table in (Image, LabelSet, Job):
+        for table in TABLES:
             session.execute(delete(table))
     return pg_engine
 

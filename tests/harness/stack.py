@@ -40,9 +40,10 @@ class Stack:
         self.api = self._spawn("api", [str(BIN / "imagebatch"), "serve", "--port", str(self.port)])
         self.wait_ready()
 
-    def start_worker(self, models: str = "resnet18,resnet50") -> subprocess.Popen:
+    def start_worker(self, models: str = "resnet18,resnet50", queues: str | None = None) -> subprocess.Popen:
         name = f"worker{len(self.workers)}"
-        proc = self._spawn(name, [str(BIN / "imagebatch"), "worker", "--models", models])
+        args = [str(BIN / "imagebatch"), "worker", "--models", models] + (["--queues", queues] if queues else [])
+        proc = self._spawn(name, args)
         self.workers.append(proc)
         return proc
 

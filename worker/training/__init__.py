@@ -1,5 +1,6 @@
 """Training engine: prepare a labelled image set, train or fine-tune a ResNet, evaluate it, save it for serving."""
 
+from imagebatch.core.metrics import evaluate
 from imagebatch.worker.training.config import MODES, TrainingConfig
 from imagebatch.worker.training.dataset import DatasetReport, PreparedDataset, prepare_dataset
 from imagebatch.worker.training.errors import (
@@ -9,7 +10,6 @@ from imagebatch.worker.training.errors import (
     DatasetError,
     TrainingInputError,
 )
-from imagebatch.worker.training.metrics import evaluate
 from imagebatch.worker.training.model import load_custom_model
 from imagebatch.worker.training.trainer import TrainingResult, train
 

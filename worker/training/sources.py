@@ -7,10 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from imagebatch.core.datasets import image_folder_layout, visible
 from imagebatch.worker.training.errors import DatasetError
-
-# Archive and OS droppings that are never part of a dataset.
-_IGNORED_DIRS = {"__MACOSX", "@eaDir"}
 
 
 @dataclass(frozen=True)
@@ -34,48 +32,29 @@ def _image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.registered_extensions()}
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".") and path.name not in _IGNORED_DIRS
-
-
-def _dataset_root(root: Path) -> Path:
-    """Descend through lone wrapper folders: an archive of photos/cat, photos/dog has its classes one level down."""
-    while True:
-        children = [c for c in root.iterdir() if _visible(c)]
-        if len(children) == 1 and children[0].is_dir():
-            inner = [c for c in children[0].iterdir() if _visible(c)]
-            if sum(c.is_dir() for c in inner) >= 2:
-                root = children[0]
-                continue
-        return root
-
-
-def _walk(folder: Path) -> Iterable[Path]:
-    """Files at any depth, in a stable order, skipping hidden files and folders."""
-    for current, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if _visible(Path(d)))
-        for name in sorted(files):
-            if _visible(Path(name)):
-                yield Path(current) / name
+def _tree(root: Path) -> tuple[list[str], list[str]]:
+    """Every visible file and folder below root, as POSIX paths relative to it (symlinked folders not entered)."""
+    files, dirs = [], []
+    for current, subdirs, names in os.walk(root, followlinks=False):
+        subdirs[:] = sorted(d for d in subdirs if visible(d))
+        base = Path(current).relative_to(root)
+        dirs += [(base / d).as_posix() for d in subdirs]
+        files += [(base / n).as_posix() for n in sorted(names) if visible(n)]
+    return files, dirs
 
 
 def scan_image_folder(root: Path | str) -> Source:
-    """The ImageFolder layout: each folder under root is a class, its images at any depth below it."""
+    """The ImageFolder layout (core.datasets' rule, the API's too): each folder under root is a class,
+    its images at any depth below it; lone wrapper folders are descended."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
-    root = _dataset_root(root)
     extensions = _image_extensions()
-    classes = sorted(c.name for c in root.iterdir() if c.is_dir() and _visible(c))
-    files, ignored = [], [p.name for p in root.iterdir() if p.is_file() and _visible(p)]
-    for name in classes:
-        for path in _walk(root / name):
-            rel = path.relative_to(root).as_posix()
-            if path.suffix.lower() in extensions:
-                files.append(LabelledFile(path, rel, name))
-            else:
-                ignored.append(rel)
-    return Source(root, files, classes, sorted(ignored))
+    files, dirs = _tree(root)
+    layout = image_folder_layout(files, lambda name: Path(name).suffix.lower() in extensions, dirs)
+    base = root / layout.root if layout.root else root
+    labelled = [LabelledFile(base / rel, rel, label) for rel, label in layout.files]
+    return Source(base, labelled, layout.classes, sorted(layout.ignored))
 
 
 def from_pairs(pairs: Iterable[tuple[Path | str, str]]) -> Source:

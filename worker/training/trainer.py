@@ -8,8 +8,15 @@ from pathlib import Path
 
 import torch
 
-from imagebatch.worker.devices import Precision, detect_capabilities, resolve_device, resolve_precision
-from imagebatch.worker.training import checkpoint, metrics
+from imagebatch.core import metrics
+from imagebatch.worker.devices import (
+    Capabilities,
+    Precision,
+    detect_capabilities,
+    resolve_device,
+    resolve_precision,
+)
+from imagebatch.worker.training import checkpoint
 from imagebatch.worker.training.config import TrainingConfig
 from imagebatch.worker.training.dataset import PreparedDataset
 from imagebatch.worker.training.loop import CancelCheck, Cancelled, Stepper
@@ -19,6 +26,20 @@ from imagebatch.worker.training.model import build_network, save_custom_model
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict], None]
+
+# bf16 autocast trains slower than fp32 on small images on a CPU: the convolutions are too small for its
+# kernels to pay for the casts (bench/train_digits.py --sizes; README "Custom models" has the figures).
+CPU_BF16_MIN_IMAGE_SIZE = 64
+
+
+def training_precision(requested: str, device: str, caps: Capabilities, image_size: int) -> Precision:
+    """The inference rule (worker/devices.py), except that `auto` keeps fp32 for small images on a CPU."""
+    precision = resolve_precision(requested, device, caps)
+    small = image_size < CPU_BF16_MIN_IMAGE_SIZE
+    if requested == "auto" and precision.device_type == "cpu" and precision.resolved == "bf16" and small:
+        note = f"auto: fp32 trains faster than bf16 on this CPU below {CPU_BF16_MIN_IMAGE_SIZE} px"
+        return Precision(requested, "fp32", "cpu", note)
+    return precision
 
 
 @dataclass
@@ -142,7 +163,7 @@ def train(
     caps = detect_capabilities()
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     device = device or resolve_device("auto", caps)
-    precision = resolve_precision(config.precision, device, caps)
+    precision = training_precision(config.precision, device, caps, config.image_size)
     net, base_weights = build_network(config, len(dataset.classes))
     stepper = Stepper(net, config, dataset.preprocessing, len(dataset.train), device, precision)
     fingerprint = checkpoint.fingerprint(config.to_dict(), dataset.classes, dataset.sha256, dataset.split["val_files"])

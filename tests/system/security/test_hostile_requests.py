@@ -146,7 +146,8 @@ def test_wrong_content_type_is_415(client, content_type):
         (b'{"uris": "not-a-list"}', "uris"),
         (b'{"uris": [42]}', "uris[0]"),
         (b'{"uris": ["/x.jpg"], "top_k": "many"}', "top_k"),
-        (b'{"uris": ["/x.jpg"], "model": "resnet9000"}', "model"),
+        # "resnet9000" could be a custom model's name (resolved after the images): a spelling no model can have.
+        (b'{"uris": ["/x.jpg"], "model": "resnet 9000"}', "model"),
         (b'{"uris": ["/x.jpg"], "precision": "fp8"}', "precision"),
         (b"\xff\xfe garbage", "body"),
     ],

@@ -34,3 +34,15 @@ def test_unknown_or_mistyped_options_are_errors() -> None:
         TrainingConfig.from_dict({"epoch": 3, "lr": 0.1})
     with pytest.raises(ConfigError):
         TrainingConfig.from_dict({"epochs": "ten"})
+
+
+def test_auto_trains_small_images_in_fp32_where_bf16_would_be_slower():
+    from imagebatch.worker.devices import Capabilities
+    from imagebatch.worker.training.trainer import CPU_BF16_MIN_IMAGE_SIZE, training_precision
+
+    bf16_cpu = Capabilities(cuda=False, cpu_bf16=True)
+    small = training_precision("auto", "cpu", bf16_cpu, CPU_BF16_MIN_IMAGE_SIZE - 1)
+    assert (small.resolved, "fp32 trains faster" in small.note) == ("fp32", True)
+    assert training_precision("auto", "cpu", bf16_cpu, CPU_BF16_MIN_IMAGE_SIZE).resolved == "bf16"
+    assert training_precision("bf16", "cpu", bf16_cpu, 32).resolved == "bf16"  # asked for: given
+    assert training_precision("auto", "cpu", Capabilities(cuda=False), 224).resolved == "fp32"

@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from imagebatch.worker.devices import detect_capabilities, resolve_precision
+from imagebatch.worker.devices import detect_capabilities
 from imagebatch.worker.preprocess import NumpyNormalize
 from imagebatch.worker.training import TrainingConfig, load_custom_model, prepare_dataset, train
 from imagebatch.worker.training.digits import DigitsFolders, digit_image
+from imagebatch.worker.training.trainer import training_precision
 
 # Digits are not mirror-symmetric: crops only. Three epochs reach ~0.96 on the 360 held-out digits.
 CONFIG = TrainingConfig(mode="scratch", epochs=3, batch_size=64, image_size=32, learning_rate=0.002, augment=False)
@@ -56,7 +57,7 @@ def test_the_saved_model_records_how_it_was_made(trained) -> None:
     assert meta["hyperparameters"] == CONFIG.to_dict() and meta["seed"] == CONFIG.seed
     assert meta["dataset"]["sha256"] == dataset.sha256 and len(dataset.sha256) == 64
     assert meta["split"]["method"] == "folder" and len(meta["split"]["val_files"]) == 360
-    expected = resolve_precision("auto", "cpu", detect_capabilities())
+    expected = training_precision("auto", "cpu", detect_capabilities(), 32)
     assert meta["precision"]["resolved"] == expected.resolved == result.precision.resolved
     assert {"torch", "torchvision", "pillow", "numpy", "python"} <= set(meta["versions"])
     confusion = meta["evaluation"]["confusion_matrix"]

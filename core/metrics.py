@@ -1,4 +1,4 @@
-"""Evaluation as pure functions of (true index, predicted ranking) pairs: top-k, per-class scores, confusion."""
+"""Evaluation as pure functions of (true index, ranking) pairs: top-k, per-class scores, confusion (no torch)."""
 
 from collections.abc import Sequence
 

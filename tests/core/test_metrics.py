@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from imagebatch.worker.training.metrics import confusion_matrix, evaluate, top_k_accuracy
+from imagebatch.core.metrics import confusion_matrix, evaluate, top_k_accuracy
 
 
 def _random_case(seed: int, num_classes: int, count: int) -> tuple[np.ndarray, np.ndarray]:
