@@ -38,6 +38,27 @@ def photo_mix(count: int) -> list[Sample]:
     return [Sample(p.name, f"photo-{p.suffix[1:]}", p.read_bytes()) for p in paths]
 
 
+TEXTURE_SIDES = (640, 768, 1024, 1228, 1536, 2048, 2448, 3024)
+
+
+def texture_mix() -> list[Sample]:
+    """A stress test for reduced decodes: scikit-image photos at native resolution, tiled to square JPEGs.
+
+    Tiling keeps every pixel's detail (an upscaled photo would be smooth), so these show how far a
+    reduced decode can move an image full of pixel-level texture at each size.
+    """
+    from skimage import data
+
+    sources = {"grass": data.grass(), "gravel": data.gravel(), "astronaut": data.astronaut(), "coffee": data.coffee()}
+    samples = []
+    for side in TEXTURE_SIDES:
+        for name, pixels in sources.items():
+            reps = -(-side // min(pixels.shape[:2])) + 1
+            tiled = np.tile(pixels, (reps, reps) + (1,) * (pixels.ndim - 2))[:side, :side]
+            samples.append(Sample(f"{name}-{side}.jpg", f"{side}px", _jpeg(Image.fromarray(tiled).convert("RGB"), 92)))
+    return samples
+
+
 def _jpeg(image: Image.Image, quality: int = 90, **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality, **options)

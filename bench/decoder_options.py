@@ -135,7 +135,7 @@ def _pyturbojpeg() -> Callable[[bytes], RgbImage] | None:
 
 
 def _cv2_resize(transform: Callable) -> Callable[[bytes], Output]:
-    """simplejpeg draft decode, cv2 statistics and INTER_AREA resize, center crop, numpy normalise."""
+    """turbo.decode_rgb, cv2 statistics and INTER_AREA resize, center crop, numpy normalise."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -161,7 +161,7 @@ def _tensor_resize(transform: Callable, chw: torch.Tensor) -> torch.Tensor:
 
 
 def _tv_resize(transform: Callable) -> Callable[[bytes], Output]:
-    """simplejpeg draft decode, ImageStat, torchvision's uint8 antialias resize kernel, numpy normalise."""
+    """turbo.decode_rgb, ImageStat, torchvision's uint8 antialias resize kernel, numpy normalise."""
     normalise = Normalise(transform)
 
     def call(data: bytes) -> Output:
@@ -201,10 +201,10 @@ def build_options(transform: Callable) -> list[Option]:
         Option("simplejpeg-exact", "simplejpeg full decode (Pillow over 2 MP)", _pil_path(exact, decode_rgb)),
         Option("simplejpeg-draft", "simplejpeg at draft's scale, region resize", draft),
         Option("simplejpeg-eighths", "simplejpeg k/8 to short side >= 256", _eighths_path(transform, draft)),
-        Option("pillow-draft384", "Pillow draft() keeping >= 1.5x the resize", _pil_path(fast, _pillow_margin)),
-        Option("turbo.decode_rgb", "simplejpeg keeping >= 1.5x; others: reduce()", _pil_path(fast, _decode_fast)),
-        Option("draft+cv2-resize", "simplejpeg-draft; cv2 stats + INTER_AREA resize", _cv2_resize(transform)),
-        Option("draft+tv-resize", "simplejpeg-draft; torchvision uint8 resize", _tv_resize(transform)),
+        Option("pillow-draft576", "Pillow draft() keeping >= 2.25x the resize", _pil_path(fast, _pillow_margin)),
+        Option("turbo.decode_rgb", "simplejpeg keeping >= 2.25x; others: reduce()", _pil_path(fast, _decode_fast)),
+        Option("draft+cv2-resize", "decode_rgb; cv2 stats + INTER_AREA resize", _cv2_resize(transform)),
+        Option("draft+tv-resize", "decode_rgb; torchvision uint8 resize", _tv_resize(transform)),
         Option("torchvision", "decode_image full size, tensor resize", _torchvision(transform, reference)),
     ]
     pyturbo = _pyturbojpeg()

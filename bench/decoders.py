@@ -1,4 +1,4 @@
-"""Decode + preprocess options, interleaved in one run on three image mixes: speed, and fidelity to the exact path.
+"""Decode + preprocess options, interleaved in one run on four image mixes: speed, and fidelity to the exact path.
 
 Run from the checkout: `python -m bench.decoders [--bench-images 200] [--rounds 5] [--json out.json]`.
 Each option turns bytes into resnet18's float32 3x224x224 input and the channel mean/std the service
@@ -8,8 +8,8 @@ option's median throughput and its median per-round ratio to the exact and to to
 Fidelity compares the first pass's outputs with the exact path's: input pixels (in levels of 255),
 statistics, and the softmax of resnet18 with seeded random weights (max |dp|, max |d entropy|, top-1),
 each checked against turbo.FAST_DECODE_TOLERANCE. Mixes: bench/images.py's photos, a varied mix
-(bench/decoder_mixes.py: phone and small JPEGs, PNG modes, CMYK/progressive/rotated/grey JPEGs), and
-scikit-image's real photos.
+(bench/decoder_mixes.py: phone and small JPEGs, PNG modes, CMYK/progressive/rotated/grey JPEGs),
+scikit-image's real photos, and a stress test of native-resolution textures tiled to 640-3024 px.
 """
 
 import argparse
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.decoder_mixes import Sample, bench_mix, photo_mix, varied_mix
+from bench.decoder_mixes import Sample, bench_mix, photo_mix, texture_mix, varied_mix
 from bench.decoder_options import Option, Output, build_options
 from bench.int8_engines import cpu_model
 from bench.run import prepare_weights
@@ -206,7 +206,12 @@ def main() -> None:
         options = [opt for opt in options if opt.name in {REFERENCE, TODAY_FAST, *o.options}]
     std = np.asarray(model.transform.std, dtype=np.float32).reshape(3, 1, 1)
     load_start = os.getloadavg()
-    mixes = {"bench": bench_mix(o.bench_images), "varied": varied_mix(), "photos": photo_mix(o.photos)}
+    mixes = {
+        "bench": bench_mix(o.bench_images),
+        "varied": varied_mix(),
+        "photos": photo_mix(o.photos),
+        "textures": texture_mix(),
+    }
     results = {name: run_mix(options, samples, o.rounds, model.net, std) for name, samples in mixes.items()}
     facts = {
         "cpu": cpu_model(),
