@@ -241,6 +241,7 @@ def test_broken_bytes_fail_in_the_pillow_paths_categories(transforms, fast) -> N
     assert {"empty_file", "unreadable", "truncated"} <= categories
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Image.open warns between 1x and 2x
 def test_pixel_limit_is_checked_before_decoding(monkeypatch) -> None:
     data = _jpeg(_photo((1600, 1000)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # over it, under twice it: Pillow only warns
