@@ -1,4 +1,4 @@
-"""JPEG pixels through libjpeg-turbo's own API (simplejpeg): Pillow's pixels without Pillow's decode overhead."""
+"""Fast decode: JPEGs through libjpeg-turbo's own API (simplejpeg), reduced decodes within a published tolerance."""
 
 import io
 import logging
