@@ -1,5 +1,6 @@
 """The decode + preprocess paths the decoder benchmark compares: bytes to a model-ready tensor and image statistics."""
 
+import importlib.util
 import io
 import math
 from collections.abc import Callable
@@ -191,7 +192,7 @@ def _torchvision(transform: Callable, exact: Callable[[bytes], Output]) -> Calla
 
 
 def build_options(transform: Callable) -> list[Option]:
-    """Every path, the exact reference first; PyTurboJPEG only where the system has libturbojpeg."""
+    """Every path, the exact reference first; PyTurboJPEG and cv2 only where they are installed."""
     exact, fast = NumpyNormalize(transform, fast=False), NumpyNormalize(transform, fast=True)
     reference = _decoder(Decoder(exact))
     draft = _pil_path(fast, _decode_draft)
@@ -203,10 +204,12 @@ def build_options(transform: Callable) -> list[Option]:
         Option("simplejpeg-eighths", "simplejpeg k/8 to short side >= 256", _eighths_path(transform, draft)),
         Option("pillow-draft576", "Pillow draft() keeping >= 2.25x the resize", _pil_path(fast, _pillow_margin)),
         Option("turbo.decode_rgb", "simplejpeg keeping >= 2.25x; others: reduce()", _pil_path(fast, _decode_fast)),
-        Option("draft+cv2-resize", "decode_rgb; cv2 stats + INTER_AREA resize", _cv2_resize(transform)),
         Option("draft+tv-resize", "decode_rgb; torchvision uint8 resize", _tv_resize(transform)),
         Option("torchvision", "decode_image full size, tensor resize", _torchvision(transform, reference)),
     ]
+    if importlib.util.find_spec("cv2") is not None:  # opencv-python-headless: measured, not a dependency
+        cv2_option = Option("draft+cv2-resize", "decode_rgb; cv2 stats + INTER_AREA resize", _cv2_resize(transform))
+        options.insert(len(options) - 2, cv2_option)
     pyturbo = _pyturbojpeg()
     if pyturbo is not None:
         options.insert(5, Option("pyturbojpeg-draft", "PyTurboJPEG at draft's scale", _pil_path(fast, pyturbo)))
