@@ -107,12 +107,18 @@ class Settings(BaseSettings):
     # Claims per image before it is given up as `timed_out`.
     CHUNK_MAX_ATTEMPTS: int = Field(default=3, ge=1)
     # Seconds between sweeps in each worker process; 0 turns the sweeper off.
-    SWEEP_INTERVAL: float = Field(default=30.0, ge=0)
+    SWEEP_INTERVAL: float = Field(default=5.0, ge=0)
+    # Liveness: every worker process records a heartbeat in the database this often; the rows a
+    # worker holds go back to the queue once its heartbeat is WORKER_DEAD_AFTER seconds old.
+    WORKER_HEARTBEAT: float = Field(default=5.0, gt=0)
+    WORKER_DEAD_AFTER: float = Field(default=15.0, gt=0)
     # A queued job whose chunks were never all sent this long after creation gets enqueued again.
     SUBMIT_GRACE: float = Field(default=120.0, gt=0)
     # A job with pending images, none of its rows claimed or finished for this long and its
     # model's queue empty, has lost chunk messages: the sweeper sends them again.
-    ORPHAN_AFTER: float = Field(default=60.0, gt=0)
+    # Short enough that a message lost with a killed worker (fetched, not yet claimed) comes back
+    # within ~30 s; a resend that was not needed only makes a duplicate message, which claims ignore.
+    ORPHAN_AFTER: float = Field(default=20.0, gt=0)
     # How long a worker keeps retrying a chunk's database work while the database is away.
     DB_RETRY_SECONDS: float = Field(default=300.0, ge=0)
     # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.
@@ -175,7 +181,7 @@ class Settings(BaseSettings):
 
     @property
     def is_embedded(self) -> bool:
-        return self.REDIS_URL is None
+        return not self.REDIS_URL  # an empty REDIS_URL means the embedded broker, as in broker_url
 
 
 settings = Settings()

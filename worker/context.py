@@ -14,6 +14,7 @@ from imagebatch.worker.custom_models import CustomModelCache, RegisteredWeights
 from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
 from imagebatch.worker.fetch import Fetcher
 from imagebatch.worker.gpu import DevicePlan, plan_for
+from imagebatch.worker.liveness import new_worker_id
 from imagebatch.worker.metrics import WorkerMetrics
 from imagebatch.worker.models import LoadedModel, ModelRegistry
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
@@ -45,6 +46,10 @@ class WorkerContext:
     decode_pool: ThreadPoolExecutor
     reader: Reader
     metrics: WorkerMetrics
+    # This process's name in its claims and heartbeats (worker.liveness).
+    worker_id: str = field(default_factory=new_worker_id)
+    # Set when the worker begins a warm shutdown: chunks not yet written stop and are handed back.
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     # Training jobs running in this process (TRAIN_SLOTS): one more waits on the queue, not in a thread here.
     training_slots: threading.BoundedSemaphore = field(init=False, repr=False)
     _decoders: dict[tuple[str, str], Decoder] = field(default_factory=dict, init=False, repr=False)

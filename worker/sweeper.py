@@ -33,11 +33,14 @@ def queued_messages(app: Celery, queues: list[str]) -> int:
 
 
 def queue_checker(app: Celery) -> Callable[[str], bool]:
-    """Whether a model's queue holds no waiting message (embedded broker: never claimed empty)."""
+    """Whether a model's queue holds no waiting message.
+
+    On the embedded broker too: kombu's SQL transport counts the messages still visible, and a
+    message fetched by a worker that was then killed stays invisible for ever, so only this
+    check brings its chunk back.
+    """
 
     def queue_empty(model: str) -> bool:
-        if settings.is_embedded:
-            return False  # kombu's SQL transport counts are not worth trusting for this
         return queued_messages(app, [queue_for_model(model)]) == 0
 
     return queue_empty
@@ -54,6 +57,7 @@ def sweep_once(app: Celery) -> SweepReport:
             grace=settings.SUBMIT_GRACE,
             orphan_after=settings.ORPHAN_AFTER,
             queue_empty=queue_checker(app),
+            dead_after=settings.WORKER_DEAD_AFTER,
         )
     if report.requeued or report.timed_out or report.enqueued_jobs:
         logger.warning(
@@ -85,11 +89,12 @@ def start_sweeper(app: Celery) -> threading.Event | None:
     threading.Thread(target=_loop, args=(app, stop), name="sweeper", daemon=True).start()
     logger.info(
         "sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs, "
-        "lost chunks resent after %.0fs idle",
+        "lost chunks resent after %.0fs idle, chunks of workers silent for %.0fs requeued",
         settings.SWEEP_INTERVAL,
         settings.CHUNK_DEADLINE,
         settings.CHUNK_MAX_ATTEMPTS,
         settings.SUBMIT_GRACE,
         settings.ORPHAN_AFTER,
+        settings.WORKER_DEAD_AFTER,
     )
     return stop

@@ -10,6 +10,7 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     webhooks  the completion-webhook outbox: claim a delivery, record its outcome
     training  training jobs: create, claim with a lease, heartbeat, progress, complete, fail, cancel
     training_sweeps  resend a training job whose lease lapsed or whose message never went out
+    workers   worker heartbeats; requeue the chunks of a silent worker, hand back a stopping one's
     models    the model registry: register the next version, delete versions no active job uses
 """
 
@@ -52,6 +53,7 @@ from imagebatch.db.lifecycle.training import (
 )
 from imagebatch.db.lifecycle.training_sweeps import TrainingSweep, sweep_training
 from imagebatch.db.lifecycle.webhooks import claim_webhook, due_webhooks, record_webhook
+from imagebatch.db.lifecycle.workers import beat, forget_dead_workers, requeue_dead_claims, retire_worker
 
 __all__ = [
     "ChunkSender",
@@ -61,6 +63,7 @@ __all__ = [
     "NewModel",
     "SweepReport",
     "TrainingSweep",
+    "beat",
     "cancel_chunk",
     "claim_chunk",
     "claim_training",
@@ -84,6 +87,7 @@ __all__ = [
     "fail_job",
     "finalize_idle_jobs",
     "finalize_job",
+    "forget_dead_workers",
     "give_up_exhausted",
     "mark_enqueued",
     "record_reproducibility",
@@ -91,7 +95,9 @@ __all__ = [
     "release_claim",
     "renew_enqueued",
     "request_cancel",
+    "requeue_dead_claims",
     "requeue_stale_chunk",
+    "retire_worker",
     "sweep",
     "write_chunk_results",
 ]
