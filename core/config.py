@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # Worker: models this worker serves (its queues), threads for decoding, torch threads.
     WORKER_MODELS: str = "resnet18,resnet50"
     DECODE_THREADS: int = Field(default=0, ge=0, description="0 = one per core")
+    # Pixels a worker process decodes at once (read from each image's header before its decode);
+    # more waits. ~100 MP is one image at Pillow's MAX_IMAGE_PIXELS (89 MP), or eight 12 MP photos,
+    # about 1 GiB of decoded RGB and copies; an image larger than the budget still decodes, alone.
+    DECODE_PIXEL_BUDGET: int = Field(default=100_000_000, ge=1_000_000)
     TORCH_THREADS: int = Field(default=0, ge=0, description="0 = the cores divided among the forward slots")
     DEVICE: str = "auto"
     EMBEDDING_DTYPE: str = "float32"
@@ -95,6 +99,9 @@ class Settings(BaseSettings):
     MAX_ARCHIVE_RATIO: float = Field(default=100.0, gt=1)
     # Seconds a request body may send nothing before the upload is dropped (408) and its blobs removed.
     UPLOAD_IDLE_TIMEOUT: float = Field(default=60.0, gt=0)
+    # Uploaded files under a job id with no job row, untouched this long, belong to a request whose
+    # API process died mid-body: the sweeper removes them. Longer than any pause UPLOAD_IDLE_TIMEOUT allows.
+    UPLOAD_ORPHAN_GRACE: float = Field(default=600.0, gt=0)
     # Characters in an uploaded file's name (a multipart part's filename); longer is answered 400.
     MAX_FILENAME_LENGTH: int = Field(default=1024, ge=16, le=16384)
     # Let http(s) URLs reach loopback, private, link-local and metadata addresses.

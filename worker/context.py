@@ -18,7 +18,7 @@ from imagebatch.worker.liveness import new_worker_id
 from imagebatch.worker.metrics import WorkerMetrics
 from imagebatch.worker.models import LoadedModel, ModelRegistry
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
-from imagebatch.worker.preprocess import Decoder, RenditionMaker, fast_decode
+from imagebatch.worker.preprocess import Decoder, PixelBudget, RenditionMaker, fast_decode
 from imagebatch.worker.reader import Reader
 
 _APP_ATTRIBUTE = "imagebatch_context"
@@ -44,6 +44,7 @@ class WorkerContext:
     gate: ForwardGate
     fetcher: Fetcher
     decode_pool: ThreadPoolExecutor
+    pixel_budget: PixelBudget  # IMAGEBATCH_DECODE_PIXEL_BUDGET, shared by every decoder of the process
     reader: Reader
     metrics: WorkerMetrics
     # This process's name in its claims and heartbeats (worker.liveness).
@@ -93,6 +94,7 @@ class WorkerContext:
             gate=ForwardGate(split.forward_slots),
             fetcher=fetcher,
             decode_pool=pool,
+            pixel_budget=PixelBudget(settings.DECODE_PIXEL_BUDGET),
             reader=Reader(settings, fetcher, pool),
             metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
         )
@@ -111,7 +113,8 @@ class WorkerContext:
         key = (model.key, mode)
         with self._lock:
             if key not in self._decoders:
-                self._decoders[key] = self.plan.decoder(model.transform, mode == "fast", self.renditions)
+                fast = mode == "fast"
+                self._decoders[key] = self.plan.decoder(model.transform, fast, self.renditions, self.pixel_budget)
             return self._decoders[key]
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -12,10 +13,12 @@ from celery import Celery
 from imagebatch.core.chunks import send_chunks
 from imagebatch.core.config import settings
 from imagebatch.core.queueing import TRAIN_QUEUE, queue_for_model
+from imagebatch.core.storage import get_store
 from imagebatch.db import webhooks
 from imagebatch.db.lifecycle import SweepReport, sweep
 from imagebatch.db.session import session_scope
 from imagebatch.worker.training_sweeper import sweep_training_once
+from imagebatch.worker.upload_sweeper import sweep_uploads
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +74,18 @@ def sweep_once(app: Celery) -> SweepReport:
 
 def _loop(app: Celery, stop: threading.Event) -> None:
     interval = settings.SWEEP_INTERVAL
+    # The store's listing is not free (an object store lists over HTTP): uploads are checked
+    # a few times per grace period rather than on every sweep.
+    uploads_every, uploads_checked = settings.UPLOAD_ORPHAN_GRACE / 4, 0.0
     # Jitter so the sweeps of workers started together do not line up.
     while not stop.wait(interval * random.uniform(0.8, 1.2)):
         try:
             sweep_once(app)
             sweep_training_once(app, lambda: queued_messages(app, [TRAIN_QUEUE]) == 0)
             webhooks.deliver_due()  # jobs the sweep (or any other path) finished get their webhook
+            if time.monotonic() - uploads_checked >= uploads_every:
+                uploads_checked = time.monotonic()
+                sweep_uploads(get_store(), settings.UPLOAD_ORPHAN_GRACE)
         except Exception as exc:  # the database or broker may be away; the next sweep retries
             logger.warning("sweep failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
 

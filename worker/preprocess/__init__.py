@@ -1,6 +1,7 @@
 """Preprocessing: image bytes to a DecodedImage holding the model's input tensor and the image's thumbnail
 (see decode, transforms and renditions)."""
 
+from imagebatch.worker.preprocess.budget import PixelBudget
 from imagebatch.worker.preprocess.decode import (
     DecodedImage,
     Decoder,
@@ -27,6 +28,7 @@ __all__ = [
     "HostTransform",
     "ImageFailure",
     "NumpyNormalize",
+    "PixelBudget",
     "RenditionMaker",
     "Renditions",
     "ResizeCrop",

@@ -9,6 +9,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from imagebatch.core import errors
+from imagebatch.worker.preprocess.budget import PixelBudget
 from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import HostTransform, Uint8Transform
 
@@ -55,6 +56,16 @@ def check_pixels(image: Image.Image) -> None:
 
 def open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """The loaded image and its full size from the header (a draft decode may load it smaller)."""
+    image, full_size = open_header(data, draft)
+    load_checked(image)
+    return image, full_size
+
+
+def open_header(data: bytes, draft: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """The image with only its header read (its size checked, a draft scale set) and its full size.
+
+    image.size is then what the full decode will produce: the pixels it is about to hold.
+    """
     if not data:
         raise UnusableImage(errors.EMPTY_FILE, "the file is empty (0 bytes)")
     try:
@@ -68,6 +79,11 @@ def open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, tu
     if draft and image.format == "JPEG" and min(full_size) >= 2 * draft:
         # libjpeg scales by 1/2..1/8 inside the IDCT: a phone photo decodes ~10x faster.
         image.draft(None, (draft, draft))
+    return image, full_size
+
+
+def load_checked(image: Image.Image) -> None:
+    """Decode the pixels, turning a decoder's failure into the image's error category."""
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -75,7 +91,6 @@ def open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, tu
             message = f"{image.format} image this build cannot decode: {exc}"
             raise UnusableImage(errors.UNSUPPORTED_FORMAT, message) from exc
         raise UnusableImage(errors.TRUNCATED, f"image data is truncated or corrupt: {exc}") from exc
-    return image, full_size
 
 
 def _undecodable(image: Image.Image, exc: Exception) -> bool:
@@ -115,11 +130,16 @@ class Decoder:
     with `renditions`, the image's thumbnail and preview too."""
 
     def __init__(
-        self, transform: HostTransform, gpu_device: str | None = None, renditions: RenditionMaker | None = None
+        self,
+        transform: HostTransform,
+        gpu_device: str | None = None,
+        renditions: RenditionMaker | None = None,
+        budget: PixelBudget | None = None,
     ) -> None:
         self.transform = transform
         self.gpu_device = gpu_device
         self.renditions = renditions
+        self.budget = budget  # the worker's DECODE_PIXEL_BUDGET, shared by its decoders; None: unbounded
         self._on_device: tuple[str, Uint8Transform] | None = None
         if gpu_device is not None:
             if not isinstance(transform, Uint8Transform):
@@ -134,7 +154,15 @@ class Decoder:
         """
         if self._on_device is not None and is_jpeg(data):
             return self._decode_on_device(data, *self._on_device)
-        image, full_size = open_checked(data, self.transform.draft_size)
+        image, full_size = open_header(data, self.transform.draft_size)
+        if self.budget is None:
+            return self._decode(image, full_size)
+        # Held until the decoded picture, its RGB copy and its renditions are gone (on return).
+        with self.budget.hold(image.width * image.height):
+            return self._decode(image, full_size)
+
+    def _decode(self, image: Image.Image, full_size: tuple[int, int]) -> DecodedImage:
+        load_checked(image)
         mode, fmt = image.mode, image.format
         width, height = _oriented(full_size, image)
         ImageOps.exif_transpose(image, in_place=True)
