@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matrix", action="store_true", help="the worker-liveness fault matrix (see above)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
     names = args.scenario or (MATRIX if args.matrix else [n for n in SCENARIOS if n not in MATRIX[:-2]])
     runs = []
     with tempfile.TemporaryDirectory(prefix="imagebatch-faults-") as tmp:

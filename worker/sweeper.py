@@ -32,6 +32,12 @@ def queued_messages(app: Celery, queues: list[str]) -> int:
             # Redis drops an empty list, so kombu reports an empty queue as missing.
             with contextlib.suppress(*connection.channel_errors):
                 waiting += channel.queue_declare(queue=queue, passive=True).message_count
+        # kombu's SQL transport (embedded broker) gives each channel a session it never closes:
+        # its database connection would stay checked out, and a few sweeps exhaust the pool the
+        # worker's consumer fetches through.
+        session = getattr(channel, "_session", None)
+        if session is not None:
+            session.close()
     return waiting
 
 
