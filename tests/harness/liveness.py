@@ -79,13 +79,15 @@ def worker_killed(
     *,
     point: str = "decoding",
     survivor: bool = False,
+    cancel: bool = False,
     images: int = 32,
     name: str = "liveness",
 ) -> Outcome:
     """SIGKILL a worker at `point`; then start a new one (or let a second, surviving worker go on).
 
     Empty `database_url` and `redis_url`: the embedded default (SQLite database and broker).
-    outcome.notes["recovery_seconds"]: from the kill to the job's completion.
+    `cancel`: cancel the job right after the kill (it must still end `cancelled`).
+    outcome.notes["recovery_seconds"]: from the kill to the job's end.
     """
     scenario = f"worker_sigkill_{point}_{'survivor' if survivor else 'restarted'}"
     outcome, began = Outcome(scenario, faults=1, expected=images), time.monotonic()
@@ -105,6 +107,8 @@ def worker_killed(
             job_id = submit(client, setup.photos(images))["id"]
             _kill_at(point, victim, database_url, job_id, outcome.notes)
             killed = time.monotonic()
+            if cancel:
+                assert client.post(f"/v1/jobs/{job_id}/cancel").status_code in (200, 202)
             if not survivor:
                 stack.start_worker("resnet18")
             finish(outcome, stack, client, database_url, job_id, timeout=240)
@@ -131,8 +135,10 @@ def worker_terminated(setup: Setup, database_url: str, redis_url: str, images: i
             wait_until(lambda: _workers_alive(database_url) == 1, timeout=120, step=0.1)
             job_id = submit(client, setup.photos(images))["id"]
             wait_until(lambda: rows_in(database_url, job_id, "running") > 0, timeout=120, step=0.005)
+            stopped = time.monotonic()
             victim.terminate()
             victim.wait(timeout=60)
+            outcome.notes["exit_seconds"] = round(time.monotonic() - stopped, 2)
             outcome.notes["exit_code"] = victim.returncode
             outcome.notes["after_exit"] = status_counts(database_url, job_id)
             outcome.notes["workers_after_exit"] = _workers_alive(database_url)

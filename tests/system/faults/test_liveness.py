@@ -32,6 +32,13 @@ def test_two_workers_one_sigkilled_the_survivor_finishes(fault_setup, pg_url, re
     assert outcome.notes["recovery_seconds"] < RECOVERY_BOUND, outcome.as_dict()
 
 
+def test_a_cancel_while_a_dead_workers_chunk_waits_ends_cancelled(fault_setup, pg_url, redis_url):
+    outcome = liveness.worker_killed(fault_setup, pg_url, redis_url, point="decoding", survivor=True, cancel=True)
+    assert outcome.notes["running_at_kill"] > 0, outcome.as_dict()
+    assert outcome.state == "cancelled" and outcome.duplicates == 0, outcome.as_dict()
+    assert outcome.notes["recovery_seconds"] < RECOVERY_BOUND, outcome.as_dict()
+
+
 def test_sigkilled_worker_on_the_embedded_default_recovers_too(fault_setup):
     outcome = liveness.worker_killed(fault_setup, "", "", point="decoding", name="liveness_embedded")
     _exactly_once(outcome)
@@ -40,6 +47,7 @@ def test_sigkilled_worker_on_the_embedded_default_recovers_too(fault_setup):
 
 def test_sigterm_hands_the_workers_chunks_back_at_once(fault_setup, pg_url, redis_url):
     outcome = liveness.worker_terminated(fault_setup, pg_url, redis_url)
+    print(f"SIGTERM to exit: {outcome.notes['exit_seconds']} s; rows at exit: {outcome.notes['after_exit']}")
     after = outcome.notes["after_exit"]
     assert outcome.notes["exit_code"] == 0, outcome.as_dict()
     assert after.get("running", 0) == 0 and after.get("pending", 0) > 0, outcome.as_dict()
