@@ -55,8 +55,9 @@ def queue_checker(app: Celery) -> Callable[[str], bool]:
     return queue_empty
 
 
-def sweep_once(app: Celery) -> SweepReport:
-    """One sweep in one transaction (conditional updates make concurrent sweepers safe)."""
+def sweep_once(app: Celery, liveness: bool = True) -> SweepReport:
+    """One sweep in one transaction (conditional updates make concurrent sweepers safe);
+    `liveness`: requeue the chunks of workers whose heartbeat stopped."""
     with session_scope() as session:
         report = sweep(
             session=session,
@@ -66,7 +67,7 @@ def sweep_once(app: Celery) -> SweepReport:
             grace=settings.SUBMIT_GRACE,
             orphan_after=settings.ORPHAN_AFTER,
             queue_empty=queue_checker(app),
-            dead_after=settings.WORKER_DEAD_AFTER,
+            dead_after=settings.WORKER_DEAD_AFTER if liveness else None,
         )
     if report.requeued or report.timed_out or report.enqueued_jobs:
         logger.warning(
@@ -83,16 +84,20 @@ def _loop(app: Celery, stop: threading.Event) -> None:
     # The store's listing is not free (an object store lists over HTTP): uploads are checked
     # a few times per grace period rather than on every sweep.
     uploads_every, uploads_checked = settings.UPLOAD_ORPHAN_GRACE / 4, 0.0
+    # While the database was away nobody could beat: every heartbeat is stale when it returns.
+    # Judge liveness again only once the live workers have had WORKER_DEAD_AFTER to beat.
+    failed_at = -float("inf")
     # Jitter so the sweeps of workers started together do not line up.
     while not stop.wait(interval * random.uniform(0.8, 1.2)):
         try:
-            sweep_once(app)
+            sweep_once(app, liveness=time.monotonic() - failed_at > settings.WORKER_DEAD_AFTER)
             sweep_training_once(app, lambda: queued_messages(app, [TRAIN_QUEUE]) == 0)
             webhooks.deliver_due()  # jobs the sweep (or any other path) finished get their webhook
             if time.monotonic() - uploads_checked >= uploads_every:
                 uploads_checked = time.monotonic()
                 sweep_uploads(get_store(), settings.UPLOAD_ORPHAN_GRACE)
         except Exception as exc:  # the database or broker may be away; the next sweep retries
+            failed_at = time.monotonic()
             logger.warning("sweep failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
 
 
