@@ -30,9 +30,11 @@ def swatch(colour: tuple[int, int, int], seed: int) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def swatch_archive(path: Path, per_class: int, seed: int) -> Path:
-    """An ImageFolder zip: <colour>/<n>.png."""
+def swatch_archive(path: Path, per_class: int, seed: int, extra: dict[str, bytes] | None = None) -> Path:
+    """An ImageFolder zip: <colour>/<n>.png, plus any `extra` members."""
     with zipfile.ZipFile(path, "w") as archive:
+        for name, content in (extra or {}).items():
+            archive.writestr(name, content)
         for k, (name, colour) in enumerate(COLOURS.items()):
             for i in range(per_class):
                 data = io.BytesIO()
@@ -79,7 +81,8 @@ def train_from_the_page(page, url: str, archive: Path, name: str) -> str:
 
 
 def test_train_watch_evaluate_and_classify_from_the_pages(browser, stack, api_key, client, tmp_path):
-    train_zip = swatch_archive(tmp_path / "swatches.zip", per_class=8, seed=0)
+    broken = {"red/broken.png": b"\x89PNG\r\n\x1a\n not really", "notes/readme.txt": b"not an image"}
+    train_zip = swatch_archive(tmp_path / "swatches.zip", per_class=8, seed=0, extra=broken)
     holdout_zip = swatch_archive(tmp_path / "holdout.zip", per_class=4, seed=5000)
     context, page, errors = new_page(browser, "dark")
     page.goto(f"{stack.url}/")
@@ -99,7 +102,14 @@ def test_train_watch_evaluate_and_classify_from_the_pages(browser, stack, api_ke
         [str(e["epoch"]), f"{e['train_loss']:.4f}", f"{100 * e['val_accuracy']:.1f}%"] for e in job["epochs"]
     ]
     counts = page.locator("#class-counts tbody tr td:nth-child(4)").all_text_contents()
-    assert counts == ["8", "8", "8"]  # blue, green, red: the API's classes, in order
+    assert counts == ["8", "8", "8"]  # blue, green, red: the API's classes, in order; the broken PNG skipped
+    skipped = [row.locator("td").all_text_contents() for row in page.locator("#skipped-images tbody tr").all()]
+    report = job["dataset"]
+    assert [s[:3] for s in skipped] == [[s["rel"], s["label"], s["category"]] for s in report["skipped"]] + [
+        [s["source"], "", "not an image"] for s in report["upload_skipped"]
+    ]
+    assert skipped[0][:2] == ["red/broken.png", "red"] and len(skipped) == 2
+    assert page.inner_text("#dataset-warnings").count("⚠") == len(report["warnings"]) >= 1
     screenshot(page, SHOTS / "training-dark.png")
 
     # The model page: curves of its training job, the validation split's confusion matrix as the API has it.
@@ -216,3 +226,28 @@ def test_deleting_a_model_in_use_shows_the_apis_409_then_succeeds(browser, stack
     finally:
         _HeldImage.release.set()
         server.shutdown()
+
+
+def test_the_training_page_follows_a_run_live_and_cancels_it(browser, stack, api_key, client, tmp_path):
+    archive = swatch_archive(tmp_path / "long.zip", per_class=5, seed=300)
+    options = {"name": "long", "mode": "scratch", "epochs": "200", "image_size": "16", "augment": "false"}
+    response = client.post("/v1/training-jobs", files={"archive": ("long.zip", archive.read_bytes())}, data=options)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    context, page, errors = new_page(browser, "dark")
+    page.goto(f"{stack.url}/")
+    paste_key(page, api_key)
+    page.goto(f"{stack.url}/#/training/{job_id}")
+    # Epochs arrive without a reload: the page polls, and the curves gain points as they end.
+    page.wait_for_selector("#loss-card svg circle.dot", timeout=120_000)
+    first = page.locator("#loss-card svg circle.dot").count()
+    page.wait_for_function(f"document.querySelectorAll('#loss-card svg circle.dot').length > {first}", timeout=60_000)
+    screenshot(page, SHOTS / "training-running-dark.png")
+    page.click("#cancel-training")
+    page.wait_for_selector(".badge[data-state=cancelled]", timeout=60_000)
+    job = client.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "cancelled" and job["model"] is None and len(job["epochs"]) < 200
+    assert page.locator("#model-link").count() == 0 and page.locator("#cancel-training").count() == 0
+    assert page.inner_text("#stat-epochs") == f"{len(job['epochs'])} / 200"
+    assert not errors, errors
+    context.close()
