@@ -92,42 +92,50 @@ function niceStep(range) {
 
 const plain = (v) => String(Number(v.toFixed(6)));
 
-// Line chart of per-epoch values. series: [{name, cls, points: [[epoch, value], ...]}]; the x axis runs from
-// epoch 1 to `xMax` (the planned epochs), so a live run's curves grow into the chart instead of rescaling it.
-export function lineChart(series, { title = "", width = 560, height = 240, xMax = 1, yMin, yMax, yFormat = plain } = {}) {
-  const points = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
-  if (!points.length) return empty("no finished epoch yet");
-  const pad = { left: 46, right: 14, top: 28, bottom: 42 };
-  const plotW = width - pad.left - pad.right;
-  const plotH = height - pad.top - pad.bottom;
-  const x1 = Math.max(2, xMax, ...points.map(([x]) => x));
-  let lo = yMin ?? Math.min(...points.map(([, y]) => y));
-  let hi = yMax ?? Math.max(...points.map(([, y]) => y));
+// The y range rounded out to whole steps, unless the caller fixed an end (accuracy runs 0 to 1).
+function yScale(values, yMin, yMax) {
+  let lo = yMin ?? Math.min(...values);
+  let hi = yMax ?? Math.max(...values);
   if (hi - lo < 1e-9) hi = lo + 1;
   const step = niceStep(hi - lo);
   if (yMin == null) lo = Math.floor(lo / step) * step;
   if (yMax == null) hi = Math.ceil(hi / step) * step;
-  const X = (x) => pad.left + ((x - 1) / (x1 - 1)) * plotW;
-  const Y = (y) => pad.top + plotH - ((y - lo) / (hi - lo)) * plotH;
-  const root = svg(width, height, title);
+  return { lo, hi, step };
+}
+
+// Horizontal grid lines with their values, epoch numbers (at most about ten) and the axis title.
+function epochAxes(root, f, { lo, hi, step }, yFormat) {
   for (let value = lo, i = 0; value <= hi + step / 1e6; value = lo + step * ++i) {
-    root.append(el("line", { x1: pad.left, x2: width - pad.right, y1: Y(value), y2: Y(value), class: i ? "grid" : "axis" }));
-    root.append(el("text", { x: pad.left - 6, y: Y(value) + 4, "text-anchor": "end" }, yFormat(value)));
+    root.append(el("line", { x1: f.left, x2: f.right, y1: f.Y(value), y2: f.Y(value), class: i ? "grid" : "axis" }));
+    root.append(el("text", { x: f.left - 6, y: f.Y(value) + 4, "text-anchor": "end" }, yFormat(value)));
   }
-  const every = Math.max(1, Math.ceil((x1 - 1) / 10));
-  for (let x = 1; x <= x1; x += every) {
-    root.append(el("text", { x: X(x), y: height - pad.bottom + 16, "text-anchor": "middle" }, String(x)));
+  const every = Math.max(1, Math.ceil((f.epochs - 1) / 10));
+  for (let x = 1; x <= f.epochs; x += every) {
+    root.append(el("text", { x: f.X(x), y: f.bottom + 16, "text-anchor": "middle" }, String(x)));
   }
-  root.append(el("text", { x: pad.left + plotW / 2, y: height - 4, "text-anchor": "middle", class: "axis-label" }, "epoch"));
+  root.append(el("text", { x: (f.left + f.right) / 2, y: f.bottom + 34, "text-anchor": "middle", class: "axis-label" }, "epoch"));
+}
+
+// Line chart of per-epoch values. series: [{name, cls, points: [[epoch, value], ...]}]; the x axis runs from
+// epoch 1 to `xMax` (the planned epochs), so a live run's curves grow into the chart instead of rescaling it.
+export function lineChart(series, { title = "", width = 560, height = 240, xMax = 1, yMin, yMax, yFormat = plain, tipFormat = (v) => fmt(v, 4) } = {}) {
+  const points = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
+  if (!points.length) return empty("no finished epoch yet");
+  const range = yScale(points.map(([, y]) => y), yMin, yMax);
+  const f = { left: 46, right: width - 14, top: 28, bottom: height - 42, epochs: Math.max(2, xMax, ...points.map(([x]) => x)) };
+  f.X = (x) => f.left + ((x - 1) / (f.epochs - 1)) * (f.right - f.left);
+  f.Y = (y) => f.bottom - ((y - range.lo) / (range.hi - range.lo)) * (f.bottom - f.top);
+  const root = svg(width, height, title);
+  epochAxes(root, f, range, yFormat);
   series.forEach((s, k) => {
     const pts = s.points.filter(([, y]) => Number.isFinite(y));
-    root.append(el("polyline", { points: pts.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), class: `line ${s.cls}` }));
+    root.append(el("polyline", { points: pts.map(([x, y]) => `${f.X(x)},${f.Y(y)}`).join(" "), class: `line ${s.cls}` }));
     for (const [x, y] of pts) {
-      const dot = el("circle", { cx: X(x), cy: Y(y), r: 3.5, class: `dot ${s.cls}`, "data-series": s.name, "data-epoch": x });
-      dot.append(el("title", {}, `${s.name}, epoch ${x}: ${yFormat(y)}`));
+      const dot = el("circle", { cx: f.X(x), cy: f.Y(y), r: 3.5, class: `dot ${s.cls}`, "data-series": s.name, "data-epoch": x });
+      dot.append(el("title", {}, `${s.name}, epoch ${x}: ${tipFormat(y)}`));
       root.append(dot);
     }
-    const lx = width - pad.right - (series.length - k) * 110;
+    const lx = f.right - (series.length - k) * 110;
     root.append(el("rect", { x: lx, y: 6, width: 14, height: 4, rx: 2, class: `swatch ${s.cls}` }));
     root.append(el("text", { x: lx + 20, y: 12 }, s.name));
   });
@@ -148,7 +156,7 @@ export function heatmap(classes, rows, { title = "confusion matrix", id } = {}) 
   root.setAttribute("class", "chart heat");
   root.setAttribute("style", `max-width:${width}px`);
   if (id) root.id = id;
-  root.append(el("text", { x: left, y: 12, class: "axis-label" }, "predicted →"));
+  root.append(el("text", { x: left + (n * size) / 2, y: 12, "text-anchor": "middle", class: "axis-label" }, "predicted →"));
   root.append(el("text", { x: 4, y: top - 6, class: "axis-label" }, "true ↓"));
   names.forEach((name, j) => {
     const cx = left + j * size + size / 2;

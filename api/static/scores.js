@@ -16,7 +16,7 @@ export function curves(epochs, planned) {
     h("div", { class: "card", id: "loss-card" }, h("h2", {}, "Loss"),
       lineChart(series("loss"), { title: "loss per epoch", xMax, yMin: 0 })),
     h("div", { class: "card", id: "accuracy-card" }, h("h2", {}, "Accuracy"),
-      lineChart(series("accuracy"), { title: "accuracy per epoch", xMax, yMin: 0, yMax: 1, yFormat: percent })));
+      lineChart(series("accuracy"), { title: "accuracy per epoch", xMax, yMin: 0, yMax: 1, yFormat: percent, tipFormat: pct })));
 }
 
 // One row per finished epoch; the best validation accuracy is starred.

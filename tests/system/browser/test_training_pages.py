@@ -163,6 +163,7 @@ def test_train_watch_evaluate_and_classify_from_the_pages(browser, stack, api_ke
         ("#/train", f"#training-table tr[data-job='{job_id}']", "train-light.png"),
         ("#/models", "#models-table tr[data-model='swatches:1']", "models-light.png"),
         (f"#/training/{job_id}", "#loss-card svg circle.dot", "training-light.png"),
+        ("#/models/resnet18", "#evaluate", "model-builtin-light.png"),
         ("#/models/swatches", "#model-scores svg.heat", "model-light.png"),
     ):
         page.goto(f"{stack.url}/{route}")
