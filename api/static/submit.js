@@ -79,7 +79,7 @@ export function renderSubmit(root, { model = "" } = {}) {
             h("option", { value: "exact" }, "exact"), h("option", { value: "fast" }, "fast"))),
         h("label", { class: "field", style: "flex:1" }, "Completion webhook (optional)",
           h("input", { name: "callback_url", type: "url", placeholder: "https://example.com/hooks/imagebatch" })),
-        h("label", { class: "check" }, h("input", { type: "checkbox", name: "store_probabilities" }), "Store all 1000 probabilities"))),
+        h("label", { class: "check" }, h("input", { type: "checkbox", name: "store_probabilities" }), "Store every class probability"))),
     h("div", { class: "card stack" }, bar, h("div", { class: "row" }, go, status)));
   root.append(h("div", { class: "page-head" },
     h("div", {}, h("h1", {}, "New job"), h("div", { class: "sub" }, "Images are stored, queued and classified by the workers."))), form);

@@ -74,6 +74,13 @@ def train_from_the_page(page, url: str, archive: Path, name: str) -> str:
     page.fill("#train-image_size", "32")
     page.fill("#train-batch_size", "8")
     page.uncheck("#train-augment")
+    # A name the API refuses: its 422 is shown and the form stays as filled in.
+    page.fill("#train-name", "resnet18")
+    page.click("#train-btn")
+    page.wait_for_selector("#toast:not([hidden])")
+    assert page.inner_text("#toast").startswith("422: name: ") and "built-in model" in page.inner_text("#toast")
+    assert page.input_value("#train-image_size") == "32" and page.is_enabled("#train-btn")
+    page.fill("#train-name", name)
     screenshot(page, SHOTS / "train-dark.png")
     page.click("#train-btn")
     page.wait_for_url("**/#/training/*", timeout=60_000)
