@@ -2,6 +2,7 @@
 trained from the page, its curves, its confusion heatmap against the API's JSON, classifying with it, deleting it."""
 
 import io
+import math
 import threading
 import time
 import zipfile
@@ -77,8 +78,8 @@ def train_from_the_page(page, url: str, archive: Path, name: str) -> str:
     # A name the API refuses: its 422 is shown and the form stays as filled in.
     page.fill("#train-name", "resnet18")
     page.click("#train-btn")
-    page.wait_for_selector("#toast:not([hidden])")
-    assert page.inner_text("#toast").startswith("422: name: ") and "built-in model" in page.inner_text("#toast")
+    page.wait_for_function("document.getElementById('toast').textContent.startsWith('422: name: ')")
+    assert "built-in model" in page.inner_text("#toast")
     assert page.input_value("#train-image_size") == "32" and page.is_enabled("#train-btn")
     page.fill("#train-name", name)
     screenshot(page, SHOTS / "train-dark.png")
@@ -159,6 +160,20 @@ def test_train_watch_evaluate_and_classify_from_the_pages(browser, stack, api_ke
     shown = page.locator("#thumbs .thumb .label").all_text_contents()
     items = client.get(f"/v1/jobs/{classified['id']}/results").json()["items"]
     assert shown == [item["top1_label"] for item in items] and set(shown) <= set(COLOURS)
+    assert page.locator("#f-correct").is_hidden()  # a classification has no true labels
+
+    # The evaluation's own job page: true labels under the predictions, the misclassified ones on request.
+    page.goto(f"{stack.url}/#/jobs/{evaluation_id}")
+    page.wait_for_selector("#f-correct", state="visible")
+    page.wait_for_function("document.querySelectorAll('#thumbs .thumb .truth').length === 12", timeout=30_000)
+    page.select_option("#f-correct", "false")
+    entropy = client.get(f"/v1/jobs/{evaluation_id}/summary").json()["entropy"]
+    assert entropy["edges"][-1] == pytest.approx(math.log(3))  # the histogram spans the model's 3 classes
+    rows = metrics["confusion_matrix"]["rows"]
+    wrong = sum(rows[i][j] for i in range(3) for j in range(3) if i != j)
+    page.wait_for_function(f"document.querySelectorAll('#thumbs .thumb').length === {wrong}", timeout=10_000)
+    assert page.locator("#thumbs .thumb.miss").count() == wrong
+    screenshot(page, SHOTS / "evaluation-job-dark.png")
     assert not errors, errors
     context.close()
 
