@@ -83,22 +83,9 @@ function trainForm(schema) {
     go.disabled = false;
   });
   const advanced = Object.keys(schema).filter((name) => !MAIN.includes(name));
-  const form = h("form", { class: "stack", id: "train-form", onsubmit: async (e) => {
+  const form = h("form", { class: "stack", id: "train-form", onsubmit: (e) => {
     e.preventDefault();
-    go.disabled = true;
-    status.textContent = "Uploading…";
-    try {
-      const job = await upload(formBody(form, schema, archive), (sent, total) => {
-        bar.firstChild.style.width = `${(100 * sent) / total}%`;
-        status.textContent = `Uploading ${(sent / 1e6).toFixed(2)} / ${(total / 1e6).toFixed(2)} MB`;
-      }, "/v1/training-jobs");
-      toast(`Training job ${job.id.slice(0, 12)} queued`, true);
-      location.hash = `#/training/${job.id}`;
-    } catch (err) {
-      status.textContent = "";
-      toast(err.message);
-      go.disabled = false;
-    }
+    send(formBody(form, schema, archive), { go, bar, status });
   } },
     h("div", { class: "card stack" }, zone, summary),
     h("div", { class: "card stack" },
@@ -109,6 +96,24 @@ function trainForm(schema) {
         h("div", { class: "fields" }, advanced.map((name) => field(name, schema[name], false))))),
     h("div", { class: "card stack" }, bar, h("div", { class: "row" }, go, status)));
   return form;
+}
+
+// Upload with progress, then the new training job's page; a refusal (422 naming the field) is toasted.
+async function send(body, { go, bar, status }) {
+  go.disabled = true;
+  status.textContent = "Uploading…";
+  try {
+    const job = await upload(body, (sent, total) => {
+      bar.firstChild.style.width = `${(100 * sent) / total}%`;
+      status.textContent = `Uploading ${(sent / 1e6).toFixed(2)} / ${(total / 1e6).toFixed(2)} MB`;
+    }, "/v1/training-jobs");
+    toast(`Training job ${job.id.slice(0, 12)} queued`, true);
+    location.hash = `#/training/${job.id}`;
+  } catch (err) {
+    status.textContent = "";
+    toast(err.message);
+    go.disabled = false;
+  }
 }
 
 function jobRow(job) {
