@@ -73,7 +73,11 @@ function skippedTable(report) {
 
 function dataset(job) {
   const report = job.dataset;
-  if (!report) return h("div", { class: "card" }, h("h2", {}, "Dataset"), empty("The data step reports here once a worker has checked every image."));
+  if (!report) {
+    const why = FINAL.has(job.state) ? "The job ended before its data step reported."
+      : "The data step reports here once a worker has checked every image.";
+    return h("div", { class: "card" }, h("h2", {}, "Dataset"), empty(why));
+  }
   const warnings = report.warnings || [];
   return h("div", { class: "card stack", id: "dataset-report" }, h("h2", {}, "Dataset"),
     h("div", { class: "row muted" }, `${report.classes.length} classes · imbalance ratio ${num(report.imbalance_ratio, 2)} (largest / smallest class)`),
@@ -103,9 +107,10 @@ export function renderTraining(root, { id }) {
       if (seen !== shown) {
         shown = seen;
         const open = Boolean(root.querySelector("#training-record[open]"));
+        const epochs = !FINAL.has(job.state) || job.epochs.length > 0;  // none will come: no empty charts
         root.replaceChildren(h("div", { class: "page-head" }, ...header(job)),
-          h("div", { class: "stack" }, live(job), curves(job.epochs, job.options.epochs),
-            h("div", { class: "card" }, h("h2", {}, "Epochs"), epochTable(job.epochs, job.best)),
+          h("div", { class: "stack" }, live(job), epochs && curves(job.epochs, job.options.epochs),
+            epochs && h("div", { class: "card" }, h("h2", {}, "Epochs"), epochTable(job.epochs, job.best)),
             dataset(job), record(job, open)));
       }
       if (FINAL.has(job.state)) return;

@@ -274,3 +274,26 @@ def test_the_training_page_follows_a_run_live_and_cancels_it(browser, stack, api
     assert page.inner_text("#stat-epochs") == f"{len(job['epochs'])} / 200"
     assert not errors, errors
     context.close()
+
+
+def test_a_training_that_fails_shows_why(browser, stack, api_key, client, tmp_path):
+    """Every image of one class is unreadable: the data step fails the job naming the class; the page says so."""
+    archive = swatch_archive(tmp_path / "hollow.zip", per_class=3, seed=900)
+    with zipfile.ZipFile(archive, "a") as members:
+        members.writestr("grey/0.png", b"\x89PNG\r\n\x1a\n not really")
+    options = {"name": "hollow", "mode": "scratch", "epochs": "1", "image_size": "16"}
+    response = client.post("/v1/training-jobs", files={"archive": ("hollow.zip", archive.read_bytes())}, data=options)
+    assert response.status_code == 202, response.text
+    job = wait_training(client, response.json()["id"])
+    assert job["state"] == "failed" and "grey" in job["error"], job
+    context, page, errors = new_page(browser, "light")
+    page.goto(f"{stack.url}/")
+    paste_key(page, api_key)
+    page.goto(f"{stack.url}/#/training/{job['id']}")
+    page.wait_for_selector(".badge[data-state=failed]")
+    assert page.inner_text("#training-error") == job["error"]
+    assert page.locator("#cancel-training").count() == 0 and page.locator("#model-link").count() == 0
+    assert page.locator("#loss-card").count() == 0 and page.locator("#epochs-table").count() == 0
+    screenshot(page, SHOTS / "training-failed-light.png")
+    assert not errors, errors
+    context.close()
