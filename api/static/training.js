@@ -116,6 +116,7 @@ export function renderTraining(root, { id }) {
       if (FINAL.has(job.state)) return;
     } catch (err) {
       toast(err.message);
+      if (err.status === 404) { root.replaceChildren(empty(err.message)); return; }  // deleted, or never was
     }
     if (!stopped) timer = setTimeout(tick, 2000);
   }
