@@ -295,5 +295,7 @@ def test_a_training_that_fails_shows_why(browser, stack, api_key, client, tmp_pa
     assert page.locator("#cancel-training").count() == 0 and page.locator("#model-link").count() == 0
     assert page.locator("#loss-card").count() == 0 and page.locator("#epochs-table").count() == 0
     screenshot(page, SHOTS / "training-failed-light.png")
+    page.goto(f"{stack.url}/#/training/{'0' * 32}")
+    page.wait_for_selector("#view .empty:has-text('404: Training job not found')")
     assert not errors, errors
     context.close()
