@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
+from tests.harness.browser import launch_browser
 from tests.harness.browser import new_page as _page
 from tests.harness.browser import paste_key as _paste_key
 from tests.harness.images import photo, write_broken, write_photos
@@ -17,6 +18,11 @@ from tests.harness.stack import wait_for_job
 SHOTS = REPO / "artifacts" / "screenshots"
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch_browser()
 
 
 def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key, client, tmp_path):
