@@ -12,7 +12,9 @@ async function remove(target, fallback, problem) {
   try {
     await send("DELETE", `/v1/models/${target}`);
     toast(`Deleted ${target}`, true);
-    location.hash = fallback;
+    // Deleting the latest version from #/models/<name> stays on that hash: show the new latest.
+    if (location.hash === fallback) window.dispatchEvent(new HashChangeEvent("hashchange"));
+    else location.hash = fallback;
   } catch (err) {
     problem.textContent = err.message;  // 409: a queued or running job uses it; the API says which
     problem.hidden = false;

@@ -217,10 +217,11 @@ class _HeldImage(BaseHTTPRequestHandler):
 
 def test_deleting_a_model_in_use_shows_the_apis_409_then_succeeds(browser, stack, api_key, client, tmp_path):
     archive = swatch_archive(tmp_path / "doomed.zip", per_class=5, seed=77)
-    options = {"name": "doomed", "mode": "scratch", "epochs": "1", "image_size": "32", "augment": "false"}
-    response = client.post("/v1/training-jobs", files={"archive": ("doomed.zip", archive.read_bytes())}, data=options)
-    assert response.status_code == 202, response.text
-    assert wait_training(client, response.json()["id"])["state"] == "completed", stack.all_logs()
+    options = {"name": "doomed", "mode": "scratch", "epochs": "1", "image_size": "16", "augment": "false"}
+    for _ in range(2):  # doomed:1 and doomed:2
+        response = client.post("/v1/training-jobs", files={"archive": ("d.zip", archive.read_bytes())}, data=options)
+        assert response.status_code == 202, response.text
+        assert wait_training(client, response.json()["id"])["state"] == "completed", stack.all_logs()
     data = io.BytesIO()
     swatch(COLOURS["red"], seed=1).save(data, format="PNG")
     _HeldImage.body, _HeldImage.release = data.getvalue(), threading.Event()
@@ -228,19 +229,24 @@ def test_deleting_a_model_in_use_shows_the_apis_409_then_succeeds(browser, stack
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/held.png"
-        job = client.post("/v1/jobs", json={"uris": [url], "model": "doomed"}).json()
+        job = client.post("/v1/jobs", json={"uris": [url], "model": "doomed"}).json()  # the latest: doomed:2
         context, page, errors = new_page(browser, "dark")
         page.on("dialog", lambda dialog: dialog.accept())
         page.goto(f"{stack.url}/")
         paste_key(page, api_key)
-        page.goto(f"{stack.url}/#/models/doomed:1")
+        page.goto(f"{stack.url}/#/models/doomed")
+        page.wait_for_selector("#versions-table tr[data-ref='doomed:1']")
         page.click("#delete-version")
         page.wait_for_selector("#model-problem:not([hidden])")
-        assert "409: doomed:1 is used by a queued or running job" in page.inner_text("#model-problem")
+        assert "409: doomed:2 is used by a queued or running job" in page.inner_text("#model-problem")
         screenshot(page, SHOTS / "model-in-use-dark.png")
-        assert client.get("/v1/models/doomed:1").status_code == 200
+        assert client.get("/v1/models/doomed:2").status_code == 200
         _HeldImage.release.set()
         assert wait_for_job(client, job["id"], timeout=120)["state"] == "completed"
+        # Deleting the latest version from #/models/doomed shows the version that is latest now.
+        page.click("#delete-version")
+        page.wait_for_function("document.querySelector('h1')?.textContent.startsWith('doomed v1')")
+        assert page.locator("#versions-table tbody tr").count() == 1
         page.click("#delete-version")
         page.wait_for_url("**/#/models", timeout=10_000)
         assert client.get("/v1/models/doomed").status_code == 404
