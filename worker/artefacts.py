@@ -3,6 +3,7 @@
 import logging
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from PIL import Image, ImageOps
 from torch import nn
@@ -15,7 +16,7 @@ from imagebatch.db.retry import retry_database
 from imagebatch.db.session import session_scope
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.custom_models import RegisteredWeights
-from imagebatch.worker.models import LoadedModel, ModelUnavailable
+from imagebatch.worker.models import LoadedModel, ModelUnavailable, ResNetWithEmbedding
 from imagebatch.worker.modeltools.export import card_for, export_onnx, export_torchscript
 from imagebatch.worker.modeltools.gradcam import explain
 from imagebatch.worker.preprocess import UnusableImage
@@ -83,7 +84,7 @@ def _gradcam(ctx: WorkerContext, model: LoadedModel, order: BuildOrder) -> bytes
     ImageOps.exif_transpose(image, in_place=True)  # as the classification decoded it
     rgb: Image.Image = image.convert("RGB")
     try:
-        explained = explain(_plain_net(model), model.transform, rgb, order.class_index)
+        explained = explain(cast(ResNetWithEmbedding, _plain_net(model)), model.transform, rgb, order.class_index)
     except ValueError as exc:  # a class out of the model's range
         raise BuildError(str(exc)) from exc
     return explained.heatmap_png if order.format == "heatmap" else explained.overlay_png

@@ -3,6 +3,8 @@ then files that agree with the service's stored results and with a Grad-CAM comp
 
 import io
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -174,3 +176,32 @@ def test_gradcam_and_export_refusals(pg_client, job):
     assert pg_client.get("/v1/jobs/nosuchjob/images/0/gradcam").status_code == 404
     assert pg_client.get("/v1/models/nosuchmodel/export").status_code == 404
     assert pg_client.get("/v1/models/resnet18/export", params={"format": "pickle"}).status_code == 422
+
+
+def _cli(stack, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**stack.env, "IMAGEBATCH_API_URL": stack.url}
+    command = [str(Path(sys.executable).parent / "imagebatch"), *args]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_waits_for_a_gradcam_and_downloads_an_export(pg_stack, pg_client, job, tmp_path):
+    # A class nobody asked for yet: the command meets 202 and waits for the worker.
+    args = ("gradcam", job["id"], "0", "--class", "7", "--format", "overlay", "--out", "cam.png")
+    made = _cli(pg_stack, *args, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "building" in made.stderr
+    served = pg_client.get(f"/v1/jobs/{job['id']}/images/0/gradcam", params={"class": "7", "format": "overlay"})
+    assert (tmp_path / "cam.png").read_bytes() == served.content
+    exported = _cli(pg_stack, "models", "export", "resnet18", "--format", "onnx", "--out", "m.onnx", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert onnx.load(str(tmp_path / "m.onnx")).graph.output[0].name == "logits"
+    refused = _cli(pg_stack, "gradcam", job["id"], str(BROKEN), "--out", "x.png", cwd=tmp_path)
+    assert refused.returncode == 5 and "failed" in refused.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_python_client_saves_a_heatmap(pg_stack, job, tmp_path):
+    from imagebatch.client import Client
+
+    with Client(pg_stack.url) as client:
+        path = client.gradcam(job["id"], 1, tmp_path / "cat.png", class_=0)
+    assert Image.open(path).size == (224, 224)
