@@ -1,4 +1,4 @@
-"""One owner per idea, checked on the source: only db.lifecycle writes jobs, images and artefacts; core never reaches up."""
+"""One owner per idea, checked on the source: only db.lifecycle writes jobs, images, artefacts; core never looks up."""
 
 import ast
 from pathlib import Path
