@@ -11,7 +11,7 @@ from imagebatch.client.errors import WaitTimeout
 from imagebatch.client.files import replace_into
 
 _DEFAULT_RETRY_AFTER = 2.0
-_BUILD_TIMEOUT = 900.0  # a ResNet-50 ONNX export on a busy 2-core machine takes minutes
+_BUILD_TIMEOUT = 900.0  # builds take seconds, but the task waits behind any chunk already running
 _DOWNLOAD_TIMEOUT = 300.0
 
 Waiting = Callable[[float], None]  # called with the seconds waited so far, on each 202
