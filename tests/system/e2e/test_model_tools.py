@@ -205,3 +205,20 @@ def test_python_client_saves_a_heatmap(pg_stack, job, tmp_path):
     with Client(pg_stack.url) as client:
         path = client.gradcam(job["id"], 1, tmp_path / "cat.png", class_=0)
     assert Image.open(path).size == (224, 224)
+
+
+def test_a_build_that_fails_answers_409_with_its_reason(pg_stack, pg_client, job):
+    """The rocket's upload is gone from storage: the worker cannot read it again, and says so."""
+    blobs = Path(pg_stack.env["IMAGEBATCH_DATA_DIR"]) / "blobs" / job["id"]
+    (upload,) = [p for p in blobs.glob("000003*") if p.is_file()]
+    upload.unlink()
+    url = f"/v1/jobs/{job['id']}/images/3/gradcam"
+    response = pg_client.get(url)
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 300
+    while response.status_code == 202 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        response = pg_client.get(url)
+    assert response.status_code == 409, response.text
+    assert "could not be built" in response.json()["detail"] and "cannot be read" in response.json()["detail"]
+    assert pg_client.get(url).status_code == 409  # the failure is kept, not retried on every request
