@@ -26,8 +26,8 @@ MEDIA_TYPES = {
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """An export of one model version: cached per tenant, model and weights (a built-in's weights are the
-    deployment's; the worker records their hash when it builds)."""
+    """An export of one model version: cached per tenant, model and weights. A built-in model's weights are
+    the deployment's, shared by every tenant (tenant ""); the worker records their hash when it builds."""
 
     tenant: str
     model: str  # "resnet18" or "name:version"
@@ -59,8 +59,12 @@ def file_name(model: str, fmt: str) -> str:
     return model.replace(":", "-") + _SUFFIXES[fmt]
 
 
-def storage_key(kind: str, artefact_id: int, *, job_id: str | None, model: str, fmt: str) -> str:
-    """Where the file lives: a job's Grad-CAM maps under the job's prefix, so deleting the job deletes them."""
+def storage_key(
+    kind: str, artefact_id: int, *, job_id: str | None, model: str, fmt: str, weights_key: str | None = None
+) -> str:
+    """Where the file lives: beside what it is made from, so deleting that deletes it too. A job's Grad-CAM
+    maps under the job's prefix; a custom model's exports beside its weights (`weights_key`)."""
     if kind == GRADCAM:
         return f"{job_id}/gradcam/{artefact_id}{_SUFFIXES[fmt]}"
-    return f"artefacts/{artefact_id}/{file_name(model, fmt)}"
+    folder = f"{weights_key.rsplit('/', 1)[0]}/exports" if weights_key else "artefacts"
+    return f"{folder}/{artefact_id}/{file_name(model, fmt)}"

@@ -94,7 +94,10 @@ def _build(ctx: WorkerContext, order: BuildOrder, folder: Path) -> tuple[str, in
     """Build and store the file; (storage key, size, weights SHA-256)."""
     model = _model(ctx, order)
     store = get_store()
-    key = artefacts.storage_key(order.kind, order.id, job_id=order.job_id, model=order.model, fmt=order.format)
+    weights_key = order.custom[2] if order.custom else None
+    key = artefacts.storage_key(
+        order.kind, order.id, job_id=order.job_id, model=order.model, fmt=order.format, weights_key=weights_key
+    )
     if order.kind == artefacts.GRADCAM:
         data = _gradcam(ctx, model, order)
         store.write_bytes(key, data)

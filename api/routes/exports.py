@@ -46,7 +46,7 @@ def export_model(
         raise HTTPException(404, f"Model not found: {exc}") from exc
     owner = registry_tenant(tenant)
     if ref.builtin:
-        request_ = artefacts.ExportRequest(owner, ref.name, ref.name, None, file_format)
+        request_ = artefacts.ExportRequest("", ref.name, ref.name, None, file_format)
     else:
         found = find_model(session, tenant, ref)
         if found is None:
@@ -56,7 +56,7 @@ def export_model(
     values = {
         "kind": artefacts.EXPORT,
         "format": file_format,
-        "tenant": owner,
+        "tenant": request_.tenant,
         "model": request_.model,
         "base_model": request_.base_model,
         "weights_sha256": request_.weights_sha256,

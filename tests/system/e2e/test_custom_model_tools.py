@@ -32,6 +32,7 @@ pytestmark = pytest.mark.e2e
 NAME = "toolsnet"
 CLASSES = ["zero", "one", "two"]
 CROP = 96
+JOBS: list[str] = []  # the job of the model that the first test submits
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,7 @@ def test_custom_model_export_and_gradcam(pg_client: httpx.Client, custom_model: 
     submitted = pg_client.post("/v1/jobs", files=files, data=options)
     assert submitted.status_code == 202, submitted.text
     job = wait_for_job(pg_client, submitted.json()["id"], timeout=600)
+    JOBS.append(job["id"])
     assert job["counts"]["succeeded"] == len(photos), job
     items = pg_client.get(f"/v1/jobs/{job['id']}/results", params={"include": "probabilities"}).json()["items"]
     stored = np.stack([np.asarray(i["probabilities"]) for i in sorted(items, key=lambda i: i["index"])])
@@ -108,3 +110,15 @@ def test_custom_model_export_and_gradcam(pg_client: httpx.Client, custom_model: 
     assert Image.open(io.BytesIO(cam.content)).size == (CROP, CROP)
     unknown = pg_client.get(f"/v1/jobs/{job['id']}/images/0/gradcam", params={"class": "three"})
     assert unknown.status_code == 422 and "three" in unknown.json()["detail"]
+
+
+def test_deleting_the_model_deletes_its_exports(pg_stack, pg_client: httpx.Client, custom_model: str) -> None:
+    """Exports lie beside the weights: deleting the version deletes them; its jobs can no longer be explained."""
+    exports = Path(pg_stack.env["IMAGEBATCH_DATA_DIR"]) / "blobs" / "models" / "_" / NAME / "run" / "exports"
+    assert list(exports.rglob("*.onnx")), "the export of the test above is stored beside the weights"
+    (job_id,) = JOBS
+    assert pg_client.delete(f"/v1/models/{NAME}:1").status_code == 204
+    assert not exports.exists()
+    assert pg_client.get(f"/v1/models/{NAME}/export").status_code == 404
+    gone = pg_client.get(f"/v1/jobs/{job_id}/images/0/gradcam", params={"class": "one"})
+    assert gone.status_code == 409 and "deleted" in gone.json()["detail"]
