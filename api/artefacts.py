@@ -76,13 +76,17 @@ def serve_artefact(
     session: Session, request: Request, *, cache_key: str, values: dict[str, Any], headers: dict[str, str]
 ) -> Response:
     """The artefact of `cache_key` (made pending from `values` on first request): its file with `headers`
-    once ready, 409 with the reason once failed, else 202 after sending its build task if nobody did lately."""
+    once ready, 409 with the reason once failed (built again when asked after RETRY_FAILED_AFTER_SECONDS),
+    else 202 after sending its build task if nobody did lately."""
     row = lifecycle.request_artefact(session=session, cache_key=cache_key, **values)
     session.commit()
     if row.state == artefacts.READY:
         return _file(row, headers)
     if row.state == artefacts.FAILED:
-        raise HTTPException(409, f"the {row.kind} could not be built: {row.error}")
+        failed_before = utcnow() - timedelta(seconds=artefacts.RETRY_FAILED_AFTER_SECONDS)
+        if not lifecycle.retry_failed(session=session, artefact_id=row.id, failed_before=failed_before):
+            raise HTTPException(409, f"the {row.kind} could not be built: {row.error}")
+        session.commit()
     stale = utcnow() - timedelta(seconds=artefacts.RESEND_AFTER_SECONDS)
     if lifecycle.mark_sent(session=session, artefact_id=row.id, unsent_since=stale):
         session.commit()

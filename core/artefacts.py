@@ -13,6 +13,8 @@ FAILED = "failed"
 
 # How long the API answers 202 before it sends a pending artefact's task again (its message may be lost).
 RESEND_AFTER_SECONDS = 120
+# How long a failed build is answered with its reason before a request builds it again.
+RETRY_FAILED_AFTER_SECONDS = 120
 RETRY_AFTER_SECONDS = 2  # the Retry-After of a 202: builds take seconds (ResNet-18 ONNX ~5 s on 2 cores)
 
 _SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "heatmap": ".png", "overlay": ".png"}

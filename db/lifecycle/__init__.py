@@ -11,10 +11,16 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     training  training jobs: create, claim with a lease, heartbeat, progress, complete, fail, cancel
     training_sweeps  resend a training job whose lease lapsed or whose message never went out
     models    the model registry: register the next version, delete versions no active job uses
-    artefacts exports and Grad-CAM maps: request once per cache key, mark sent, finish or fail
+    artefacts exports and Grad-CAM maps: request once per cache key, mark sent, finish or fail, retry
 """
 
-from imagebatch.db.lifecycle.artefacts import fail_artefact, finish_artefact, mark_sent, request_artefact
+from imagebatch.db.lifecycle.artefacts import (
+    fail_artefact,
+    finish_artefact,
+    mark_sent,
+    request_artefact,
+    retry_failed,
+)
 from imagebatch.db.lifecycle.chunks import (
     ClaimedImage,
     cancel_chunk,
@@ -68,6 +74,7 @@ __all__ = [
     "finish_artefact",
     "mark_sent",
     "request_artefact",
+    "retry_failed",
     "claim_chunk",
     "claim_training",
     "complete_training",

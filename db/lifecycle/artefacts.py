@@ -1,4 +1,5 @@
-"""Artefact transitions: request (insert once per cache key), mark its task sent, pending -> ready | failed."""
+"""Artefact transitions: request (insert once per cache key), mark its task sent, pending -> ready | failed,
+and a failure old enough back to pending (asked again)."""
 
 from datetime import datetime
 
@@ -68,6 +69,18 @@ def fail_artefact(*, session: Session, artefact_id: int, error: str) -> bool:
         update(Artefact)
         .where(Artefact.id == artefact_id, Artefact.state == PENDING)
         .values(state=FAILED, error=error[:2000], finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return changed_rows(session, statement) == 1
+
+
+def retry_failed(*, session: Session, artefact_id: int, failed_before: datetime) -> bool:
+    """failed -> pending when it failed before `failed_before`: a request after that builds it again (the cause
+    may have passed: storage or the database were down). Sooner, the failure stands and is answered."""
+    statement = (
+        update(Artefact)
+        .where(Artefact.id == artefact_id, Artefact.state == FAILED, Artefact.finished_at < failed_before)
+        .values(state=PENDING, error=None, sent_at=None, finished_at=None)
         .execution_options(synchronize_session=False)
     )
     return changed_rows(session, statement) == 1

@@ -94,3 +94,19 @@ def test_gradcam_order_names_its_image_and_goes_with_the_job(db):
         lifecycle.delete_job(session=session, job_id="camjob")
     with db() as session:
         assert session.get(Artefact, cam) is None
+
+
+def test_an_old_failure_is_built_again_when_asked(db):
+    failed = request(db)
+    with db.begin() as session:
+        assert lifecycle.fail_artefact(session=session, artefact_id=failed, error="storage was down")
+    with db.begin() as session:
+        earlier = utcnow() - timedelta(seconds=artefacts.RETRY_FAILED_AFTER_SECONDS)
+        assert not lifecycle.retry_failed(session=session, artefact_id=failed, failed_before=earlier)
+        later = utcnow() + timedelta(seconds=1)
+        assert lifecycle.retry_failed(session=session, artefact_id=failed, failed_before=later)
+        assert not lifecycle.retry_failed(session=session, artefact_id=failed, failed_before=later)
+    with db() as session:
+        row = session.get(Artefact, failed)
+        assert (row.state, row.error, row.sent_at) == ("pending", None, None)
+    assert sent(db, failed)  # and its task goes out again
