@@ -81,7 +81,9 @@ def serve_artefact(
     row = lifecycle.request_artefact(session=session, cache_key=cache_key, **values)
     session.commit()
     if row.state == artefacts.READY:
-        return _file(row, headers)
+        response = _file(row, headers)
+        session.close()  # the file streams from storage: no connection held meanwhile
+        return response
     if row.state == artefacts.FAILED:
         failed_before = utcnow() - timedelta(seconds=artefacts.RETRY_FAILED_AFTER_SECONDS)
         if not lifecycle.retry_failed(session=session, artefact_id=row.id, failed_before=failed_before):
