@@ -222,3 +222,10 @@ def test_a_build_that_fails_answers_409_with_its_reason(pg_stack, pg_client, job
     assert response.status_code == 409, response.text
     assert "could not be built" in response.json()["detail"] and "cannot be read" in response.json()["detail"]
     assert pg_client.get(url).status_code == 409  # the failure is kept, not retried on every request
+
+
+def test_the_embedded_defaults_build_an_export_too(embedded_stack):
+    """SQLite database and SQLite broker: the build task reaches the worker the same way."""
+    with httpx.Client(base_url=embedded_stack.url, timeout=60) as client:
+        response = fetch_built(client, "/v1/models/resnet18/export", {"format": "torchscript"})
+    assert response.content[:2] == b"PK"  # TorchScript files are zip archives
