@@ -42,11 +42,11 @@ export async function send(method, path) {
   return response.status === 204 ? null : response.json();
 }
 
-// XMLHttpRequest rather than fetch: only it reports upload progress.
-export function upload(form, onProgress) {
+// XMLHttpRequest rather than fetch: only it reports upload progress. POSTs to a job, training or evaluation route.
+export function upload(form, onProgress, path = "/v1/jobs") {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/v1/jobs");
+    xhr.open("POST", path);
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
     xhr.onload = () => {
