@@ -40,11 +40,13 @@ def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> J
 
 def _create(
     job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None
-) -> ResolvedModel:
+) -> tuple[ResolvedModel, JobView]:
+    """Insert the job in one transaction, the tenant's limits checked first under its lock; the
+    answer's view is read in it too, so nothing after the commit can fail the submission."""
     with session_scope() as session:
         check_tenant_limits(session, tenant, len(sub.images))
         model = resolve_model(session, tenant, sub.options.model)
-        lifecycle.create_job(
+        job = lifecycle.create_job(
             session=session,
             job_id=job_id,
             model=model.base_model,
@@ -63,12 +65,22 @@ def _create(
             custom_model=model.custom_model,
             model_version=model.version,
         )
-    return model
+        session.flush()
+        view = views.job_views(session, [job])[0]
+    return model, view
 
 
-def _fail(job_id: str, message: str) -> None:
-    with session_scope() as session:
-        lifecycle.fail_job(session=session, job_id=job_id, message=message)
+def _withdraw(job_id: str) -> bool:
+    """Delete a job whose chunks could not be sent; False if that failed too, or it was taken on."""
+    try:
+        with session_scope() as session:
+            withdrawn = lifecycle.withdraw_job(session=session, job_id=job_id)
+    except Exception as exc:
+        logger.error("job %s: could not withdraw it either (the sweeper will send it): %s", job_id, exc)
+        return False
+    if withdrawn:
+        get_store().delete_prefix(f"{job_id}/")
+    return withdrawn
 
 
 def _view(job_id: str, tenant: str | None = None) -> JobView:
@@ -99,41 +111,58 @@ async def _existing(response: Response, job_id: str, tenant: str | None) -> JobV
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobView:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
     key = idempotency.read_key(request, tenant)
-    if key and (found := await run_in_threadpool(idempotency.find_job, key)):
-        return await _existing(response, found, tenant)  # the job the first attempt created
-    await run_in_threadpool(_admit, tenant)
-    job_id = uuid4().hex
-    bind_job(job_id)
-    try:
-        sub = await read_submission(request, job_id)
-    except SubmissionError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from exc
-    try:
-        check_job_size(len(sub.images))
-        model = await run_in_threadpool(_create, job_id, sub, key, tenant)
-    except Exception as exc:
-        await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
-        # A concurrent retry with the same key won: answer with its job.
-        if key and isinstance(exc, IntegrityError) and (found := await run_in_threadpool(idempotency.find_job, key)):
-            return await _existing(response, found, tenant)
-        raise
-    try:
-        await run_in_threadpool(enqueue_chunks, job_id, model.base_model, len(sub.images), settings.CHUNK_SIZE)
-    except Exception as exc:
-        logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
-        message = f"broker unavailable, job could not be queued: {exc}"
-        await run_in_threadpool(_fail, job_id, message)
-        raise HTTPException(503, f"{message} (job {job_id} marked failed)") from exc
-    await run_in_threadpool(idempotency.record_enqueued, job_id)
+    # No step below holds a pooled connection while it waits on the client, storage or broker.
+    async with request.app.state.submission_gate.turn():
+        if key and (found := await run_in_threadpool(idempotency.find_job, key)):
+            return await _existing(response, found, tenant)  # the job the first attempt created
+        await run_in_threadpool(_admit, tenant)
+        job_id = uuid4().hex
+        bind_job(job_id)
+        try:
+            sub = await read_submission(request, job_id)
+        except SubmissionError as exc:
+            raise HTTPException(exc.status_code, exc.detail) from exc
+        created = await _record(job_id, sub, key, tenant)
+        if isinstance(created, str):  # a concurrent retry with the same key won: answer with its job
+            return await _existing(response, created, tenant)
+        model, view = created
+        await _send(job_id, model, len(sub.images))
     logger.info(
-        "job %s: %d image(s) queued for %s (%d input(s) skipped)",
-        job_id,
-        len(sub.images),
-        model.ref,
-        len(sub.skipped),
+        "job %s: %d image(s) queued for %s (%d input(s) skipped)", job_id, len(sub.images), model.ref, len(sub.skipped)
     )
     response.headers["Location"] = f"/v1/jobs/{job_id}"
-    return await run_in_threadpool(_view, job_id)
+    return view
+
+
+Created = tuple[ResolvedModel, JobView]
+
+
+async def _record(job_id: str, sub: Submission, key: str | None, tenant: str | None) -> Created | str:
+    """Create the job (its blobs removed if that fails); the id of the job a concurrent attempt with
+    the same Idempotency-Key created instead, if that is why it failed."""
+    try:
+        check_job_size(len(sub.images))
+        return await run_in_threadpool(_create, job_id, sub, key, tenant)
+    except Exception as exc:
+        await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
+        if key and isinstance(exc, IntegrityError) and (found := await run_in_threadpool(idempotency.find_job, key)):
+            return found
+        raise
+
+
+async def _send(job_id: str, model: ResolvedModel, total: int) -> None:
+    """Send the committed job's chunks; if the broker fails, withdraw the job and answer 503 (or,
+    when it cannot be withdrawn, keep it: the sweeper sends it, and the answer is its 202)."""
+    try:
+        await run_in_threadpool(enqueue_chunks, job_id, model.base_model, total, settings.CHUNK_SIZE)
+    except Exception as exc:
+        logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
+        if await run_in_threadpool(_withdraw, job_id):
+            raise HTTPException(
+                503, f"broker unavailable, job not created: {exc}", headers={"Retry-After": "5"}
+            ) from exc
+        return
+    await run_in_threadpool(idempotency.record_enqueued, job_id)
 
 
 @router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(400, 422, 503))

@@ -1,4 +1,4 @@
-"""Job transitions: create, finalize (completed/cancelled), cancel, fail, enqueue marks, delete."""
+"""Job transitions: create, finalize (completed/cancelled), cancel, fail, enqueue marks, withdraw, delete."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -214,11 +214,27 @@ def mark_enqueued(*, session: Session, job_id: str, now: datetime | None = None)
     )
 
 
+def unmark_enqueued(*, session: Session, job_id: str, seen: datetime) -> bool:
+    """Take back the caller's own enqueued mark (`seen`) when its sends failed, so a sweeper or a
+    retry sends the chunks later; refused once anyone has moved the mark."""
+    return bool(
+        changed_rows(session, update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=None))
+    )
+
+
 def renew_enqueued(*, session: Session, job_id: str, seen: datetime, now: datetime) -> bool:
     """Move enqueued_at from `seen` to `now`: a lease, so one sweeper resends a job's lost chunks."""
     return bool(
         changed_rows(session, update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now))
     )
+
+
+def withdraw_job(*, session: Session, job_id: str) -> bool:
+    """Undo a submission whose chunks could not be sent: delete the job if it is still queued and
+    was never enqueued (else a sweeper or a retry has taken it on, and it stays). True if deleted."""
+    unsent = (Job.id == job_id, Job.state == JobState.QUEUED.value, Job.enqueued_at.is_(None))
+    session.execute(delete(Image).where(Image.job_id == job_id, exists().where(*unsent)))
+    return changed_rows(session, delete(Job).where(*unsent)) > 0
 
 
 def delete_job(*, session: Session, job_id: str) -> bool:
