@@ -1,13 +1,17 @@
-"""Idempotency-Key: a retried submission gets the job its first attempt created, enqueued once."""
+"""Idempotency-Key: a retried submission gets the job its first attempt created, enqueued once;
+the same key with a different body is refused."""
 
 import hashlib
+import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import HTTPException, Request
 from sqlalchemy import select
 
+from imagebatch.api.bodies import Submission
 from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.db.lifecycle import mark_enqueued, unmark_enqueued
 from imagebatch.db.models import Job, JobState, utcnow
@@ -17,6 +21,14 @@ logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The job an earlier submission with the key created, and that submission's fingerprint."""
+
+    job_id: str
+    fingerprint: str | None  # None for a job from before fingerprints were kept
 
 
 def scoped_key(key: str, tenant: str | None) -> str:
@@ -32,6 +44,34 @@ def read_key(request: Request, tenant: str | None = None) -> str | None:
     if not _KEY.match(key):
         raise HTTPException(422, f"{HEADER}: 1 to 200 visible ASCII characters (no spaces)")
     return scoped_key(key, tenant)
+
+
+def fingerprint(sub: Submission) -> str:
+    """SHA-256 over what the submission asks for: the options as validated (defaults filled in),
+    each image's name with its size and digest (uploads) or its URI, and the skipped inputs."""
+    digests = sub.digests or [""] * len(sub.images)  # a URI list: the URIs say it all
+    canonical = {
+        "options": sub.options.model_dump(mode="json"),
+        "images": [[image.source, digest] for image, digest in zip(sub.images, digests, strict=True)],
+        "skipped": sub.skipped,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def find_prior(key: str) -> Prior | None:
+    with session_scope() as session:
+        row = session.execute(select(Job.id, Job.idempotency_fingerprint).where(Job.idempotency_key == key)).first()
+    return None if row is None else Prior(row[0], row[1])
+
+
+def check_same_body(request: Request, prior: Prior, submitted: str) -> None:
+    """422 naming the key when it was first used with a different body (as payment APIs answer)."""
+    if prior.fingerprint is not None and prior.fingerprint != submitted:
+        raise HTTPException(
+            422,
+            f"{HEADER} {request.headers.get(HEADER)!r} was already used for job {prior.job_id} with a different "
+            "request (other images or options); send a new key for a new job",
+        )
 
 
 def find_job(key: str) -> str | None:

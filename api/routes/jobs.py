@@ -39,7 +39,7 @@ def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> J
 
 
 def _create(
-    job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None
+    job_id: str, sub: Submission, key: str | None, fingerprint: str | None, tenant: str | None
 ) -> tuple[ResolvedModel, JobView]:
     """Insert the job in one transaction, the tenant's limits checked first under its lock; the
     answer's view is read in it too, so nothing after the commit can fail the submission."""
@@ -57,7 +57,8 @@ def _create(
             images=sub.images,
             skipped=sub.skipped,
             tenant=tenant,
-            idempotency_key=idempotency_key,
+            idempotency_key=key,
+            idempotency_fingerprint=fingerprint,
             callback_url=sub.options.callback_url,
             decode=sub.options.decode,
             # Fixed at submission, so every chunk decodes alike whichever worker runs it.
@@ -113,18 +114,23 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
     key = idempotency.read_key(request, tenant)
     # No step below holds a pooled connection while it waits on the client, storage or broker.
     async with request.app.state.submission_gate.turn():
-        if key and (found := await run_in_threadpool(idempotency.find_job, key)):
-            return await _existing(response, found, tenant)  # the job the first attempt created
-        await run_in_threadpool(_admit, tenant)
+        prior = await run_in_threadpool(idempotency.find_prior, key) if key else None
+        if prior is None:
+            await run_in_threadpool(_admit, tenant)
         job_id = uuid4().hex
         bind_job(job_id)
         try:
             sub = await read_submission(request, job_id)
         except SubmissionError as exc:
             raise HTTPException(exc.status_code, exc.detail) from exc
-        created = await _record(job_id, sub, key, tenant)
-        if isinstance(created, str):  # a concurrent retry with the same key won: answer with its job
-            return await _existing(response, created, tenant)
+        fingerprint = idempotency.fingerprint(sub) if key else None
+        if key and prior is not None:  # a retry: its body was read only to compare it with the first
+            await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
+            return await _replay(request, response, key, prior, fingerprint, tenant)
+        created = await _record(job_id, sub, key, fingerprint, tenant)
+        if isinstance(created, idempotency.Prior):  # a concurrent attempt with the same key won
+            assert key is not None  # only a keyed submission can lose to another
+            return await _replay(request, response, key, created, fingerprint, tenant)
         model, view = created
         await _send(job_id, model, len(sub.images))
     logger.info(
@@ -134,19 +140,35 @@ async def submit_job(request: Request, response: Response, tenant: TenantDep) ->
     return view
 
 
+async def _replay(
+    request: Request,
+    response: Response,
+    key: str,
+    prior: idempotency.Prior,
+    fingerprint: str | None,
+    tenant: str | None,
+) -> JobView:
+    """200 with the job the key's first submission created, if this one asks for the same; else 422."""
+    idempotency.check_same_body(request, prior, fingerprint or "")
+    await run_in_threadpool(idempotency.find_job, key)  # sends its chunks if that API died before it could
+    return await _existing(response, prior.job_id, tenant)
+
+
 Created = tuple[ResolvedModel, JobView]
 
 
-async def _record(job_id: str, sub: Submission, key: str | None, tenant: str | None) -> Created | str:
-    """Create the job (its blobs removed if that fails); the id of the job a concurrent attempt with
-    the same Idempotency-Key created instead, if that is why it failed."""
+async def _record(
+    job_id: str, sub: Submission, key: str | None, fingerprint: str | None, tenant: str | None
+) -> Created | idempotency.Prior:
+    """Create the job (its blobs removed if that fails); the prior job of a concurrent attempt with
+    the same Idempotency-Key, if that is why it failed."""
     try:
         check_job_size(len(sub.images))
-        return await run_in_threadpool(_create, job_id, sub, key, tenant)
+        return await run_in_threadpool(_create, job_id, sub, key, fingerprint, tenant)
     except Exception as exc:
         await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
-        if key and isinstance(exc, IntegrityError) and (found := await run_in_threadpool(idempotency.find_job, key)):
-            return found
+        if key and isinstance(exc, IntegrityError) and (prior := await run_in_threadpool(idempotency.find_prior, key)):
+            return prior
         raise
 
 
