@@ -129,7 +129,9 @@ async def run(args, url: str, key: str | None, tally: Tally) -> dict:
     images = [small_jpeg(seed) for seed in range(16)]
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     clients = args.submitters + args.pollers
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so no request is sent on a
+    # connection the server is closing at that moment (a ReadError that says nothing about the API).
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=args.timeout, limits=limits) as client:
         began = time.monotonic()
         stop_at = began + args.duration
@@ -147,6 +149,12 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_with_stack(args) -> dict:
     """The run against a private stack, then the database's side: jobs created versus 202s answered."""
     from load_stack import private_stack  # scripts/load_stack.py
@@ -154,8 +162,11 @@ def run_with_stack(args) -> dict:
     with private_stack(args.workers) as stack:
         tally = Tally()
         before, load_before = rss_mib(stack.api_pid), os.getloadavg()[0]
+        cpu = {name: cpu_seconds(pid) for name, pid in stack.pids().items()}
         result = asyncio.run(run(args, stack.url, stack.key, tally))
         result["api_rss_mib_before"], result["api_rss_mib_after"] = before, rss_mib(stack.api_pid)
+        # Where the machine's time went: the API's CPU seconds per request is its cost under load.
+        result["cpu_seconds"] = {name: round(cpu_seconds(pid) - cpu[name], 1) for name, pid in stack.pids().items()}
         created, accepted = stack.job_ids(), set(tally.accepted)
         result["jobs_created"] = len(created)
         result["jobs_created_not_answered_202"] = len(created - accepted)

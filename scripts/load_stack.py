@@ -42,6 +42,10 @@ class LoadStack:
         assert self.stack.api is not None
         return self.stack.api.pid
 
+    def pids(self) -> dict[str, int]:
+        """The process id of the API and of each worker, by the name of its log."""
+        return {name: proc.pid for name, proc in self.stack.processes().items() if proc is not None}
+
     def job_ids(self) -> set[str]:
         engine = create_engine(self.database_url)
         try:

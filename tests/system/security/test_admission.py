@@ -1,9 +1,13 @@
 """Admission under concurrency: a crowd of submissions on a small pool, and tenant limits under races."""
 
 import asyncio
+import json
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -148,3 +152,47 @@ def test_concurrent_submissions_never_pass_the_active_jobs_limit(limited):
     stack, database_url = limited
     for _ in range(3):  # a race lost once can be won the next time: a few tenants, each racing
         _race(stack, database_url, _new_tenant)
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(secure_env, tmp_path_factory) -> Iterator[tuple[Stack, str]]:
+    """An API that reads one submission at a time and lets the next wait one second (SQLite)."""
+    data_dir = tmp_path_factory.mktemp("admission_gate")
+    env = {k: v for k, v in secure_env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {
+        "IMAGEBATCH_DATA_DIR": str(data_dir),
+        "IMAGEBATCH_MAX_SUBMISSIONS_IN_FLIGHT": "1",
+        "IMAGEBATCH_SUBMIT_QUEUE_TIMEOUT": "1",
+    }
+    with _api(env, data_dir / "logs") as stack:
+        yield stack, f"sqlite:///{data_dir / 'imagebatch.sqlite'}"
+
+
+def test_a_submission_that_cannot_get_a_turn_is_503_with_retry_after(one_at_a_time):
+    stack, database_url = one_at_a_time
+    _, key = _new_tenant(database_url)
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    body = json.dumps({"uris": ["https://images.example.com/a.jpg"]}).encode()
+    started = threading.Event()
+
+    def slowly() -> Iterator[bytes]:  # holds the only turn for a few seconds
+        yield body[:10]
+        started.set()
+        time.sleep(4)
+        yield body[10:]
+
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(
+            httpx.post,
+            f"{stack.url}/v1/jobs",
+            content=slowly(),
+            headers=headers,
+            timeout=60,
+        )
+        started.wait(timeout=30)
+        time.sleep(0.5)  # the slow body is being read
+        refused = httpx.post(f"{stack.url}/v1/jobs", content=body, headers=headers)
+        assert refused.status_code == 503, refused.text
+        assert "MAX_SUBMISSIONS_IN_FLIGHT" in refused.json()["detail"]
+        assert int(refused.headers["retry-after"]) >= 1
+        assert slow.result().status_code == 202, slow.result().text
