@@ -129,9 +129,10 @@ async def run(args, url: str, key: str | None, tally: Tally) -> dict:
     images = [small_jpeg(seed) for seed in range(16)]
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     clients = args.submitters + args.pollers
-    # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so no request is sent on a
-    # connection the server is closing at that moment (a ReadError that says nothing about the API).
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive ends, so that a request is
+    # rarely sent on a connection the server is closing (a ReadError that says nothing about the API);
+    # a starved client can still take seconds between picking a connection and writing to it.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=args.timeout, limits=limits) as client:
         began = time.monotonic()
         stop_at = began + args.duration

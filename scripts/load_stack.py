@@ -2,6 +2,7 @@
 redis-server of its own, auth on, one tenant with no job limits, random ResNet-18 weights."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,3 +129,4 @@ def private_stack(workers: int = 1) -> Iterator[LoadStack]:
             yield LoadStack(stack, pg, _key(pg))
         finally:
             stack.stop()
+            shutil.rmtree(work, ignore_errors=True)
