@@ -11,6 +11,8 @@ from fastapi import HTTPException
 # Weight of the latest submission in the running mean of how long one takes.
 _SMOOTHING = 0.2
 LONGEST_HINT = 60
+# Retry-After of a 503 for a passing outage (database, broker) or a full connection pool.
+RETRY_AFTER_BUSY = 5
 
 
 class SubmissionGate:

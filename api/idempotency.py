@@ -11,6 +11,7 @@ from datetime import datetime
 from fastapi import HTTPException, Request
 from sqlalchemy import select
 
+from imagebatch.api.admission import RETRY_AFTER_BUSY
 from imagebatch.api.bodies import Submission
 from imagebatch.api.enqueue import enqueue_chunks
 from imagebatch.db.lifecycle import mark_enqueued, unmark_enqueued
@@ -101,9 +102,8 @@ def _finish(job: Job, marked: datetime) -> None:
         logger.error("job %s: could not enqueue on retry: %s", job.id, exc)
         with session_scope() as session:  # so the sweeper or the next retry sends them
             unmark_enqueued(session=session, job_id=job.id, seen=marked)
-        raise HTTPException(
-            503, f"broker unavailable, job {job.id} not queued yet; retry", headers={"Retry-After": "5"}
-        ) from exc
+        detail = f"broker unavailable, job {job.id} not queued yet; retry"
+        raise HTTPException(503, detail, headers={"Retry-After": str(RETRY_AFTER_BUSY)}) from exc
     logger.warning("job %s: submission finished by a retry with its %s", job.id, HEADER)
 
 

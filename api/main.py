@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from uvicorn.config import LOGGING_CONFIG
 
-from imagebatch.api.admission import SubmissionGate
+from imagebatch.api.admission import RETRY_AFTER_BUSY, SubmissionGate
 from imagebatch.api.auth import require_tenant
 from imagebatch.api.metrics import HttpMetrics, make_registry
 from imagebatch.api.routes import evaluations, health, images, jobs, models, parquet, results, similar, training
@@ -27,8 +27,6 @@ from imagebatch.core.logging import JobLogContext, configure_logging
 from imagebatch.db.migrate import upgrade_to_head
 
 logger = logging.getLogger(__name__)
-# Seconds a client should wait after a 503 for an outage or a full pool (short: both pass quickly).
-RETRY_AFTER_BUSY = 5
 
 
 @asynccontextmanager

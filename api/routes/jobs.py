@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api import idempotency
+from imagebatch.api.admission import RETRY_AFTER_BUSY
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.bodies import Submission, SubmissionError
 from imagebatch.api.deps import SessionDep, get_job_or_404
@@ -181,7 +182,7 @@ async def _send(job_id: str, model: ResolvedModel, total: int) -> None:
         logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
         if await run_in_threadpool(_withdraw, job_id):
             raise HTTPException(
-                503, f"broker unavailable, job not created: {exc}", headers={"Retry-After": "5"}
+                503, f"broker unavailable, job not created: {exc}", headers={"Retry-After": str(RETRY_AFTER_BUSY)}
             ) from exc
         return
     await run_in_threadpool(idempotency.record_enqueued, job_id)
