@@ -28,6 +28,11 @@ class OverLimit(Exception):
         self.detail, self.retry_after = detail, retry_after
 
 
+def tenant_lock_key(tenant: str) -> tuple[int, int]:
+    """The two keys of the tenant's PostgreSQL advisory lock: our space, and a hash of its name."""
+    return _LOCK_SPACE, int.from_bytes(hashlib.sha256(tenant.encode()).digest()[:4], "big", signed=True)
+
+
 def lock_tenant(*, session: Session, tenant: str) -> None:
     """Hold the tenant's admission lock until the transaction ends, so its submissions take turns.
 
@@ -36,8 +41,7 @@ def lock_tenant(*, session: Session, tenant: str) -> None:
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        key = int.from_bytes(hashlib.sha256(tenant.encode()).digest()[:4], "big", signed=True)
-        session.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, key)))
+        session.execute(select(func.pg_advisory_xact_lock(*tenant_lock_key(tenant))))
     elif dialect == "sqlite":
         driver = session.connection().connection.driver_connection
         # pysqlite begins lazily at the first write; a transaction already writing cannot be upgraded.

@@ -12,12 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
+from imagebatch.db.lifecycle.admission import tenant_lock_key
 from imagebatch.db.models import Image, Job
 from imagebatch.db.session import make_engine
-from tests.harness.services import private_redis, scratch_database
+from tests.harness.services import libpq_url, private_redis, scratch_database
 from tests.harness.stack import Stack
 from tests.system.security.conftest import make_key
 from tests.system.security.test_auth import _jpeg
@@ -196,3 +198,48 @@ def test_a_submission_that_cannot_get_a_turn_is_503_with_retry_after(one_at_a_ti
         assert "MAX_SUBMISSIONS_IN_FLIGHT" in refused.json()["detail"]
         assert int(refused.headers["retry-after"]) >= 1
         assert slow.result().status_code == 202, slow.result().text
+
+
+@pytest.fixture(scope="module")
+def one_connection(secure_env, tmp_path_factory) -> Iterator[tuple[Stack, str]]:
+    """PostgreSQL with a pool of one connection, waited for at most half a second (no worker)."""
+    data_dir = tmp_path_factory.mktemp("admission_pool")
+    with scratch_database("imagebatch_admission_pool") as url:
+        env = {k: v for k, v in secure_env.items() if k != "REDIS_URL"} | {
+            "DATABASE_URL": url,
+            "IMAGEBATCH_DATA_DIR": str(data_dir),
+            "IMAGEBATCH_DB_POOL_SIZE": "1",
+            "IMAGEBATCH_DB_MAX_OVERFLOW": "0",
+            "IMAGEBATCH_DB_POOL_TIMEOUT": "0.5",
+            "IMAGEBATCH_API_THREADS": "4",
+        }
+        with _api(env, data_dir / "logs") as stack:
+            yield stack, url
+
+
+def _waiting_on_a_lock(database_url: str) -> bool:
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' AND datname = current_database()"
+        row = conn.execute(query).fetchone()
+        return bool(row and row[0])
+
+
+def test_an_exhausted_pool_is_503_with_retry_after_not_500(one_connection):
+    """A submission waiting on its tenant's lock holds the only connection: another request
+    answers 503 with Retry-After after DB_POOL_TIMEOUT, and the submission still goes through."""
+    stack, database_url = one_connection
+    tenant, key = _new_tenant(database_url)
+    headers = {"Authorization": f"Bearer {key}"}
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as holder, ThreadPoolExecutor(1) as pool:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", tenant_lock_key(tenant))
+        files = _files(1, 1)
+        waiting = pool.submit(httpx.post, f"{stack.url}/v1/jobs", files=files, headers=headers, timeout=60)
+        deadline = time.monotonic() + 30
+        while not _waiting_on_a_lock(database_url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        busy = httpx.get(f"{stack.url}/v1/jobs", headers=headers, timeout=30)
+        assert busy.status_code == 503, busy.text
+        assert int(busy.headers["retry-after"]) >= 1 and "IMAGEBATCH_DB_POOL_SIZE" in busy.json()["detail"]
+        holder.execute("SELECT pg_advisory_unlock(%s, %s)", tenant_lock_key(tenant))
+        assert waiting.result().status_code == 202, waiting.result().text
+    assert "Traceback" not in stack.logs("api", None)
