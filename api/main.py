@@ -18,7 +18,19 @@ from uvicorn.config import LOGGING_CONFIG
 from imagebatch.api.admission import RETRY_AFTER_BUSY, SubmissionGate
 from imagebatch.api.auth import require_tenant
 from imagebatch.api.metrics import HttpMetrics, make_registry
-from imagebatch.api.routes import evaluations, health, images, jobs, models, parquet, results, similar, training
+from imagebatch.api.routes import (
+    evaluations,
+    exports,
+    gradcam,
+    health,
+    images,
+    jobs,
+    models,
+    parquet,
+    results,
+    similar,
+    training,
+)
 from imagebatch.api.routes.ui import mount_dashboard
 from imagebatch.api.schemas import describe_validation_error, error_responses
 from imagebatch.core import __version__
@@ -107,6 +119,8 @@ def create_app() -> FastAPI:
     _include_v1(app, training.router)
     _include_v1(app, models.router)
     _include_v1(app, evaluations.router)
+    _include_v1(app, exports.router)
+    _include_v1(app, gradcam.router)
     mount_dashboard(app)
     return app
 

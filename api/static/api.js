@@ -87,3 +87,16 @@ export function showImage(img, path, onError = () => {}) {
     img.src = url;
   }).catch(onError);
 }
+
+// An image a worker builds on request (Grad-CAM): asked again after Retry-After while the API answers 202.
+export async function builtImageURL(path, params = {}, onWait = () => {}) {
+  const url = `${path}?${new URLSearchParams(params)}`;
+  for (;;) {
+    const response = await fetch(url, { headers: authHeaders() });
+    if (!response.ok) throw await failure(response);
+    if (response.status !== 202) return URL.createObjectURL(await response.blob());
+    onWait();
+    const seconds = Number(response.headers.get("Retry-After")) || 2;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}

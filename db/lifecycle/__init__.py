@@ -1,4 +1,4 @@
-"""Every state change of jobs, images and chunks: the only writers of the jobs and images tables.
+"""Every state change of jobs, images and chunks: the only writers of the jobs, images and artefacts tables.
 
 Each transition is a conditional UPDATE (its WHERE names the states it may leave), so
 concurrent callers are safe and a late duplicate never overwrites a finished row. Functions
@@ -12,9 +12,17 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     training  training jobs: create, claim with a lease, heartbeat, progress, complete, fail, cancel
     training_sweeps  resend a training job whose lease lapsed or whose message never went out
     models    the model registry: register the next version, delete versions no active job uses
+    artefacts exports and Grad-CAM maps: request once per cache key, mark sent, finish or fail, retry
 """
 
 from imagebatch.db.lifecycle.admission import OverLimit, TenantLimits, admit_job, lock_tenant
+from imagebatch.db.lifecycle.artefacts import (
+    fail_artefact,
+    finish_artefact,
+    mark_sent,
+    request_artefact,
+    retry_failed,
+)
 from imagebatch.db.lifecycle.chunks import (
     ClaimedImage,
     cancel_chunk,
@@ -70,6 +78,11 @@ __all__ = [
     "SweepReport",
     "TrainingSweep",
     "cancel_chunk",
+    "fail_artefact",
+    "finish_artefact",
+    "mark_sent",
+    "request_artefact",
+    "retry_failed",
     "claim_chunk",
     "claim_training",
     "complete_training",

@@ -12,6 +12,7 @@ from imagebatch.db.models import (
     ACTIVE_STATES,
     FINAL_STATES,
     OPEN_IMAGE_STATUSES,
+    Artefact,
     Image,
     ImageStatus,
     Job,
@@ -242,4 +243,5 @@ def withdraw_job(*, session: Session, job_id: str) -> bool:
 def delete_job(*, session: Session, job_id: str) -> bool:
     """Delete the job and its rows (the API cancels an active job first); False if there was none."""
     session.execute(delete(Image).where(Image.job_id == job_id))
+    session.execute(delete(Artefact).where(Artefact.job_id == job_id))
     return changed_rows(session, delete(Job).where(Job.id == job_id)) > 0

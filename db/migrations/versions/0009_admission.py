@@ -1,14 +1,14 @@
 """idempotency fingerprints: what a submission with an Idempotency-Key asked for
 
 Revision ID: 0009_admission
-Revises: 0008_merge
+Revises: 0009_tools
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_admission"
-down_revision = "0008_merge"
+down_revision = "0009_tools"
 branch_labels = None
 depends_on = None
 
