@@ -4,15 +4,14 @@ import logging
 import re
 
 from imagebatch.core.storage import BlobStore
-from imagebatch.db.models import JOB_ID_PATTERN
 from imagebatch.db.session import session_scope
 from imagebatch.db.views import existing_jobs
 
 logger = logging.getLogger(__name__)
 
-_JOB_FOLDER = re.compile(JOB_ID_PATTERN)
-# Folders of the store that are not a job's: training data and registered models live there.
-_OTHER_FOLDERS = frozenset({"training", "models"})
+# The API names every job it stores uploads for with uuid4().hex; other top-level folders
+# (training/, models/, artefacts/, ...) are never an upload's, whatever they are called.
+_JOB_FOLDER = re.compile(r"^[0-9a-f]{32}$")
 
 
 def sweep_uploads(store: BlobStore, grace: float) -> list[str]:
@@ -23,7 +22,7 @@ def sweep_uploads(store: BlobStore, grace: float) -> list[str]:
     killed mid-body cannot, so they wait here. An upload still going keeps writing, so a folder
     idle for longer than UPLOAD_ORPHAN_GRACE belongs to a request that is gone.
     """
-    names = [name for name in store.top_level() if name not in _OTHER_FOLDERS and _JOB_FOLDER.match(name)]
+    names = [name for name in store.top_level() if _JOB_FOLDER.match(name)]
     if not names:
         return []
     with session_scope() as session:

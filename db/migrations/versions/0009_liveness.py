@@ -1,14 +1,14 @@
 """worker liveness: a heartbeat row per worker process, the worker holding each running image row
 
 Revision ID: 0009_liveness
-Revises: 0008_merge
+Revises: 0010_merge
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_liveness"
-down_revision = "0008_merge"
+down_revision = "0010_merge"
 branch_labels = None
 depends_on = None
 
