@@ -93,10 +93,6 @@ def worker_killed(
     outcome.notes["recovery_seconds"]: from the kill to the job's end.
     """
     scenario = f"worker_sigkill_{point}_{'survivor' if survivor else 'restarted'}"
-    if point == "idle":
-        # Two workers with two chunks in flight each claim 32 rows at once: more must stay pending,
-        # so that the victim, its chunks written, is left holding messages it cannot claim.
-        images = max(images, 48)
     outcome, began = Outcome(scenario, faults=1, expected=images), time.monotonic()
     env = setup.env(database_url, redis_url, name, CHUNK_SIZE="8", VISIBILITY_TIMEOUT="3600", SWEEP_INTERVAL="5")
     embedded = setup.work_dir / name / "imagebatch.sqlite"
