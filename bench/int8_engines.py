@@ -23,7 +23,7 @@ import torch
 from bench import int8_fx  # noqa: F401  (registers the "fx" engine for comparison)
 from bench.images import bench_images
 from bench.run import prepare_weights
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.core.samples import write_sample_photos
 from imagebatch.worker.fold import fold_batchnorm
 from imagebatch.worker.modeltools.calibration import calibration_set
 from imagebatch.worker.modeltools.int8 import engine_class, quantize_model

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     CHUNK_SIZE: int = Field(default=32, ge=1, le=1024)
     DEFAULT_MODEL: str = "resnet18"
     DEFAULT_PRECISION: str = "auto"
+    # precision=int8: False makes the API refuse it (422), e.g. where workers lack the int8 engine.
+    INT8_ENABLED: bool = True
+    # The int8 engine workers quantize with (docs/model-tools.md): openvino, onnxruntime or pt2e.
+    INT8_ENGINE: str = "openvino"
+    # Calibration images per int8 model: sample photos (built-in models) or training images (custom).
+    INT8_CALIBRATION_IMAGES: int = Field(default=64, ge=1, le=1024)
     MAX_TOP_K: int = Field(default=20, ge=1, le=1000)
 
     # Worker: models this worker serves (its queues), threads for decoding, torch threads.

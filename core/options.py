@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from imagebatch.core.catalog import MODEL_NAMES, parse_model_ref
 from imagebatch.core.config import DECODE_MODES, settings
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 # The JSON schema is made when asked for, so its defaults and limits follow the settings.
@@ -50,7 +50,9 @@ class JobOptions(BaseModel):
     precision: str = Field(
         default_factory=lambda: settings.DEFAULT_PRECISION,
         json_schema_extra=_precision_schema,
-        description="inference precision; auto picks bf16 or fp16 where the device runs it fast",
+        description="inference precision; auto picks bf16 or fp16 where the device runs it fast (never int8); "
+        "int8: post-training static quantization on the CPU (IMAGEBATCH_INT8_ENGINE, calibrated on a fixed, "
+        "recorded image set; results differ slightly from fp32)",
     )
     decode: Literal["fast", "exact"] | None = Field(
         default=None,
@@ -122,6 +124,10 @@ class JobOptions(BaseModel):
     def _known_precision(cls, value: str) -> str:
         if value not in PRECISIONS:
             raise ValueError(f"must be one of {', '.join(PRECISIONS)} (got {value!r})")
+        if value == "int8" and not settings.INT8_ENABLED:
+            raise ValueError(
+                "int8 is turned off on this server (IMAGEBATCH_INT8_ENABLED=false): submit fp32, bf16 or auto"
+            )
         return value
 
     @field_validator("decode", mode="before")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps, ImageStat
 
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.core.samples import write_sample_photos
 from imagebatch.worker.devices import Precision
 from imagebatch.worker.inference import infer
 from imagebatch.worker.preprocess import DecodedImage, Decoder, NumpyNormalize, UnusableImage, turbo

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from imagebatch.core.chunks import CHUNKS_PER_PRIORITY
-
 from tests.harness.faults import Setup, status_counts, submit, wait_until
 from tests.harness.images import photo
 from tests.harness.services import scratch_database
