@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     # on a CPU (each on its share of the cores). See worker/prefetch.py.
     FORWARD_SLOTS: int = Field(default=0, ge=0, le=16)
     # The decode mode of jobs that do not choose one (the `decode` option; fp32 jobs default to
-    # exact): fast: JPEGs much larger than the resize target decode at reduced scale (draft mode)
-    # and only the cropped region is resized; exact: torchvision's reference preprocessing.
+    # exact): fast: libjpeg-turbo JPEG decode, images over 2 x 2.25 x the resize size reduced by
+    # 1/2-1/8 and only the cropped region resized (docs/decoding.md); exact: torchvision's reference.
     DECODE_MODE: str = "fast"
     # CUDA only: torch.compile the model; decode JPEGs on the GPU (torchvision.io.decode_jpeg).
     COMPILE: bool = False

@@ -56,8 +56,9 @@ class JobOptions(BaseModel):
     )
     decode: Literal["fast", "exact"] | None = Field(
         default=None,
-        description="exact: torchvision's preprocessing bit for bit; fast: large JPEGs decode at reduced scale "
-        "and only the cropped region is resized (about twice the decode speed, slightly different numbers). "
+        description="exact: torchvision's preprocessing bit for bit; fast: libjpeg-turbo decode, large images "
+        "reduced while their short side stays >= 2.25x the resize size, and only the cropped region is resized "
+        "(about twice the decode speed, slightly different numbers). "
         "Omitted: exact when precision is fp32, else IMAGEBATCH_DECODE_MODE",
     )
     callback_url: str | None = Field(
