@@ -24,6 +24,7 @@ class Int8Served:
     calibration: str  # which images: the project's sample photos, or the custom model's training sample
     calibration_sha256: str  # of the preprocessed float32 calibration tensors, in order
     calibration_images: int
+    cache_entry: Path  # the on-disk cache entry: Int8Model.load() of it gives another instance (another thread count)
 
     def record(self) -> dict:
         return {
@@ -111,4 +112,4 @@ class Int8Models:
                 "submit fp32 or bf16, or set IMAGEBATCH_INT8_ENGINE to another engine"
             ) from exc
         logger.info("int8 %s ready for %s (%s)", self.engine, model.key, "cache hit" if cached.hit else "quantized")
-        return Int8Served(cached.model, self.engine, name, calibration.sha256, calibration.size)
+        return Int8Served(cached.model, self.engine, name, calibration.sha256, calibration.size, cached.path)
