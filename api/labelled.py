@@ -4,7 +4,7 @@ JSON {"uris": [...], "labels": [...]} with options; images go to blob storage, e
 import json
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
@@ -18,6 +18,9 @@ from imagebatch.core.config import settings
 from imagebatch.core.datasets import FolderLayout, class_name_problem, image_folder_layout, path_parts
 from imagebatch.core.storage import get_store
 from imagebatch.db.lifecycle import ImageSource
+
+if TYPE_CHECKING:  # python-multipart defines its callback types for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 _MAX_FIELD_BYTES = 64 * 1024
 
@@ -35,7 +38,8 @@ class LabelledSet:
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(self.classes, 0)
         for image in self.images:
-            counts[image.label] += 1
+            if image.label is not None:  # every image of a labelled set has one
+                counts[image.label] += 1
         return counts
 
 
@@ -48,11 +52,18 @@ class _Form:
         self.archive: IO[bytes] | None = None
         self.archive_name = "archive"
         self._header, self._disposition = [b"", b""], b""
-        self._name, self._value, self._sink = "", bytearray(), None
+        self._name, self._value = "", bytearray()
+        self._sink: IO[bytes] | None = None
 
-    def callbacks(self) -> dict:
-        names = ("on_header_field", "on_header_value", "on_header_end", "on_headers_finished", "on_part_data")
-        return {name: getattr(self, name) for name in names} | {"on_part_end": self.on_part_end}
+    def callbacks(self) -> "MultipartCallbacks":
+        return {
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header[0] += data[start:end]
@@ -181,7 +192,7 @@ def _uri_images(uris: Any, labels: Any) -> LabelledSet:
         source = resolve_uri(i, uri, roots)
         images.append(ImageSource(source=source.source, location=source.location, label=label))
         paths.append(f"{label}/{i:06d}{extension(uri.split('?', 1)[0])}")
-    return LabelledSet({}, images, paths, sorted({image.label for image in images}))
+    return LabelledSet({}, images, paths, sorted(set(labels)))
 
 
 async def read_labelled_json(request: Request) -> LabelledSet:

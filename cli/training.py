@@ -13,11 +13,26 @@ from imagebatch.cli.common import EXIT_CODES, EXIT_JOB_FAILED
 from imagebatch.cli.console import err, out
 from imagebatch.cli.jobs import _client, friendly_errors
 from imagebatch.cli.render_models import confusion_table, epoch_table, model_table, per_class_table
-from imagebatch.core.training import MODES, TRAINING_PRECISIONS
 
-Mode = enum.Enum("Mode", {m: m for m in MODES}, type=str)
-BaseModel = enum.Enum("BaseModel", {m: m for m in ("resnet18", "resnet50")}, type=str)
-TrainPrecision = enum.Enum("TrainPrecision", {p: p for p in TRAINING_PRECISIONS}, type=str)
+
+# Spelled out for typer's choices and for type checking; tests/cli checks them against core.training.
+class Mode(enum.StrEnum):
+    transfer = "transfer"
+    finetune = "finetune"
+    scratch = "scratch"
+
+
+class BaseModel(enum.StrEnum):
+    resnet18 = "resnet18"
+    resnet50 = "resnet50"
+
+
+class TrainPrecision(enum.StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
 
 app = typer.Typer()
 models_app = typer.Typer(help="Custom models: list, show, delete.", no_args_is_help=True)

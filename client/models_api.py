@@ -2,12 +2,12 @@
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from imagebatch.client.labelled import labelled_archive
-from imagebatch.client.training import Evaluation, TrainingJob
+from imagebatch.client.training import Evaluation, EvaluationClient, TrainingJob
 
 _UPLOAD_TIMEOUT = 600.0
 
@@ -24,7 +24,13 @@ class ModelsApi:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # pragma: no cover
         raise NotImplementedError
 
-    def _labelled(self, path: str, data: str | Path | Sequence[str], labels: Sequence[str] | None, options: dict):
+    def _evaluation_client(self) -> EvaluationClient:
+        # This mixin is part of imagebatch.client.Client, which has every method an Evaluation calls.
+        return cast(EvaluationClient, self)
+
+    def _labelled(
+        self, path: str, data: str | Path | Sequence[str], labels: Sequence[str] | None, options: dict
+    ) -> httpx.Response:
         """POST a labelled set: a folder or archive as multipart, or URIs with `labels` as JSON."""
         options = {k: v for k, v in options.items() if v is not None}
         if labels is not None:
@@ -102,7 +108,7 @@ class ModelsApi:
     ) -> Evaluation:
         """Evaluate `model` on a labelled folder, archive, or URIs with `labels`; Evaluation.wait() follows it."""
         options = {"model": model, "precision": precision, "top_k": top_k}
-        return Evaluation(self, self._labelled("/v1/evaluations", data, labels, options).json())
+        return Evaluation(self._evaluation_client(), self._labelled("/v1/evaluations", data, labels, options).json())
 
     def get_evaluation(self, job_id: str) -> Evaluation:
-        return Evaluation(self, self._request("GET", f"/v1/evaluations/{job_id}").json())
+        return Evaluation(self._evaluation_client(), self._request("GET", f"/v1/evaluations/{job_id}").json())

@@ -2,10 +2,13 @@
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imagebatch.client.errors import WaitTimeout
-from imagebatch.client.job import FINAL_STATES, Job
+from imagebatch.client.job import FINAL_STATES, Job, JobClient
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -84,11 +87,22 @@ class TrainingJob:
         return self
 
 
+class EvaluationClient(JobClient, Protocol):
+    """What an Evaluation asks of its client: a Job's needs, and fetching the evaluation again."""
+
+    def get_evaluation(self, job_id: str) -> "Evaluation": ...
+
+
 class Evaluation(Job):
     """An evaluation: a job whose images carry their true label, plus its metrics."""
 
+    client: EvaluationClient
+
+    def __init__(self, client: EvaluationClient, data: dict[str, Any]) -> None:
+        super().__init__(client, data)
+
     def refresh(self) -> "Evaluation":
-        self.data = self.client.get_evaluation(self.id).data  # type: ignore[attr-defined]
+        self.data = self.client.get_evaluation(self.id).data
         return self
 
     @property
@@ -96,6 +110,6 @@ class Evaluation(Job):
         """count, top1_accuracy, top5_accuracy, per_class, macro_avg, confusion_matrix {classes, rows}."""
         return self.data.get("metrics")
 
-    def misclassified(self, **filters: Any):
+    def misclassified(self, **filters: Any) -> "pd.DataFrame":
         """The images whose top-1 prediction is not their true label, as a DataFrame."""
         return self.results(correct="false", **filters)  # a False filter would be dropped as unset

@@ -75,4 +75,6 @@ def evaluation_metrics(session: Session, job: Job) -> dict[str, Any] | None:
 
 def evaluation_view(session: Session, job: Job) -> EvaluationView:
     view = job_views(session, [job])[0]
-    return EvaluationView(**view.model_dump(by_alias=True), metrics=evaluation_metrics(session, job))
+    scores = evaluation_metrics(session, job)
+    metrics = EvaluationMetrics.model_validate(scores) if scores is not None else None
+    return EvaluationView(**view.model_dump(by_alias=True), metrics=metrics)

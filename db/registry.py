@@ -1,6 +1,6 @@
 """Read-side queries of the model registry: resolve a name to a version, list a tenant's models, find users."""
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from imagebatch.core.catalog import ModelRef
@@ -8,7 +8,7 @@ from imagebatch.db.lifecycle.models import in_use
 from imagebatch.db.models import Job, JobKind, JobState, RegisteredModel, registry_tenant
 
 
-def _live(tenant: str | None, name: str):
+def _live(tenant: str | None, name: str) -> tuple[ColumnElement[bool], ...]:
     return (
         RegisteredModel.tenant == registry_tenant(tenant),
         RegisteredModel.name == name,

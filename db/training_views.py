@@ -85,7 +85,7 @@ def training_job_view(job: TrainingJob, full: bool = True) -> TrainingJobView:
         options=job.options,
         progress=job.progress,
         epochs=job.epochs or [],
-        best=job.best,
+        best=Best.model_validate(job.best) if job.best else None,
         image_count=job.image_count,
         classes=job.classes or [],
         dataset=job.dataset if full else None,
@@ -95,11 +95,13 @@ def training_job_view(job: TrainingJob, full: bool = True) -> TrainingJobView:
         skipped=job.skipped or [],
         attempts=job.attempts,
         heartbeat_at=as_utc(job.heartbeat_at),
-        timestamps={name: as_utc(getattr(job, f"{name}_at")) for name in _STAMPS},
-        links={
-            "self": f"/v1/training-jobs/{job.id}",
-            "model": f"/v1/models/{model.name}:{model.version}" if model else None,
-        },
+        timestamps=Timestamps.model_validate({name: as_utc(getattr(job, f"{name}_at")) for name in _STAMPS}),
+        links=TrainingLinks.model_validate(
+            {
+                "self": f"/v1/training-jobs/{job.id}",
+                "model": f"/v1/models/{model.name}:{model.version}" if model else None,
+            }
+        ),
     )
 
 

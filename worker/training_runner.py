@@ -19,8 +19,9 @@ from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.models import ModelUnavailable
 from imagebatch.worker.training import TrainingConfig, TrainingInputError, TrainingResult, prepare_dataset, train
 from imagebatch.worker.training.calibration_sample import CALIBRATION_DIR
+from imagebatch.worker.training.dataset import PreparedDataset
 from imagebatch.worker.training.model import META_NAME, WEIGHTS_NAME
-from imagebatch.worker.training_data import fetch_training_data
+from imagebatch.worker.training_data import LocalData, fetch_training_data
 from imagebatch.worker.training_epochs import EpochLog, SharedCheckpoint
 from imagebatch.worker.training_lease import Lease
 
@@ -54,6 +55,8 @@ def _claim(job_id: str, token: str) -> tuple[Claim, _Job | None]:
         if claim is not Claim.CLAIMED:
             return claim, None
         job = session.get(TrainingJob, job_id)
+        if job is None:  # deleted right after the claim
+            return Claim.GONE, None
         return claim, _Job(job.id, job.tenant, job.name, job.options, job.data_prefix, job.epochs or [], job.skipped)
 
 
@@ -92,7 +95,7 @@ def run_training_job(ctx: WorkerContext, job_id: str) -> str:
     return "failed"
 
 
-def _dataset_report(dataset, local, upload_skipped: list | None) -> dict:
+def _dataset_report(dataset: PreparedDataset, local: LocalData, upload_skipped: list | None) -> dict:
     report = dataset.report.to_dict()
     report["skipped"] = local.skipped + report["skipped"]  # not fetched, then not decodable
     report["upload_skipped"] = upload_skipped or []  # archive members that were no images
@@ -130,8 +133,8 @@ def _run(ctx: WorkerContext, job: _Job, token: str, lease: Lease, tmp: Path) -> 
 def _record(meta: dict) -> dict:
     """The training record shown with the job: everything but the per-epoch history and long file lists."""
     split = {k: v for k, v in meta["split"].items() if k != "val_files"}
-    keys = ("hyperparameters", "seed", "preprocessing", "training_transforms", "base_weights", "optimizer")
-    keys += ("precision", "device", "torch_threads", "versions", "best_epoch", "stopped_early")
+    keys = ["hyperparameters", "seed", "preprocessing", "training_transforms", "base_weights", "optimizer"]
+    keys += ["precision", "device", "torch_threads", "versions", "best_epoch", "stopped_early"]
     record = {key: meta.get(key) for key in keys}
     record.update(split=split, dataset_sha256=meta["dataset"]["sha256"], weights_sha256=meta["weights_sha256"])
     record["resumed_after_epochs"] = meta["resumed_after_epochs"]
@@ -144,12 +147,14 @@ class _Refused(Exception):
 
 def _register(job: _Job, token: str, result: TrainingResult) -> int | None:
     """Upload the model's files, then register the next version and complete the job in one transaction."""
-    store, meta = get_store(), result.meta
+    store, meta, model_dir = get_store(), result.meta, result.model_dir
+    if meta is None or model_dir is None:  # train() returns both with every completed result
+        raise ValueError("a completed training result has no model files to register")
     # Per run: files of a run that lost its claim never overwrite (or, refused, delete) the winner's.
     prefix = model_prefix(job.tenant, job.name, f"{job.id}-{token[:12]}")
-    calibration = [f"{CALIBRATION_DIR}/{name}" for name in (meta or {}).get("calibration", {}).get("files", [])]
+    calibration = [f"{CALIBRATION_DIR}/{name}" for name in meta.get("calibration", {}).get("files", [])]
     for name in (WEIGHTS_NAME, META_NAME, *calibration):
-        with open(result.model_dir / name, "rb") as f:
+        with open(model_dir / name, "rb") as f:
             store.write_stream(f"{prefix}{name}", f)
     stored_meta = {**meta, "split": {k: v for k, v in meta["split"].items() if k != "val_files"}}
     model = lifecycle.NewModel(

@@ -40,7 +40,7 @@ def _not_found(ref: ModelRef) -> HTTPException:
 def list_all_models(session: SessionDep, tenant: TenantDep) -> ModelPage:
     """Built-in models, then every version of the tenant's custom models (by name, newest version first)."""
     custom = list_models(session, tenant)
-    latest = {}
+    latest: dict[str, int] = {}
     for model in custom:
         latest.setdefault(model.name, model.version)
     items = [builtin_summary(name) for name in MODEL_NAMES]

@@ -69,7 +69,7 @@ def _admit(tenant: str | None) -> None:
             .select_from(TrainingJob)
             .where(TrainingJob.tenant == tenant, TrainingJob.state.in_(UNFINISHED_STATES))
         )
-    if active >= most:
+    if (active or 0) >= most:
         raise HTTPException(
             429,
             f"tenant {tenant!r} already has {most} active training jobs (MAX_ACTIVE_JOBS_PER_TENANT)",
@@ -105,7 +105,10 @@ def _enqueue(job_id: str) -> None:
 
 def _view(job_id: str) -> TrainingJobView:
     with session_scope() as session:
-        return training_job_view(session.get(TrainingJob, job_id))
+        job = session.get(TrainingJob, job_id)
+        if job is None:  # deleted between its creation and this answer
+            raise HTTPException(404, f"Training job not found: {job_id}")
+        return training_job_view(job)
 
 
 @router.post(

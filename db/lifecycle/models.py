@@ -1,10 +1,11 @@
 """Model registry transitions: register the next version of a name, delete versions no active job uses."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from imagebatch.db.models import UNFINISHED_STATES, Job, RegisteredModel, registry_tenant, utcnow
 
@@ -26,7 +27,7 @@ class NewModel:
     training_job_id: str | None = None
 
 
-def _next_version(tenant: str, name: str):
+def _next_version(tenant: str, name: str) -> ScalarSelect[int]:
     """max(version) + 1 over every version ever registered under the name, deleted ones included."""
     return (
         select(func.coalesce(func.max(RegisteredModel.version), 0) + 1)
@@ -42,7 +43,7 @@ def register_model(*, session: Session, tenant: str | None, model: NewModel) -> 
     one in and the other tries again (inside a savepoint, so the caller's transaction lives on).
     """
     owner = registry_tenant(tenant)
-    values = {
+    values: dict[str, ColumnElement[Any] | ScalarSelect[int]] = {
         "tenant": literal(owner),
         "name": literal(model.name),
         "version": _next_version(owner, model.name),
@@ -72,7 +73,9 @@ def register_model(*, session: Session, tenant: str | None, model: NewModel) -> 
     raise AssertionError("unreachable")
 
 
-def in_use(tenant: str | None, name: str, version: ColumnElement | int) -> ColumnElement[bool]:
+def in_use(
+    tenant: str | None, name: str, version: ColumnElement[int] | InstrumentedAttribute[int] | int
+) -> ColumnElement[bool]:
     """A queued, running or cancelling job (classification or evaluation) of that tenant uses the version."""
     owner = Job.tenant.is_(None) if tenant is None else Job.tenant == tenant
     return exists().where(

@@ -8,10 +8,11 @@ renews the lease; every write of the run names the delivery, so a worker that lo
 import enum
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import ColumnElement, delete, func, or_, update
 from sqlalchemy.orm import Session
 
 from imagebatch.db.models import FINAL_STATES, JobState, TrainingJob, utcnow
+from imagebatch.db.session import changed_rows
 
 _QUEUED, _RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
 _CANCELLING, _CANCELLED = JobState.CANCELLING.value, JobState.CANCELLED.value
@@ -63,12 +64,13 @@ def create_training_job(
 
 def mark_training_enqueued(*, session: Session, job_id: str, now: datetime | None = None) -> bool:
     """Record that the job's message is (being) sent; True only for the caller that set it."""
-    won = session.execute(
+    won = changed_rows(
+        session,
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.enqueued_at.is_(None))
-        .values(enqueued_at=now or utcnow())
+        .values(enqueued_at=now or utcnow()),
     )
-    return bool(won.rowcount)
+    return bool(won)
 
 
 def claim_training(
@@ -78,7 +80,8 @@ def claim_training(
     (the sweeper released it), one whose lease lapsed, or one this delivery held (a redelivery)."""
     now = now or utcnow()
     free = or_(TrainingJob.claimed_by.is_(None), TrainingJob.claimed_by == claimed_by, TrainingJob.lease_until < now)
-    won = session.execute(
+    won = changed_rows(
+        session,
         update(TrainingJob)
         .where(
             TrainingJob.id == job_id,
@@ -92,31 +95,33 @@ def claim_training(
             lease_until=now + timedelta(seconds=lease),
             heartbeat_at=now,
             attempts=TrainingJob.attempts + 1,
-        )
-    ).rowcount
+        ),
+    )
     if won:
         return Claim.CLAIMED
     if _finish_cancel(session, job_id, free, now=now):
         return Claim.CANCELLED
     message = f"claimed {max_attempts} times and never finished (worker killed, hung or out of memory)"
-    exhausted = session.execute(
+    exhausted = changed_rows(
+        session,
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.state.in_((_QUEUED, _RUNNING)), free)
-        .values(state=JobState.FAILED.value, failed_at=now, error=message, claimed_by=None, lease_until=None)
-    ).rowcount
+        .values(state=JobState.FAILED.value, failed_at=now, error=message, claimed_by=None, lease_until=None),
+    )
     if exhausted:
         return Claim.EXHAUSTED
     state = session.get(TrainingJob, job_id)
     return Claim.BUSY if state is not None and state.state not in FINAL_STATES else Claim.GONE
 
 
-def _finish_cancel(session: Session, job_id: str, *where, now: datetime) -> bool:
+def _finish_cancel(session: Session, job_id: str, *where: ColumnElement[bool], now: datetime) -> bool:
     return bool(
-        session.execute(
+        changed_rows(
+            session,
             update(TrainingJob)
             .where(TrainingJob.id == job_id, TrainingJob.state == _CANCELLING, *where)
-            .values(state=_CANCELLED, cancelled_at=now, claimed_by=None, lease_until=None)
-        ).rowcount
+            .values(state=_CANCELLED, cancelled_at=now, claimed_by=None, lease_until=None),
+        )
     )
 
 
@@ -134,7 +139,7 @@ def renew_training_lease(
     return row[0] if row else None
 
 
-def _held(job_id: str, claimed_by: str, *states: str):
+def _held(job_id: str, claimed_by: str, *states: str) -> ColumnElement[bool]:
     return (
         (TrainingJob.id == job_id)
         & (TrainingJob.claimed_by == claimed_by)
@@ -148,14 +153,15 @@ def record_training_progress(*, session: Session, job_id: str, claimed_by: str, 
     unknown = set(values) - allowed
     if unknown:
         raise ValueError(f"not training progress: {', '.join(sorted(unknown))}")
-    return bool(session.execute(update(TrainingJob).where(_held(job_id, claimed_by)).values(**values)).rowcount)
+    return bool(changed_rows(session, update(TrainingJob).where(_held(job_id, claimed_by)).values(**values)))
 
 
 def complete_training(*, session: Session, job_id: str, claimed_by: str, model_version: int, **values: object) -> bool:
     """running -> completed with the registered version; refused once cancelling (nothing may be registered)."""
     now = utcnow()
     return bool(
-        session.execute(
+        changed_rows(
+            session,
             update(TrainingJob)
             .where(_held(job_id, claimed_by, _RUNNING))
             .values(
@@ -166,8 +172,8 @@ def complete_training(*, session: Session, job_id: str, claimed_by: str, model_v
                 claimed_by=None,
                 lease_until=None,
                 **values,
-            )
-        ).rowcount
+            ),
+        )
     )
 
 
@@ -177,7 +183,7 @@ def fail_training(*, session: Session, job_id: str, message: str, claimed_by: st
     if claimed_by is not None:
         where.append(TrainingJob.claimed_by == claimed_by)
     values = {"state": JobState.FAILED.value, "failed_at": utcnow(), "error": message[:4000], "lease_until": None}
-    return bool(session.execute(update(TrainingJob).where(*where).values(**values)).rowcount)
+    return bool(changed_rows(session, update(TrainingJob).where(*where).values(**values)))
 
 
 def finish_training_cancel(*, session: Session, job_id: str, claimed_by: str) -> bool:
@@ -189,21 +195,23 @@ def request_training_cancel(*, session: Session, job_id: str) -> str | None:
     """A queued job is cancelled at once; a running one becomes cancelling (its worker stops at the next
     batch). The state afterwards, or None when there was no queued or running job to cancel."""
     now = utcnow()
-    queued = session.execute(
+    queued = changed_rows(
+        session,
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.state == _QUEUED)
-        .values(state=_CANCELLED, cancelling_at=now, cancelled_at=now)
-    ).rowcount
+        .values(state=_CANCELLED, cancelling_at=now, cancelled_at=now),
+    )
     if queued:
         return _CANCELLED
-    running = session.execute(
+    running = changed_rows(
+        session,
         update(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.state == _RUNNING)
-        .values(state=_CANCELLING, cancelling_at=now)
-    ).rowcount
+        .values(state=_CANCELLING, cancelling_at=now),
+    )
     return _CANCELLING if running else None
 
 
 def delete_training_job(*, session: Session, job_id: str) -> bool:
     """Delete the row (the API cancels first; the registered model stays); False if there was none."""
-    return session.execute(delete(TrainingJob).where(TrainingJob.id == job_id)).rowcount > 0
+    return changed_rows(session, delete(TrainingJob).where(TrainingJob.id == job_id)) > 0

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from imagebatch.db.lifecycle.training import mark_training_enqueued
 from imagebatch.db.models import JobState, TrainingJob, utcnow
+from imagebatch.db.session import changed_rows
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,11 @@ def _release_lapsed(session: Session, now: datetime, lease: float, report: Train
         where = (TrainingJob.id == job_id, TrainingJob.state == state, TrainingJob.lease_until == seen)
         if state == _CANCELLING:
             values = {"state": JobState.CANCELLED.value, "cancelled_at": now, "claimed_by": None, "lease_until": None}
-            if session.execute(update(TrainingJob).where(*where).values(**values)).rowcount:
+            if changed_rows(session, update(TrainingJob).where(*where).values(**values)):
                 report.cancelled.append(job_id)
             continue
         values = {"claimed_by": None, "lease_until": now + timedelta(seconds=lease)}
-        if session.execute(update(TrainingJob).where(*where).values(**values)).rowcount:
+        if changed_rows(session, update(TrainingJob).where(*where).values(**values)):
             report.resent.append(job_id)
             logger.warning("training job %s: its worker's lease lapsed at %s; sent again to resume", job_id, seen)
 
@@ -74,9 +75,12 @@ def _lost(session: Session, now: datetime, idle: float, queue_empty: Callable[[]
     if not stale or not queue_empty():
         return
     for job_id, seen in stale:
-        renewed = session.execute(
-            update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.enqueued_at == seen).values(enqueued_at=now)
-        ).rowcount
+        renewed = changed_rows(
+            session,
+            update(TrainingJob)
+            .where(TrainingJob.id == job_id, TrainingJob.enqueued_at == seen)
+            .values(enqueued_at=now),
+        )
         if renewed:
             report.enqueued.append(job_id)
             logger.warning("training job %s: queued %.0fs with an empty training queue; sent again", job_id, idle)

@@ -117,3 +117,13 @@ def test_submit_wait_exits_1_when_the_job_is_cancelled(api_url: str, photos: Pat
     assert proc.returncode == 1
     assert stdout.strip() == job_id
     assert f"job {job_id} cancel" in stderr
+
+
+def test_train_choices_match_the_training_options():
+    from imagebatch.cli.training import BaseModel, Mode, TrainPrecision
+    from imagebatch.core.training import MODES, TRAINING_PRECISIONS, TrainingOptions
+
+    assert [m.value for m in Mode] == list(MODES)
+    assert [p.value for p in TrainPrecision] == list(TRAINING_PRECISIONS)
+    base_models = TrainingOptions.model_json_schema()["properties"]["base_model"]["enum"]
+    assert [b.value for b in BaseModel] == base_models
