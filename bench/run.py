@@ -123,7 +123,7 @@ def mix_paths(o: BenchOptions) -> list[Path]:
     if o.mix == "bench":
         return bench_images(o.images, o.seed)
     if o.mix == "photos":
-        from imagebatch.core.samples import write_sample_photos
+        from imagebatch.worker.samples import write_sample_photos
 
         return write_sample_photos(Path(tempfile.gettempdir()) / "imagebatch-bench" / f"photos-{o.images}", o.images)
     raise ValueError(f"unknown image mix {o.mix!r}: bench or photos")

@@ -6,11 +6,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagebatch.core.samples import write_sample_photos
 from imagebatch.core.storage import get_store
 from imagebatch.worker.models import LoadedModel, ModelUnavailable
 from imagebatch.worker.modeltools.calibration import CalibrationSet, calibration_set
 from imagebatch.worker.modeltools.int8_engine import Int8Model
+from imagebatch.worker.samples import write_sample_photos
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Int8Served:
 
 def _builtin_calibration(model: LoadedModel, count: int, folder: Path) -> tuple[str, CalibrationSet]:
     paths = write_sample_photos(folder, count)
-    return f"imagebatch sample photos (core/samples.py, first {count})", calibration_set(paths, model.transform)
+    return f"imagebatch sample photos (worker/samples.py, first {count})", calibration_set(paths, model.transform)
 
 
 def _custom_calibration(model: LoadedModel, folder: Path) -> tuple[str, CalibrationSet]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from imagebatch.core.catalog import MODELS
-from imagebatch.core.samples import write_sample_photos
+from imagebatch.worker.samples import write_sample_photos
 from tests.conftest import REPO, clean_env
 from tests.harness.stack import Stack
 

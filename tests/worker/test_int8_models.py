@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagebatch.core.samples import write_sample_photos
 from imagebatch.worker.devices import Precision
 from imagebatch.worker.inference import infer
 from imagebatch.worker.int8_models import Int8Models
 from imagebatch.worker.models import ModelUnavailable
 from imagebatch.worker.modeltools.calibration import calibration_set
+from imagebatch.worker.samples import write_sample_photos
 from tests.harness.photosets import held_out_photos
 
 FP32 = Precision("fp32", "fp32", "cpu")
@@ -30,7 +30,7 @@ def test_built_in_model_is_calibrated_on_the_sample_photos_and_recorded(int8_mod
     expected = calibration_set(write_sample_photos(tmp_path, 32), resnet18.transform)
     assert served.record() == {
         "int8_engine": "openvino",
-        "calibration_set": "imagebatch sample photos (core/samples.py, first 32)",
+        "calibration_set": "imagebatch sample photos (worker/samples.py, first 32)",
         "calibration_sha256": expected.sha256,
         "calibration_images": 32,
     }
