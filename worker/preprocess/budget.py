@@ -1,8 +1,13 @@
 """A per-worker pixel budget: decodes wait until the pixels they will hold fit beside those in progress."""
 
+import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from PIL import Image
+
+from imagebatch.worker.preprocess.turbo import draft_floor, draft_scale
 
 
 class PixelBudget:
@@ -44,3 +49,16 @@ class PixelBudget:
             yield
         finally:
             self.release(taken)
+
+
+def header_pixels(data: bytes, draft_size: int | None) -> int:
+    """The pixels a decode of `data` will hold, from its header alone (a JPEG at the scale a fast-mode
+    decode reduces it by; other formats decode whole first); 0 when the header cannot be read, for the
+    decode then fails at once with the image's error category."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            (width, height), fmt = header.size, header.format
+    except Exception:  # not an image, or a decompression bomb: the decode says which
+        return 0
+    scale = draft_scale((width, height), draft_floor(draft_size)) if fmt == "JPEG" else 1
+    return (width // scale) * (height // scale)
