@@ -15,7 +15,7 @@ from imagebatch.api.bodies import SubmissionError
 from imagebatch.api.submission import resolve_uri
 from imagebatch.api.uploads import ArchiveError, ImageSink, UploadLimit, extension, extract_archive
 from imagebatch.core.config import settings
-from imagebatch.core.datasets import FolderLayout, class_name_problem, image_folder_layout, path_parts
+from imagebatch.core.datasets import FolderLayout, class_name_problem, given_split, image_folder_layout, path_parts
 from imagebatch.core.storage import get_store
 from imagebatch.db.lifecycle import ImageSource
 
@@ -34,6 +34,8 @@ class LabelledSet:
     paths: list[str]  # each image's place in an ImageFolder: <class>/<path below its class folder>
     classes: list[str]  # every class folder (an empty one too) or label, sorted
     skipped: list[dict[str, str]] = field(default_factory=list)
+    val: "LabelledSet | None" = None  # a given validation set (train/ + val/ archive); then self is train/
+    val_folder: str = ""  # how the archive named it: "val" or "validation"
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(self.classes, 0)
@@ -128,23 +130,34 @@ async def _read_form(request: Request, boundary: bytes, option_fields: tuple[str
     return form
 
 
-def _labelled(sink: ImageSink, layout: FolderLayout) -> tuple[list[ImageSource], list[dict[str, str]]]:
-    """Each stored image with its class; images outside every class folder are skipped, named."""
+def _labelled(stored: list[ImageSource], layout: FolderLayout) -> tuple[list[ImageSource], list[ImageSource]]:
+    """Each stored image inside one of the layout's class folders, with its class; and the images left over."""
     root = path_parts(layout.root) or ()
     classes = {path: label for path, label in layout.files}
-    images, skipped = [], []
-    for image in sink.images:
+    images, rest = [], []
+    for image in stored:
         parts = path_parts(image.source) or ()
         rel = "/".join(parts[len(root) :]) if parts[: len(root)] == root else None
         if rel in classes:
             images.append(ImageSource(source=rel, location=image.location, label=classes[rel]))
         else:
-            skipped.append({"source": image.source, "reason": "not inside a class folder (ImageFolder layout)"})
-    return images, skipped
+            rest.append(image)
+    return images, rest
 
 
-def _from_archive(form: _Form, prefix: str) -> LabelledSet:
-    """Extract the archive (the uploads' guards: bombs, member limits, unsafe paths) and label its images."""
+def _outside(rest: list[ImageSource]) -> list[dict[str, str]]:
+    return [{"source": i.source, "reason": "not inside a class folder (ImageFolder layout)"} for i in rest]
+
+
+def _check_names(*layouts: FolderLayout) -> None:
+    for layout in layouts:
+        for name in layout.classes:
+            if problem := class_name_problem(name):
+                raise SubmissionError(422, f"class folder {name!r} {problem}")
+
+
+def _extract(form: _Form, prefix: str) -> ImageSink:
+    """Extract the archive (the uploads' guards: bombs, member limits, unsafe paths) into blob storage."""
     if form.archive is None:
         raise SubmissionError(422, 'archive: send an ImageFolder archive, or JSON {"uris": [...], "labels": [...]}')
     sink = ImageSink(prefix, get_store(), max_images=settings.MAX_IMAGES_PER_JOB)
@@ -155,24 +168,39 @@ def _from_archive(form: _Form, prefix: str) -> LabelledSet:
         raise SubmissionError(422, str(exc)) from exc
     except UploadLimit as exc:
         raise SubmissionError(413, f"archive {form.archive_name!r}: {exc}") from exc
+    return sink
+
+
+def _from_archive(form: _Form, prefix: str, allow_split: bool) -> LabelledSet:
+    """The archive's images, labelled by the ImageFolder rule; with allow_split, train/ + val/ is a given split."""
+    sink = _extract(form, prefix)
     folders = [s["source"] for s in sink.skipped if s["reason"] == "directory"]
-    layout = image_folder_layout([i.source for i in sink.images], lambda _name: True, folders)
-    images, outside = _labelled(sink, layout)
-    skipped = [s for s in sink.skipped if s["reason"] != "directory"] + outside
-    for name in layout.classes:
-        if problem := class_name_problem(name):
-            raise SubmissionError(422, f"class folder {name!r} {problem}")
-    return LabelledSet(form.fields, images, [i.source for i in images], layout.classes, skipped)
+    skipped = [s for s in sink.skipped if s["reason"] != "directory"]
+    names = [i.source for i in sink.images]
+    split = given_split(names, lambda _name: True, folders) if allow_split else None
+    if split is not None:
+        _check_names(split.train, split.val)
+        images, rest = _labelled(sink.images, split.train)
+        val_images, rest = _labelled(rest, split.val)
+        val = LabelledSet({}, val_images, [i.source for i in val_images], split.val.classes)
+        paths, skipped = [i.source for i in images], skipped + _outside(rest)
+        return LabelledSet(form.fields, images, paths, split.train.classes, skipped, val, split.val_folder)
+    layout = image_folder_layout(names, lambda _name: True, folders)
+    _check_names(layout)
+    images, rest = _labelled(sink.images, layout)
+    return LabelledSet(form.fields, images, [i.source for i in images], layout.classes, skipped + _outside(rest))
 
 
-async def read_labelled_form(request: Request, prefix: str, option_fields: tuple[str, ...]) -> LabelledSet:
+async def read_labelled_form(
+    request: Request, prefix: str, option_fields: tuple[str, ...], allow_split: bool = False
+) -> LabelledSet:
     """A multipart body: `archive` plus option fields; uploads land under `prefix`."""
     _, params = parse_options_header(request.headers.get("content-type", ""))
     if not params.get(b"boundary"):
         raise SubmissionError(400, "multipart body without a boundary in its Content-Type")
     form = await _read_form(request, params[b"boundary"], option_fields)
     try:
-        return await run_in_threadpool(_from_archive, form, prefix)
+        return await run_in_threadpool(_from_archive, form, prefix, allow_split)
     finally:
         form.close()
 
@@ -213,8 +241,12 @@ async def read_labelled_json(request: Request) -> LabelledSet:
     return labelled
 
 
-async def read_labelled(request: Request, prefix: str, option_fields: tuple[str, ...]) -> LabelledSet:
-    """The body as a labelled set: multipart (`archive` + fields) or JSON (`uris`, `labels`, options)."""
+async def read_labelled(
+    request: Request, prefix: str, option_fields: tuple[str, ...], allow_split: bool = False
+) -> LabelledSet:
+    """The body as a labelled set: multipart (`archive` + fields) or JSON (`uris`, `labels`, options).
+
+    allow_split: an archive of train/ and val/ (or validation/) brings its own validation set (`val`)."""
     content_type, _ = parse_options_header(request.headers.get("content-type", ""))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.MAX_UPLOAD_BYTES:
@@ -222,7 +254,7 @@ async def read_labelled(request: Request, prefix: str, option_fields: tuple[str,
     if content_type == b"application/json":
         return await read_labelled_json(request)
     if content_type == b"multipart/form-data":
-        return await read_labelled_form(request, prefix, option_fields)
+        return await read_labelled_form(request, prefix, option_fields, allow_split)
     raise SubmissionError(
         415, 'send multipart/form-data (`archive`) or application/json {"uris": [...], "labels": [...]}'
     )

@@ -104,7 +104,7 @@ def _dataset_report(dataset: PreparedDataset, local: LocalData, upload_skipped: 
 def _run(ctx: WorkerContext, job: _Job, token: str, lease: Lease, tmp: Path) -> str:
     config = TrainingConfig.from_dict(TrainingOptions.model_validate(job.options).hyperparameters())
     local = fetch_training_data(ctx.reader, job.prefix, tmp / "data")
-    dataset = prepare_dataset(local.root, config)
+    dataset = prepare_dataset(local.root, config, val_source=local.val_root)
     _write(job.id, token, dataset=_dataset_report(dataset, local, job.skipped))
     checkpoint = SharedCheckpoint(job.prefix, tmp / "checkpoint")
     checkpoint.restore()

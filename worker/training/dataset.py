@@ -187,7 +187,7 @@ def prepare_dataset(
         raise DatasetError("no image left for validation: give each class at least 2 images, or a validation folder")
     report = _report(main, usable, train_idx, val_idx, skipped, imbalance_ratio, images is not None)
     split = {
-        "method": "folder" if val_src else "stratified",
+        "method": "given" if val_src else "stratified",  # given: a validation folder, val_fraction unused
         "seed": config.seed,
         "val_fraction": None if val_src else config.val_fraction,
         "val_files": [usable[i].file.rel for i in val_idx],

@@ -150,7 +150,7 @@ def test_a_validation_folder_replaces_the_split_and_must_use_known_classes(tmp_p
     val = _classes(tmp_path / "val", {"cat": 1, "dog": 2})
     dataset = prepare_dataset(train, CONFIG, val_source=val)
     assert (len(dataset.train), len(dataset.val)) == (5, 3)
-    assert dataset.split["method"] == "folder"
+    assert dataset.split["method"] == "given"
     assert dataset.split["val_files"] == ["cat/000.png", "dog/000.png", "dog/001.png"]
     _classes(val, {"bird": 1})
     with pytest.raises(DatasetError, match="validation class.*'bird'"):
