@@ -140,3 +140,21 @@ def test_a_given_validation_folder_must_have_the_training_classes(api, classes, 
     response = _train(api, folder_zip(classes, dirs=dirs))
     assert response.status_code == 422 and fragment in response.json()["detail"], response.text
     assert (_training_rows(api), _training_blobs(api)) == (rows, blobs)
+
+
+def test_a_labelled_form_is_read_by_the_jobs_multipart_reader_with_its_limits(api):
+    archive = folder_zip({"red": 1, "blue": 1})
+    twice = [("archive", ("a.zip", archive)), ("archive", ("b.zip", archive))]
+    long_name = [("archive", ("x" * 1100 + ".zip", archive))]
+    text = [("archive", (None, "not a file"))]
+    cases = [(twice, 422, "archive: send one archive per request"), (text, 422, "archive: must be a file upload")]
+    cases.append((long_name, 400, "longer than 1024 characters (IMAGEBATCH_MAX_FILENAME_LENGTH)"))
+    for files, status, fragment in cases:
+        response = api.client.post("/v1/training-jobs", files=files, data=OPTIONS)
+        assert response.status_code == status and fragment in response.json()["detail"], response.text
+    nameless = api.client.post(
+        "/v1/evaluations",
+        content=b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=B"},
+    )
+    assert nameless.status_code == 400 and "has no name" in nameless.json()["detail"], nameless.text
