@@ -19,10 +19,10 @@ from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.models import ModelUnavailable
 from imagebatch.worker.training import TrainingConfig, TrainingInputError, TrainingResult, prepare_dataset, train
 from imagebatch.worker.training.dataset import PreparedDataset
+from imagebatch.worker.training.job_data import LocalData, fetch_training_data
+from imagebatch.worker.training.job_epochs import EpochLog, SharedCheckpoint
+from imagebatch.worker.training.job_lease import Lease
 from imagebatch.worker.training.model import META_NAME, WEIGHTS_NAME
-from imagebatch.worker.training_data import LocalData, fetch_training_data
-from imagebatch.worker.training_epochs import EpochLog, SharedCheckpoint
-from imagebatch.worker.training_lease import Lease
 
 logger = logging.getLogger(__name__)
 
