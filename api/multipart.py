@@ -212,7 +212,7 @@ def _submission(reader: FormReader, images: ImageSink) -> Submission:
             )
     if not images.images:
         raise SubmissionError(422, 'no images: send `files` parts, one `archive`, or JSON {"uris": [...]}')
-    return Submission(options, images.images, images.skipped)
+    return Submission(options, images.images, images.skipped, images.digests)
 
 
 async def read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:

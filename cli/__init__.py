@@ -2,7 +2,7 @@
 
 import typer
 
-from imagebatch.cli import jobs, services, tools, training
+from imagebatch.cli import jobs, model_tools, services, tools, training
 from imagebatch.cli.common import EXIT_CODES
 from imagebatch.cli.keys import keys_app
 from imagebatch.core.config import settings
@@ -14,10 +14,11 @@ app = typer.Typer(
     add_completion=True,
 )
 # Top-level commands, listed by --help in this order: the services, the API's commands, the tools.
-for commands in (services.app, jobs.app, training.app, tools.app):
+for commands in (services.app, jobs.app, training.app, model_tools.app, tools.app):
     app.registered_commands += commands.registered_commands
 app.add_typer(tools.weights_app, name="weights")
 app.add_typer(keys_app, name="keys")
+training.models_app.registered_commands += model_tools.models_commands.registered_commands
 app.add_typer(training.models_app, name="models")
 
 

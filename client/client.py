@@ -12,6 +12,7 @@ from imagebatch.client.errors import ApiError, ApiUnreachable, NotFound, Unautho
 from imagebatch.client.files import RowProgress, replace_into
 from imagebatch.client.job import Job
 from imagebatch.client.models_api import ModelsApi
+from imagebatch.client.tools import ToolsApi
 from imagebatch.client.uploads import ARCHIVE_SUFFIXES, LazyFile, collect_files, collect_uris, suffix_of
 from imagebatch.core.config import settings
 
@@ -36,10 +37,11 @@ def _query(filters: dict[str, Any]) -> dict[str, str]:
     return {k: _encode(v) for k, v in filters.items() if v is not None and v is not False}
 
 
-class Client(ModelsApi):
+class Client(ModelsApi, ToolsApi):
     """Talks to one imagebatch API; use as a context manager or call close().
 
-    Jobs here; training, models and evaluations in ModelsApi (client/models_api.py).
+    Jobs here; training, models and evaluations in ModelsApi (client/models_api.py); model exports and
+    Grad-CAM maps in ToolsApi (client/tools.py).
     """
 
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 30.0) -> None:

@@ -8,6 +8,8 @@ PROCESS_CHUNK_TASK = "imagebatch.process_chunk"
 # Training jobs have a queue of their own, so classification and training can run in separate workers.
 TRAIN_TASK = "imagebatch.train_model"
 TRAIN_QUEUE = "imagebatch.train"
+# Exports and Grad-CAM maps are built on the model's queue, by a worker that serves that architecture.
+BUILD_ARTEFACT_TASK = "imagebatch.build_artefact"
 # What `imagebatch worker --queues` chooses from: the model queues (classify), the training queue (train).
 QUEUE_KINDS = ("classify", "train")
 # Redis priority lists 0 (consumed first) .. 9; core.chunks decides which chunk gets which.

@@ -1,4 +1,4 @@
-"""Table models: jobs and their image rows, API keys, label sets; training jobs and the model registry."""
+"""Table models: jobs and their image rows, API keys, label sets; training jobs, the model registry, artefacts."""
 
 import enum
 from datetime import UTC, datetime
@@ -127,6 +127,9 @@ class Job(Base):
     # Migration 0003_faults. SHA-256 of (tenant, the client's Idempotency-Key header): a retried
     # submission finds this job instead of creating another; unique, hence per tenant.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Migration 0009_admission: SHA-256 of what that submission asked for (options, each image's
+    # name, size and digest, or its URI); the same key with another body is refused (422).
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Set once every chunk message is in the broker; a queued job without it after a grace
     # period is one whose API died mid-submission, and the sweeper enqueues it.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -300,3 +303,33 @@ class RegisteredModel(Base):
 def registry_tenant(tenant: str | None) -> str:
     """The models table's tenant for a request's tenant (None when auth is off)."""
     return tenant or ""
+
+
+class Artefact(Base):
+    """A file a worker builds on request (migration 0009_tools): a model export or a Grad-CAM map.
+
+    One row per cache key (core.artefacts): pending -> ready | failed, changed only by db.lifecycle.artefacts.
+    """
+
+    __tablename__ = "artefacts"
+    __table_args__ = (UniqueConstraint("cache_key", name="uq_artefacts_cache_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    cache_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))  # export | gradcam
+    format: Mapped[str] = mapped_column(String(16))  # onnx | torchscript | heatmap | overlay
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    model: Mapped[str] = mapped_column(String(100))  # "resnet18" or a custom model's "name:version"
+    base_model: Mapped[str] = mapped_column(String(32))  # the architecture: its queue builds the artefact
+    # A custom model's at request time; a built-in model's recorded by the worker that built the file.
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    image_index: Mapped[int | None] = mapped_column(Integer)
+    class_index: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    storage_key: Mapped[str | None] = mapped_column(String(300))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # its build task last sent
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,11 +1,11 @@
-"""The worker's Celery app: imagebatch's shared configuration plus the chunk and training tasks, by name."""
+"""The worker's Celery app: imagebatch's shared configuration plus the chunk, training and artefact tasks, by name."""
 
 from celery import Task
 
 from imagebatch.core.logging import log_context
-from imagebatch.core.queueing import PROCESS_CHUNK_TASK, TRAIN_TASK, make_celery
+from imagebatch.core.queueing import BUILD_ARTEFACT_TASK, PROCESS_CHUNK_TASK, TRAIN_TASK, make_celery
 from imagebatch.db import webhooks
-from imagebatch.worker import runner
+from imagebatch.worker import artefacts, runner
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.tasks import RETRY_POLICY, TRAIN_BUSY_RETRY_SECONDS, ChunkTask
 from imagebatch.worker.training import job_runner
@@ -39,3 +39,9 @@ def train_model(self: Task, job_id: str) -> str:
             return job_runner.run_training_job(ctx, job_id)
     finally:
         ctx.training_slots.release()
+
+
+@app.task(name=BUILD_ARTEFACT_TASK, **RETRY_POLICY)
+def build_artefact(artefact_id: int) -> str:
+    """Build a model export or a Grad-CAM map; the work lives in worker.artefacts."""
+    return artefacts.build_artefact(WorkerContext.of(app), artefact_id)

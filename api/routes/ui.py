@@ -43,7 +43,7 @@ def get_job_summary(
     bins: Annotated[int, Query(ge=2, le=100)] = 20,
 ) -> dict[str, Any]:
     """Top-1 label counts, confidence and entropy histograms, and error categories of a job."""
-    get_job_or_404(session, job_id, tenant)
+    job = get_job_or_404(session, job_id, tenant)
     labels = session.execute(
         select(Image.top1_label, func.count())
         .where(Image.job_id == job_id, Image.top1_label.is_not(None))
@@ -64,8 +64,10 @@ def get_job_summary(
     ).all()
     confidences = [c for c, _ in rows if c is not None]  # all of them: the query skips NULLs
     entropies = [e for _, e in rows if e is not None]
-    # ln(1000) nats is the entropy of a uniform guess over ImageNet's classes: the natural top.
-    top_entropy = max([float(np.log(1000)), *entropies])
+    # ln(classes) nats, a uniform guess over the model's classes, is the natural top: ImageNet's 1,000
+    # until a worker has recorded the model (a custom model's own count from then on).
+    classes = (job.reproducibility or {}).get("num_classes") or 1000
+    top_entropy = max([float(np.log(classes)), *entropies])
     return {
         "job_id": job_id,
         "processed": len(rows),

@@ -42,11 +42,11 @@ export async function send(method, path) {
   return response.status === 204 ? null : response.json();
 }
 
-// XMLHttpRequest rather than fetch: only it reports upload progress.
-export function upload(form, onProgress) {
+// XMLHttpRequest rather than fetch: only it reports upload progress. POSTs to a job, training or evaluation route.
+export function upload(form, onProgress, path = "/v1/jobs") {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/v1/jobs");
+    xhr.open("POST", path);
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
     xhr.onload = () => {
@@ -86,4 +86,17 @@ export function showImage(img, path, onError = () => {}) {
     if (url.startsWith("blob:")) img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
     img.src = url;
   }).catch(onError);
+}
+
+// An image a worker builds on request (Grad-CAM): asked again after Retry-After while the API answers 202.
+export async function builtImageURL(path, params = {}, onWait = () => {}) {
+  const url = `${path}?${new URLSearchParams(params)}`;
+  for (;;) {
+    const response = await fetch(url, { headers: authHeaders() });
+    if (!response.ok) throw await failure(response);
+    if (response.status !== 202) return URL.createObjectURL(await response.blob());
+    onWait();
+    const seconds = Number(response.headers.get("Retry-After")) || 2;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
 }

@@ -4,13 +4,21 @@ import { apiKey } from "./api.js";
 import { renderImage } from "./image.js";
 import { renderJob } from "./job.js";
 import { renderJobs } from "./jobs.js";
+import { renderModel } from "./model.js";
+import { renderModels } from "./models.js";
 import { renderSubmit } from "./submit.js";
+import { renderTrain } from "./train.js";
+import { renderTraining } from "./training.js";
 import { toast } from "./ui.js";
 
 const ROUTES = [
   [/^#\/jobs\/([0-9a-f]+)\/images\/(\d+)$/, (m) => ["jobs", renderImage, { id: m[1], index: m[2] }]],
   [/^#\/jobs\/([0-9a-f]+)$/, (m) => ["jobs", renderJob, { id: m[1] }]],
-  [/^#\/submit$/, () => ["submit", renderSubmit, {}]],
+  [/^#\/submit(?:\?model=([\w.:-]+))?$/, (m) => ["submit", renderSubmit, { model: m[1] }]],
+  [/^#\/train$/, () => ["train", renderTrain, {}]],
+  [/^#\/training\/([0-9a-f]+)$/, (m) => ["train", renderTraining, { id: m[1] }]],
+  [/^#\/models$/, () => ["models", renderModels, {}]],
+  [/^#\/models\/([\w.:-]+)$/, (m) => ["models", renderModel, { ref: m[1] }]],
   [/^(#\/?)?$/, () => ["jobs", renderJobs, {}]],
 ];
 

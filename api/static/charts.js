@@ -1,4 +1,4 @@
-// Small SVG charts drawn here (no chart library): horizontal bars and histograms, themed by CSS.
+// Small SVG charts drawn here (no chart library): bars, histograms, epoch curves and a confusion heatmap, themed by CSS.
 
 const NS = "http://www.w3.org/2000/svg";
 
@@ -80,4 +80,107 @@ export function binValues(values, bins = 40) {
   for (const v of values) counts[Math.min(bins - 1, Math.floor(((v - lo) / (hi - lo)) * bins))] += 1;
   const edges = Array.from({ length: bins + 1 }, (_, i) => lo + ((hi - lo) * i) / bins);
   return { edges, counts };
+}
+
+// A round step (1, 2, 2.5 or 5 times a power of ten) that cuts `range` into about four intervals.
+function niceStep(range) {
+  const raw = range / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / power;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * power;
+}
+
+const plain = (v) => String(Number(v.toFixed(6)));
+
+// The y range rounded out to whole steps, unless the caller fixed an end (accuracy runs 0 to 1).
+function yScale(values, yMin, yMax) {
+  let lo = yMin ?? Math.min(...values);
+  let hi = yMax ?? Math.max(...values);
+  if (hi - lo < 1e-9) hi = lo + 1;
+  const step = niceStep(hi - lo);
+  if (yMin == null) lo = Math.floor(lo / step) * step;
+  if (yMax == null) hi = Math.ceil(hi / step) * step;
+  return { lo, hi, step };
+}
+
+// Horizontal grid lines with their values, epoch numbers (at most about ten) and the axis title.
+function epochAxes(root, f, { lo, hi, step }, yFormat) {
+  for (let value = lo, i = 0; value <= hi + step / 1e6; value = lo + step * ++i) {
+    root.append(el("line", { x1: f.left, x2: f.right, y1: f.Y(value), y2: f.Y(value), class: i ? "grid" : "axis" }));
+    root.append(el("text", { x: f.left - 6, y: f.Y(value) + 4, "text-anchor": "end" }, yFormat(value)));
+  }
+  const every = Math.max(1, Math.ceil((f.epochs - 1) / 10));
+  for (let x = 1; x <= f.epochs; x += every) {
+    root.append(el("text", { x: f.X(x), y: f.bottom + 16, "text-anchor": "middle" }, String(x)));
+  }
+  root.append(el("text", { x: (f.left + f.right) / 2, y: f.bottom + 34, "text-anchor": "middle", class: "axis-label" }, "epoch"));
+}
+
+// Line chart of per-epoch values. series: [{name, cls, points: [[epoch, value], ...]}]; the x axis runs from
+// epoch 1 to `xMax` (the planned epochs), so a live run's curves grow into the chart instead of rescaling it.
+export function lineChart(series, { title = "", width = 560, height = 240, xMax = 1, yMin, yMax, yFormat = plain, tipFormat = (v) => fmt(v, 4) } = {}) {
+  const points = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
+  if (!points.length) return empty("no finished epoch yet");
+  const range = yScale(points.map(([, y]) => y), yMin, yMax);
+  const f = { left: 46, right: width - 14, top: 28, bottom: height - 42, epochs: Math.max(2, xMax, ...points.map(([x]) => x)) };
+  f.X = (x) => f.left + ((x - 1) / (f.epochs - 1)) * (f.right - f.left);
+  f.Y = (y) => f.bottom - ((y - range.lo) / (range.hi - range.lo)) * (f.bottom - f.top);
+  const root = svg(width, height, title);
+  epochAxes(root, f, range, yFormat);
+  series.forEach((s, k) => {
+    const pts = s.points.filter(([, y]) => Number.isFinite(y));
+    root.append(el("polyline", { points: pts.map(([x, y]) => `${f.X(x)},${f.Y(y)}`).join(" "), class: `line ${s.cls}` }));
+    for (const [x, y] of pts) {
+      const dot = el("circle", { cx: f.X(x), cy: f.Y(y), r: 3.5, class: `dot ${s.cls}`, "data-series": s.name, "data-epoch": x });
+      dot.append(el("title", {}, `${s.name}, epoch ${x}: ${tipFormat(y)}`));
+      root.append(dot);
+    }
+    const lx = f.right - (series.length - k) * 110;
+    root.append(el("rect", { x: lx, y: 6, width: 14, height: 4, rx: 2, class: `swatch ${s.cls}` }));
+    root.append(el("text", { x: lx + 20, y: 12 }, s.name));
+  });
+  return root;
+}
+
+// Confusion matrix: rows are true classes, columns predictions. A cell's colour strength is its share of the
+// row (recall on the diagonal); green on the diagonal, red off it; counts are written in cells big enough.
+export function heatmap(classes, rows, { title = "confusion matrix", id } = {}) {
+  const n = classes.length;
+  if (!n) return empty("no classes");
+  const size = Math.max(10, Math.min(56, Math.floor(560 / n)));
+  const names = classes.map((c) => (c.length > 14 ? `${c.slice(0, 13)}…` : c));
+  const left = 18 + 7 * Math.max(...names.map((c) => c.length));
+  const top = 26 + (size >= 30 ? 16 : 7 * Math.max(...names.map((c) => c.length)));
+  const width = left + n * size + 6;
+  const root = svg(width, top + n * size + 6, title);
+  root.setAttribute("class", "chart heat");
+  root.setAttribute("style", `max-width:${width}px`);
+  if (id) root.id = id;
+  root.append(el("text", { x: left + (n * size) / 2, y: 12, "text-anchor": "middle", class: "axis-label" }, "predicted →"));
+  root.append(el("text", { x: 4, y: top - 6, class: "axis-label" }, "true ↓"));
+  names.forEach((name, j) => {
+    const cx = left + j * size + size / 2;
+    const attrs = size >= 30 ? { x: cx, y: top - 6, "text-anchor": "middle" }
+      : { x: cx + 4, y: top - 6, transform: `rotate(-90 ${cx + 4} ${top - 6})` };
+    root.append(el("text", { ...attrs, class: "col-label" }, name));
+  });
+  rows.forEach((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0) || 1;
+    const y = top + i * size;
+    root.append(el("text", { x: left - 6, y: y + size / 2 + 4, "text-anchor": "end", class: "row-label" }, names[i]));
+    row.forEach((count, j) => {
+      const kind = count === 0 ? "zero" : i === j ? "hit" : "miss";
+      const cell = el("rect", {
+        x: left + j * size, y, width: size - 2, height: size - 2, rx: 3, class: `cell ${kind}`,
+        "fill-opacity": count ? (0.25 + (0.75 * count) / total).toFixed(3) : 1,
+        "data-row": i, "data-col": j, "data-count": count,
+      });
+      cell.append(el("title", {}, `true ${classes[i]} → predicted ${classes[j]}: ${count} (${((100 * count) / total).toFixed(1)}% of the row)`));
+      root.append(cell);
+      if (count && size >= 20) {
+        root.append(el("text", { x: left + j * size + (size - 2) / 2, y: y + size / 2 + 3, "text-anchor": "middle", class: "cell-count" }, String(count)));
+      }
+    });
+  });
+  return root;
 }

@@ -1,6 +1,6 @@
-// Image page: the picture, its top-k bars, embedding histogram, image statistics, uncertainty, neighbours.
+// Image page: the picture (or what the model looks at), its top-k bars, embedding histogram, statistics, neighbours.
 
-import { getJSON, showImage } from "./api.js";
+import { builtImageURL, getJSON, showImage } from "./api.js";
 import { barChart, binValues, empty, histogram } from "./charts.js";
 import { badge, h, num, pct, toast } from "./ui.js";
 
@@ -29,6 +29,31 @@ function neighbours(result) {
   }));
 }
 
+// "What the model looks at": the Grad-CAM overlay of the top-1 class over the model's input crop, in place
+// of the picture while the box is ticked; a worker computes it on first request (the API answers 202 till then).
+function gradcamToggle(item, picture) {
+  const note = h("div", { class: "muted", id: "gradcam-note" });
+  const overlay = h("img", { class: "full", alt: `Grad-CAM of ${item.top1_label}`, id: "gradcam-image", hidden: true });
+  let loaded = false;
+  const box = h("input", { type: "checkbox", id: "gradcam-toggle" });
+  box.addEventListener("change", () => {
+    picture.hidden = box.checked;
+    overlay.hidden = !box.checked;
+    note.textContent = box.checked ? `Grad-CAM (last conv block) for "${item.top1_label}" on the model's input crop` : "";
+    if (!box.checked || loaded) return;
+    loaded = true;
+    const path = `/v1/jobs/${item.job_id}/images/${item.index}/gradcam`;
+    builtImageURL(path, { format: "overlay" }, () => { note.textContent = "a worker is computing the Grad-CAM map…"; })
+      .then((url) => {
+        overlay.src = url;
+        note.textContent = `Grad-CAM (last conv block) for "${item.top1_label}" on the model's input crop`;
+      })
+      .catch((e) => { loaded = false; note.textContent = e.message; });
+  });
+  const toggle = h("label", { class: "toggle" }, box, " What the model looks at");
+  return [overlay, h("div", { class: "gradcam-row" }, toggle, note)];
+}
+
 export function renderImage(root, { id, index }) {
   let alive = true;
   (async () => {
@@ -53,7 +78,7 @@ export function renderImage(root, { id, index }) {
         h("div", { class: "sub" }, item.top1_label ? `${item.top1_label} · ${pct(item.confidence)}` : (item.error ? `${item.error.category}: ${item.error.message}` : item.status)))),
       h("div", { class: "stack" },
         h("div", { class: "hero" },
-          h("div", { class: "card" }, picture),
+          h("div", { class: "card" }, picture, item.status === "ok" ? gradcamToggle(item, picture) : null),
           h("div", { class: "stack" },
             h("div", { class: "card", id: "topk" }, h("h2", {}, `Top-${topk.length || "k"} predictions`),
               barChart(topk, { title: "top-k probabilities", max: 1, format: (v) => pct(v) })),

@@ -16,10 +16,14 @@ function thumb(jobId, item) {
   }
   const img = h("img", { alt: item.source, loading: "lazy" });
   showImage(img, `/v1/jobs/${jobId}/images/${item.index}/thumbnail`);
-  return h("a", { class: "thumb", href, title: item.source, dataset: { index: item.index } },
+  // An evaluation's image carries its true label: shown under the prediction, a miss outlined.
+  const labelled = item.true_label != null;
+  const miss = labelled && item.true_label !== item.top1_label;
+  return h("a", { class: `thumb${miss ? " miss" : ""}`, href, title: item.source, dataset: { index: item.index } },
     h("div", { class: "pic" }, img),
     h("div", { class: "confbar" }, h("span", { style: `width:${100 * item.confidence}%` })),
     h("div", { class: "cap" }, h("div", { class: "label" }, item.top1_label),
+      labelled && h("div", { class: "truth" }, `true: ${item.true_label}`),
       h("div", { class: "conf" }, `${pct(item.confidence)} · H ${num(item.entropy, 2)}`)));
 }
 
@@ -39,13 +43,19 @@ function filterBar(onChange) {
     max_entropy: h("input", { type: "number", step: "0.1", min: 0, style: "width:90px" }),
     status: h("select", {}, ["", "ok", "error", "pending", "cancelled"].map((s) => h("option", { value: s }, s || "any"))),
     sort: h("select", { id: "f-sort" }, Object.keys(SORTS).map((s) => h("option", { value: s }, s.replace("-", " ")))),
+    correct: h("select", { id: "f-correct" }, [["", "any"], ["false", "misclassified"], ["true", "correct"]]
+      .map(([value, text]) => h("option", { value }, text))),
   };
   const values = () => Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()]));
   for (const el of Object.values(inputs)) el.addEventListener("change", () => onChange(values()));
   const bar = h("div", { class: "filters" },
     field("Label", inputs.label), field("Min conf.", inputs.min_confidence), field("Max conf.", inputs.max_confidence),
     field("Max entropy", inputs.max_entropy), field("Status", inputs.status), field("Sort loaded", inputs.sort));
-  return { bar, values };
+  const correct = h("label", { class: "field", hidden: true }, "Prediction", inputs.correct);
+  bar.append(correct);
+  // Only an evaluation's images have a true label to be right or wrong about.
+  const labelled = (yes) => { correct.hidden = !yes; };
+  return { bar, values, labelled };
 }
 
 function header(job, root) {
@@ -93,7 +103,7 @@ export function renderJob(root, { id }) {
   const grid = h("div", { class: "thumbs", id: "thumbs" });
   const more = h("button", { class: "btn", hidden: true }, "Load more");
   let items = [], cursor = null, filters = {}, lastState = null, stopped = false, gridDone = -1, gridAt = 0;
-  const { bar } = filterBar((v) => { filters = v; reload(); });
+  const { bar, labelled } = filterBar((v) => { filters = v; reload(); });
 
   async function loadPage() {
     const { sort, ...query } = filters;
@@ -111,7 +121,7 @@ export function renderJob(root, { id }) {
     if (stopped) return;
     try {
       const job = await getJSON(`/v1/jobs/${id}`);
-      if (job.state !== lastState) header(job, head);
+      if (job.state !== lastState) { header(job, head); labelled(job.kind === "evaluate"); }
       live.replaceChildren(h("h2", {}, "Progress"), ...liveStats(job));
       chartBox.replaceChildren(...charts(await getJSON(`/v1/jobs/${id}/summary`)));
       const changed = job.state !== lastState;

@@ -1,6 +1,7 @@
 // Submit page: drop images or one archive, pick the model and options, upload with a progress bar.
 
 import { upload } from "./api.js";
+import { modelSelect } from "./modelpicker.js";
 import { h, toast } from "./ui.js";
 
 const ARCHIVE = /\.(zip|tar|tgz|tar\.gz)$/i;
@@ -9,7 +10,7 @@ function option(name, values, chosen) {
   return h("select", { name, id: `opt-${name}` }, values.map((v) => h("option", { value: v, selected: v === chosen }, v)));
 }
 
-export function renderSubmit(root) {
+export function renderSubmit(root, { model = "" } = {}) {
   let files = [];
   const input = h("input", { type: "file", id: "file-input", multiple: true, hidden: true,
                              accept: "image/*,.zip,.tar,.tgz,.gz" });
@@ -69,7 +70,7 @@ export function renderSubmit(root) {
     h("div", { class: "card" },
       h("h2", {}, "Options"),
       h("div", { class: "row" },
-        h("label", { class: "field" }, "Model", option("model", ["resnet18", "resnet50"], "resnet18")),
+        h("label", { class: "field" }, "Model", modelSelect("model", model)),
         h("label", { class: "field" }, "Top-k", h("input", { name: "top_k", type: "number", min: 1, max: 20, value: 5, style: "width:80px" })),
         h("label", { class: "field" }, "Precision", option("precision", ["auto", "fp32", "bf16", "fp16"], "auto")),
         h("label", { class: "field", title: "exact: torchvision's preprocessing bit for bit; fast: reduced-scale JPEG decode, about twice as quick" }, "Decode",
@@ -78,7 +79,7 @@ export function renderSubmit(root) {
             h("option", { value: "exact" }, "exact"), h("option", { value: "fast" }, "fast"))),
         h("label", { class: "field", style: "flex:1" }, "Completion webhook (optional)",
           h("input", { name: "callback_url", type: "url", placeholder: "https://example.com/hooks/imagebatch" })),
-        h("label", { class: "check" }, h("input", { type: "checkbox", name: "store_probabilities" }), "Store all 1000 probabilities"))),
+        h("label", { class: "check" }, h("input", { type: "checkbox", name: "store_probabilities" }), "Store every class probability"))),
     h("div", { class: "card stack" }, bar, h("div", { class: "row" }, go, status)));
   root.append(h("div", { class: "page-head" },
     h("div", {}, h("h1", {}, "New job"), h("div", { class: "sub" }, "Images are stored, queued and classified by the workers."))), form);

@@ -7,12 +7,12 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from imagebatch.db.models import Base, Image, Job, LabelSet, RegisteredModel, TrainingJob
+from imagebatch.db.models import Artefact, Base, Image, Job, LabelSet, RegisteredModel, TrainingJob
 from imagebatch.db.session import make_engine
 from tests.harness.services import scratch_database
 
 PG_DB = "imagebatch_db_test"
-TABLES = (Image, LabelSet, Job, TrainingJob, RegisteredModel)  # emptied before each test, children first
+TABLES = (Artefact, Image, LabelSet, Job, TrainingJob, RegisteredModel)  # emptied before each test, children first
 
 
 @pytest.fixture(scope="session")

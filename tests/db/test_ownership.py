@@ -1,11 +1,11 @@
-"""One owner per idea, checked on the source: only db.lifecycle writes jobs and images; core never reaches up."""
+"""One owner per idea, checked on the source: only db.lifecycle writes jobs, images, artefacts; core never looks up."""
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = ("api", "core", "db", "worker", "client", "cli", "bench", "scripts")
-TABLES = {"Job", "Image"}
+TABLES = {"Job", "Image", "Artefact"}
 # Columns that record where a job, image or webhook delivery stands: set only by db.lifecycle.
 STATE_COLUMNS = {
     "state",

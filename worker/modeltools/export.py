@@ -69,8 +69,9 @@ def crop_size(card: ModelCard) -> int:
 
 
 def _plain_copy(net: nn.Module) -> nn.Module:
-    """An fp32, contiguous-format eval copy: exporters trace memory-format conversions otherwise."""
-    return copy.deepcopy(net).to(memory_format=torch.contiguous_format).float().eval()
+    """An fp32, contiguous-format eval copy on the CPU: exporters trace memory-format conversions otherwise,
+    and the example input is a CPU tensor (a worker's model may live on a GPU)."""
+    return copy.deepcopy(net).cpu().to(memory_format=torch.contiguous_format).float().eval()
 
 
 def onnx_model(net: nn.Module, size: int, opset: int = ONNX_OPSET) -> onnx.ModelProto:

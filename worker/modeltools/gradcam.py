@@ -57,7 +57,8 @@ def grad_cam(net: ResNetWithEmbedding, image: torch.Tensor, class_index: int | N
     if class_index is not None:
         _check_class(class_index, classes)
     with torch.inference_mode(False), torch.enable_grad():
-        x = image.detach().clone().float().unsqueeze(0)
+        device = next(net.parameters()).device  # a worker's model may live on a GPU
+        x = image.detach().clone().float().unsqueeze(0).to(device)
         activations = net.features(x).float()  # layer4's output: 1×C×h×w
         activations.requires_grad_(True)
         logits = net.fc(torch.flatten(net.avgpool(activations), 1))[0]
@@ -68,7 +69,8 @@ def grad_cam(net: ResNetWithEmbedding, image: torch.Tensor, class_index: int | N
         cam = F.relu((weights * activations).sum(dim=1, keepdim=True))
         cam = F.interpolate(cam, size=tuple(image.shape[1:]), mode="bilinear", align_corners=False)[0, 0]
         probability = float(torch.softmax(logits.detach().float(), dim=0)[chosen])
-    return GradCam(class_index=chosen, probability=probability, heatmap=_min_max(cam).numpy().astype(np.float32))
+    heatmap = _min_max(cam).cpu().numpy().astype(np.float32)
+    return GradCam(class_index=chosen, probability=probability, heatmap=heatmap)
 
 
 def jet(values: np.ndarray) -> np.ndarray:

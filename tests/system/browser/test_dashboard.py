@@ -2,7 +2,6 @@
 
 import csv
 import io
-import shutil
 from pathlib import Path
 
 import httpx
@@ -10,41 +9,20 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
+from tests.harness.browser import launch_browser
+from tests.harness.browser import new_page as _page
+from tests.harness.browser import paste_key as _paste_key
 from tests.harness.images import photo, write_broken, write_photos
 from tests.harness.stack import wait_for_job
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "artifacts" / "screenshots"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (scripts/test.sh installs it with `apt-get install -y chromium`)")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
-    executable = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-def _page(browser, scheme: str):
-    context = browser.new_context(viewport={"width": 1366, "height": 860}, color_scheme=scheme, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return context, page, errors
-
-
-def _paste_key(page, key: str) -> None:
-    page.click("#key-status")
-    page.fill("#api-key", key)
-    page.click("#key-form button[type=submit]")
-    assert page.evaluate("localStorage.getItem('imagebatch.apiKey')") == key
+    yield from launch_browser()
 
 
 def test_submit_watch_inspect_and_export_in_the_browser(browser, stack, api_key, client, tmp_path):

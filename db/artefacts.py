@@ -1,0 +1,63 @@
+"""Read-side queries of artefacts: one by id for the worker that builds it, with what building it needs."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from imagebatch.core.catalog import ModelRef
+from imagebatch.db.models import Artefact, Image, RegisteredModel
+from imagebatch.db.registry import find_model
+
+
+@dataclass(frozen=True)
+class BuildOrder:
+    """An artefact as its worker sees it: what to build, from which weights and (Grad-CAM) which image."""
+
+    id: int
+    kind: str
+    format: str
+    state: str
+    model: str
+    base_model: str
+    # A custom model's registry entry (name, version, weights key, weights SHA-256); None for a built-in.
+    custom: tuple[str, int, str, str] | None
+    custom_missing: bool  # a custom model whose version was deleted since the request
+    job_id: str | None
+    image_index: int | None
+    class_index: int | None
+    image_location: str | None
+
+
+def _custom_entry(session: Session, row: Artefact) -> RegisteredModel | None:
+    name, _, version = row.model.partition(":")
+    if not version:
+        return None
+    return find_model(session, row.tenant or None, ModelRef(name, int(version)))
+
+
+def build_order(session: Session, artefact_id: int) -> BuildOrder | None:
+    """The artefact with its custom model's registry entry and its image's location; None if it is gone."""
+    row = session.get(Artefact, artefact_id)
+    if row is None:
+        return None
+    custom = _custom_entry(session, row)
+    location = None
+    if row.job_id is not None:
+        location = session.scalar(
+            select(Image.location).where(Image.job_id == row.job_id, Image.idx == row.image_index)
+        )
+    return BuildOrder(
+        id=row.id,
+        kind=row.kind,
+        format=row.format,
+        state=row.state,
+        model=row.model,
+        base_model=row.base_model,
+        custom=None if custom is None else (custom.name, custom.version, custom.weights_key, custom.weights_sha256),
+        custom_missing=":" in row.model and custom is None,
+        job_id=row.job_id,
+        image_index=row.image_index,
+        class_index=row.class_index,
+        image_location=location,
+    )
