@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/training-jobs", tags=["training"])
 _STATES = tuple(state.value for state in JobState)
 OPTION_FIELDS = tuple(TrainingOptions.model_fields)
+_GIVEN_SPLIT = "; or train/ and val/ (or validation/) folders in that layout: validated on val/, val_fraction unused"
 
 
 def get_training_job_or_404(session: Session, job_id: str, tenant: str | None) -> TrainingJob:
@@ -130,7 +131,7 @@ def _view(job_id: str) -> TrainingJobView:
     "",
     status_code=202,
     response_model=TrainingJobView,
-    openapi_extra=labelled_request_body(TrainingOptions, required=("name",)),
+    openapi_extra=labelled_request_body(TrainingOptions, required=("name",), archive_note=_GIVEN_SPLIT),
     responses=error_responses(401, 413, 415, 422, 429, 503),
 )
 async def create_training_job(request: Request, response: Response, tenant: TenantDep) -> TrainingJobView:
