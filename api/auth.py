@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from imagebatch.api.deps import SessionDep
 from imagebatch.core.config import settings
 from imagebatch.db.keys import tenant_for_secret
+from imagebatch.db.session import session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -20,16 +20,16 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="imagebatch"'})
 
 
-def require_tenant(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str | None:
+def require_tenant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
     """The tenant of the request's API key; None when IMAGEBATCH_AUTH_ENABLED is false."""
     if not settings.AUTH_ENABLED:
         return None
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing API key: send `Authorization: Bearer <key>` (see `imagebatch keys create`)")
-    tenant = tenant_for_secret(session, credentials.credentials)
+    # Its own short transaction, not the request's session: a submission's route then streams
+    # its upload holding no pooled connection (a crowd of uploads would otherwise drain the pool).
+    with session_scope() as session:
+        tenant = tenant_for_secret(session, credentials.credentials)
     if tenant is None:
         raise _unauthorized("invalid or revoked API key")
     return tenant

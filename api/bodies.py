@@ -28,6 +28,8 @@ class Submission:
     options: JobOptions
     images: list[ImageSource]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # "<size>:<sha256>" of each uploaded image, in the order of `images` (none for a URI list).
+    digests: list[str] = field(default_factory=list)
 
 
 def parse_options(raw: dict[str, Any]) -> JobOptions:

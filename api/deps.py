@@ -20,7 +20,9 @@ def get_db() -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# Closed as the route function returns, before the response goes out: a slow reader of the
+# answer never holds a pooled connection (streaming routes page with sessions of their own).
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def get_job_or_404(session: Session, job_id: str, tenant: str | None = None) -> Job:

@@ -4,15 +4,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from uvicorn.config import LOGGING_CONFIG
 
+from imagebatch.api.admission import RETRY_AFTER_BUSY, SubmissionGate
 from imagebatch.api.auth import require_tenant
 from imagebatch.api.metrics import HttpMetrics, make_registry
 from imagebatch.api.routes import (
@@ -40,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Blocking work (database, storage, broker) runs on these threads; one connection each at most,
+    # so with as many threads as pooled connections none waits for a connection.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     if settings.AUTO_MIGRATE:
         try:
             await run_in_threadpool(upgrade_to_head)
@@ -59,7 +65,21 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OperationalError)  # registered for OperationalError only
     reason = str(exc.orig or exc).strip().splitlines()
     logger.warning("database unavailable: %s", reason[0] if reason else exc)
-    return JSONResponse({"detail": f"database unavailable: {reason[0] if reason else exc}"}, status_code=503)
+    return JSONResponse(
+        {"detail": f"database unavailable: {reason[0] if reason else exc}"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+    )
+
+
+async def _pool_exhausted(_request: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT: overload, which a client should retry.
+    logger.warning("no database connection free within %gs: %s", settings.DB_POOL_TIMEOUT, exc)
+    return JSONResponse(
+        {"detail": "server busy: no database connection free (IMAGEBATCH_DB_POOL_SIZE); retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+    )
 
 
 def operation_id(route: APIRoute) -> str:
@@ -84,10 +104,12 @@ def create_app() -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.metrics_registry = make_registry()
+    app.state.submission_gate = SubmissionGate(settings.MAX_SUBMISSIONS_IN_FLIGHT, settings.SUBMIT_QUEUE_TIMEOUT)
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
     app.add_middleware(JobLogContext)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     _include_v1(app, jobs.router)
     _include_v1(app, results.router)
     app.include_router(health.router)

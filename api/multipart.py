@@ -181,7 +181,7 @@ class _FormReader:
                 )
         if not self.images.images:
             raise SubmissionError(422, 'no images: send `files` parts, one `archive`, or JSON {"uris": [...]}')
-        return Submission(options, self.images.images, self.images.skipped)
+        return Submission(options, self.images.images, self.images.skipped, self.images.digests)
 
     def close(self) -> None:
         for handle in (self._sink, self.archive):

@@ -1,5 +1,6 @@
 """Stream uploaded images and archive members to blob storage, numbered in arrival order."""
 
+import hashlib
 import lzma
 import re
 import stat
@@ -78,6 +79,22 @@ def extension(name: str) -> str:
     return match.group(0).lower() if match else ""
 
 
+class _Digesting:
+    """Reads through to a stream, counting and hashing the bytes (an upload's Idempotency-Key fingerprint)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.hash, self.size = stream, hashlib.sha256(), 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        block = self.stream.read(size)
+        self.hash.update(block)
+        self.size += len(block)
+        return block
+
+    def digest(self) -> str:
+        return f"{self.size}:{self.hash.hexdigest()}"
+
+
 class ImageSink:
     """Numbers images in arrival order and streams each one to '<job_id>/<idx:06d><ext>'."""
 
@@ -86,6 +103,7 @@ class ImageSink:
         self.max_images = max_images
         self.images: list[ImageSource] = []
         self.skipped: list[dict[str, str]] = []
+        self.digests: list[str] = []  # "<size>:<sha256>" of each image, in the order of `images`
 
     def _next_key(self, source: str) -> str:
         if self.max_images is not None and len(self.images) >= self.max_images:
@@ -97,20 +115,24 @@ class ImageSink:
 
     def add(self, source: str, stream: IO[bytes]) -> None:
         key = self._next_key(source)
-        self.store.write_stream(key, stream)
+        reader = _Digesting(stream)
+        self.store.write_stream(key, reader)
         self.images.append(ImageSource(source=source, location=f"blob:{key}"))
+        self.digests.append(reader.digest())
 
     def add_member(self, source: str, open_member: Callable[[], AbstractContextManager[IO[bytes]]]) -> None:
         """Like add, but an unreadable archive member is skipped rather than fatal."""
         key = self._next_key(source)
         try:
             with open_member() as stream:
-                self.store.write_stream(key, stream)
+                reader = _Digesting(stream)
+                self.store.write_stream(key, reader)
         except _MEMBER_ERRORS as exc:
             self.store.delete_prefix(key)
             self.skip(source, f"unreadable archive member: {exc}")
             return
         self.images.append(ImageSource(source=source, location=f"blob:{key}"))
+        self.digests.append(reader.digest())
 
 
 def member_problem(name: str, *, is_dir: bool, is_file: bool) -> str | None:

@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     DB_RETRY_SECONDS: float = Field(default=300.0, ge=0)
     # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.
     DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
+    # Each process's connection pool: DB_POOL_SIZE kept open, up to DB_MAX_OVERFLOW more under load;
+    # a request that finds none free within DB_POOL_TIMEOUT seconds is answered 503 with Retry-After.
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=30, ge=0, le=500)
+    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    # Threads that run the API's blocking work (database, storage, broker); 0 = the pool's full size
+    # (DB_POOL_SIZE + DB_MAX_OVERFLOW), so a thread holding one connection never waits for one.
+    API_THREADS: int = Field(default=0, ge=0, le=1000)
+    # Submissions one API process reads at once; the next ones wait up to SUBMIT_QUEUE_TIMEOUT
+    # seconds for a turn, then are answered 503 with Retry-After (0 = no limit).
+    MAX_SUBMISSIONS_IN_FLIGHT: int = Field(default=64, ge=0)
+    SUBMIT_QUEUE_TIMEOUT: float = Field(default=30.0, gt=0)
 
     # Custom models and training (README "Custom models").
     # What a worker consumes: classify (the queues of WORKER_MODELS), train (the training queue), or both.
@@ -164,6 +176,10 @@ class Settings(BaseSettings):
     def allowed_roots(self) -> list[Path]:
         parts = self.ALLOWED_ROOTS.replace(",", ":").split(":")
         return [Path(p).expanduser().resolve() for p in parts if p.strip()]
+
+    @property
+    def api_threads(self) -> int:
+        return self.API_THREADS or self.DB_POOL_SIZE + self.DB_MAX_OVERFLOW
 
     @property
     def worker_models(self) -> list[str]:

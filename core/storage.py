@@ -3,13 +3,19 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import IO, BinaryIO
+from typing import BinaryIO, Protocol
 
 from fsspec.core import url_to_fs
 
 from imagebatch.core.config import settings
 
 _COPY_BUFFER = 1024 * 1024
+
+
+class Readable(Protocol):
+    """What write_stream copies from: any object with read(size) -> bytes (a file, a hashing reader)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class BlobStore:
@@ -26,7 +32,7 @@ class BlobStore:
     def _make_parent(self, key: str) -> None:
         self.fs.makedirs(self.path(key).rsplit("/", 1)[0], exist_ok=True)
 
-    def write_stream(self, key: str, stream: IO[bytes]) -> int:
+    def write_stream(self, key: str, stream: "Readable") -> int:
         """Copy a file-like object to storage in 1 MiB pieces; returns bytes written."""
         written = 0
         self._make_parent(key)

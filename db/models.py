@@ -127,6 +127,9 @@ class Job(Base):
     # Migration 0003_faults. SHA-256 of (tenant, the client's Idempotency-Key header): a retried
     # submission finds this job instead of creating another; unique, hence per tenant.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Migration 0009_admission: SHA-256 of what that submission asked for (options, each image's
+    # name, size and digest, or its URI); the same key with another body is refused (422).
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Set once every chunk message is in the broker; a queued job without it after a grace
     # period is one whose API died mid-submission, and the sweeper enqueues it.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

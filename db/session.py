@@ -25,14 +25,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
-        if path and path != ":memory:":
+        in_memory = not path or path == ":memory:"  # one connection, SQLAlchemy's SingletonThreadPool
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        pool = {} if in_memory else _pool()
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # A bounded connect so requests fail fast (503) while PostgreSQL is away instead of hanging.
     connect_args = {"connect_timeout": settings.DB_CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **_pool())
+
+
+def _pool() -> dict[str, Any]:
+    # A bounded wait for a free connection: sqlalchemy.exc.TimeoutError, which the API answers 503.
+    return {
+        "pool_size": settings.DB_POOL_SIZE,
+        "max_overflow": settings.DB_MAX_OVERFLOW,
+        "pool_timeout": settings.DB_POOL_TIMEOUT,
+    }
 
 
 @cache

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from imagebatch.api import idempotency
+from imagebatch.api.admission import RETRY_AFTER_BUSY
 from imagebatch.api.auth import TenantDep
 from imagebatch.api.bodies import Submission, SubmissionError
 from imagebatch.api.deps import SessionDep, get_job_or_404
@@ -39,12 +40,14 @@ def load_job_view(session: Session, job_id: str, tenant: str | None = None) -> J
 
 
 def _create(
-    job_id: str, sub: Submission, idempotency_key: str | None = None, tenant: str | None = None
-) -> ResolvedModel:
+    job_id: str, sub: Submission, key: str | None, fingerprint: str | None, tenant: str | None
+) -> tuple[ResolvedModel, JobView]:
+    """Insert the job in one transaction, the tenant's limits checked first under its lock; the
+    answer's view is read in it too, so nothing after the commit can fail the submission."""
     with session_scope() as session:
         check_tenant_limits(session, tenant, len(sub.images))
         model = resolve_model(session, tenant, sub.options.model)
-        lifecycle.create_job(
+        job = lifecycle.create_job(
             session=session,
             job_id=job_id,
             model=model.base_model,
@@ -55,7 +58,8 @@ def _create(
             images=sub.images,
             skipped=sub.skipped,
             tenant=tenant,
-            idempotency_key=idempotency_key,
+            idempotency_key=key,
+            idempotency_fingerprint=fingerprint,
             callback_url=sub.options.callback_url,
             decode=sub.options.decode,
             # Fixed at submission, so every chunk decodes alike whichever worker runs it.
@@ -63,12 +67,22 @@ def _create(
             custom_model=model.custom_model,
             model_version=model.version,
         )
-    return model
+        session.flush()
+        view = views.job_views(session, [job])[0]
+    return model, view
 
 
-def _fail(job_id: str, message: str) -> None:
-    with session_scope() as session:
-        lifecycle.fail_job(session=session, job_id=job_id, message=message)
+def _withdraw(job_id: str) -> bool:
+    """Delete a job whose chunks could not be sent; False if that failed too, or it was taken on."""
+    try:
+        with session_scope() as session:
+            withdrawn = lifecycle.withdraw_job(session=session, job_id=job_id)
+    except Exception as exc:
+        logger.error("job %s: could not withdraw it either (the sweeper will send it): %s", job_id, exc)
+        return False
+    if withdrawn:
+        get_store().delete_prefix(f"{job_id}/")
+    return withdrawn
 
 
 def _view(job_id: str, tenant: str | None = None) -> JobView:
@@ -99,41 +113,79 @@ async def _existing(response: Response, job_id: str, tenant: str | None) -> JobV
 async def submit_job(request: Request, response: Response, tenant: TenantDep) -> JobView:
     """Submit images (multipart `files` or `archive`, or JSON `uris`); answers at once, queued."""
     key = idempotency.read_key(request, tenant)
-    if key and (found := await run_in_threadpool(idempotency.find_job, key)):
-        return await _existing(response, found, tenant)  # the job the first attempt created
-    await run_in_threadpool(_admit, tenant)
-    job_id = uuid4().hex
-    bind_job(job_id)
-    try:
-        sub = await read_submission(request, job_id)
-    except SubmissionError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from exc
-    try:
-        check_job_size(len(sub.images))
-        model = await run_in_threadpool(_create, job_id, sub, key, tenant)
-    except Exception as exc:
-        await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
-        # A concurrent retry with the same key won: answer with its job.
-        if key and isinstance(exc, IntegrityError) and (found := await run_in_threadpool(idempotency.find_job, key)):
-            return await _existing(response, found, tenant)
-        raise
-    try:
-        await run_in_threadpool(enqueue_chunks, job_id, model.base_model, len(sub.images), settings.CHUNK_SIZE)
-    except Exception as exc:
-        logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
-        message = f"broker unavailable, job could not be queued: {exc}"
-        await run_in_threadpool(_fail, job_id, message)
-        raise HTTPException(503, f"{message} (job {job_id} marked failed)") from exc
-    await run_in_threadpool(idempotency.record_enqueued, job_id)
+    # No step below holds a pooled connection while it waits on the client, storage or broker.
+    async with request.app.state.submission_gate.turn():
+        prior = await run_in_threadpool(idempotency.find_prior, key) if key else None
+        if prior is None:
+            await run_in_threadpool(_admit, tenant)
+        job_id = uuid4().hex
+        bind_job(job_id)
+        try:
+            sub = await read_submission(request, job_id)
+        except SubmissionError as exc:
+            raise HTTPException(exc.status_code, exc.detail) from exc
+        fingerprint = idempotency.fingerprint(sub) if key else None
+        if key and prior is not None:  # a retry: its body was read only to compare it with the first
+            await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
+            return await _replay(request, response, key, prior, fingerprint, tenant)
+        created = await _record(job_id, sub, key, fingerprint, tenant)
+        if isinstance(created, idempotency.Prior):  # a concurrent attempt with the same key won
+            assert key is not None  # only a keyed submission can lose to another
+            return await _replay(request, response, key, created, fingerprint, tenant)
+        model, view = created
+        await _send(job_id, model, len(sub.images))
     logger.info(
-        "job %s: %d image(s) queued for %s (%d input(s) skipped)",
-        job_id,
-        len(sub.images),
-        model.ref,
-        len(sub.skipped),
+        "job %s: %d image(s) queued for %s (%d input(s) skipped)", job_id, len(sub.images), model.ref, len(sub.skipped)
     )
     response.headers["Location"] = f"/v1/jobs/{job_id}"
-    return await run_in_threadpool(_view, job_id)
+    return view
+
+
+async def _replay(
+    request: Request,
+    response: Response,
+    key: str,
+    prior: idempotency.Prior,
+    fingerprint: str | None,
+    tenant: str | None,
+) -> JobView:
+    """200 with the job the key's first submission created, if this one asks for the same; else 422."""
+    idempotency.check_same_body(request, prior, fingerprint or "")
+    await run_in_threadpool(idempotency.find_job, key)  # sends its chunks if that API died before it could
+    return await _existing(response, prior.job_id, tenant)
+
+
+Created = tuple[ResolvedModel, JobView]
+
+
+async def _record(
+    job_id: str, sub: Submission, key: str | None, fingerprint: str | None, tenant: str | None
+) -> Created | idempotency.Prior:
+    """Create the job (its blobs removed if that fails); the prior job of a concurrent attempt with
+    the same Idempotency-Key, if that is why it failed."""
+    try:
+        check_job_size(len(sub.images))
+        return await run_in_threadpool(_create, job_id, sub, key, fingerprint, tenant)
+    except Exception as exc:
+        await run_in_threadpool(get_store().delete_prefix, f"{job_id}/")
+        if key and isinstance(exc, IntegrityError) and (prior := await run_in_threadpool(idempotency.find_prior, key)):
+            return prior
+        raise
+
+
+async def _send(job_id: str, model: ResolvedModel, total: int) -> None:
+    """Send the committed job's chunks; if the broker fails, withdraw the job and answer 503 (or,
+    when it cannot be withdrawn, keep it: the sweeper sends it, and the answer is its 202)."""
+    try:
+        await run_in_threadpool(enqueue_chunks, job_id, model.base_model, total, settings.CHUNK_SIZE)
+    except Exception as exc:
+        logger.error("job %s: could not enqueue its chunks: %s", job_id, exc)
+        if await run_in_threadpool(_withdraw, job_id):
+            raise HTTPException(
+                503, f"broker unavailable, job not created: {exc}", headers={"Retry-After": str(RETRY_AFTER_BUSY)}
+            ) from exc
+        return
+    await run_in_threadpool(idempotency.record_enqueued, job_id)
 
 
 @router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(400, 422, 503))

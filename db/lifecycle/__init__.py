@@ -4,7 +4,8 @@ Each transition is a conditional UPDATE (its WHERE names the states it may leave
 concurrent callers are safe and a late duplicate never overwrites a finished row. Functions
 take keyword arguments and run in the caller's transaction; reads stay in db.views/db.results.
 
-    jobs      create, finalize (completed/cancelled), cancel, fail, enqueue marks, delete
+    admission a tenant's limits checked under its lock, before its job is created
+    jobs      create, finalize (completed/cancelled), cancel, fail, enqueue marks, withdraw, delete
     chunks    claim, write results, give up, release, requeue a stale chunk, cancel a chunk
     sweeps    the sweeper's pass over stuck work (uses jobs and chunks)
     webhooks  the completion-webhook outbox: claim a delivery, record its outcome
@@ -14,6 +15,7 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     artefacts exports and Grad-CAM maps: request once per cache key, mark sent, finish or fail, retry
 """
 
+from imagebatch.db.lifecycle.admission import OverLimit, TenantLimits, admit_job, lock_tenant
 from imagebatch.db.lifecycle.artefacts import (
     fail_artefact,
     finish_artefact,
@@ -42,6 +44,8 @@ from imagebatch.db.lifecycle.jobs import (
     record_reproducibility,
     renew_enqueued,
     request_cancel,
+    unmark_enqueued,
+    withdraw_job,
 )
 from imagebatch.db.lifecycle.models import NewModel, delete_model, register_model
 from imagebatch.db.lifecycle.sweeps import ChunkSender, SweepReport, sweep
@@ -62,6 +66,10 @@ from imagebatch.db.lifecycle.training_sweeps import TrainingSweep, sweep_trainin
 from imagebatch.db.lifecycle.webhooks import claim_webhook, due_webhooks, record_webhook
 
 __all__ = [
+    "OverLimit",
+    "TenantLimits",
+    "admit_job",
+    "lock_tenant",
     "ChunkSender",
     "Claim",
     "ClaimedImage",
@@ -106,5 +114,7 @@ __all__ = [
     "request_cancel",
     "requeue_stale_chunk",
     "sweep",
+    "unmark_enqueued",
+    "withdraw_job",
     "write_chunk_results",
 ]

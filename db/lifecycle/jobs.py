@@ -1,4 +1,4 @@
-"""Job transitions: create, finalize (completed/cancelled), cancel, fail, enqueue marks, delete."""
+"""Job transitions: create, finalize (completed/cancelled), cancel, fail, enqueue marks, withdraw, delete."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +46,7 @@ def create_job(
     skipped: list[dict] | None = None,
     tenant: str | None = None,
     idempotency_key: str | None = None,
+    idempotency_fingerprint: str | None = None,
     callback_url: str | None = None,
     decode: str | None = None,
     decode_mode: str | None = None,
@@ -76,6 +77,7 @@ def create_job(
         skipped=skipped or None,
         tenant=tenant,
         idempotency_key=idempotency_key,
+        idempotency_fingerprint=idempotency_fingerprint,
         callback_url=callback_url,
         webhook_state=WebhookState.PENDING.value if callback_url else None,
         kind=kind,
@@ -215,11 +217,27 @@ def mark_enqueued(*, session: Session, job_id: str, now: datetime | None = None)
     )
 
 
+def unmark_enqueued(*, session: Session, job_id: str, seen: datetime) -> bool:
+    """Take back the caller's own enqueued mark (`seen`) when its sends failed, so a sweeper or a
+    retry sends the chunks later; refused once anyone has moved the mark."""
+    return bool(
+        changed_rows(session, update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=None))
+    )
+
+
 def renew_enqueued(*, session: Session, job_id: str, seen: datetime, now: datetime) -> bool:
     """Move enqueued_at from `seen` to `now`: a lease, so one sweeper resends a job's lost chunks."""
     return bool(
         changed_rows(session, update(Job).where(Job.id == job_id, Job.enqueued_at == seen).values(enqueued_at=now))
     )
+
+
+def withdraw_job(*, session: Session, job_id: str) -> bool:
+    """Undo a submission whose chunks could not be sent: delete the job if it is still queued and
+    was never enqueued (else a sweeper or a retry has taken it on, and it stays). True if deleted."""
+    unsent = (Job.id == job_id, Job.state == JobState.QUEUED.value, Job.enqueued_at.is_(None))
+    session.execute(delete(Image).where(Image.job_id == job_id, exists().where(*unsent)))
+    return changed_rows(session, delete(Job).where(*unsent)) > 0
 
 
 def delete_job(*, session: Session, job_id: str) -> bool:
