@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from bench.run import BenchOptions, run_benchmark, write_json
+from imagebatch.core.options import PRECISIONS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,7 +18,14 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--model", default=d.model, choices=("resnet18", "resnet50"))
-    p.add_argument("--precision", default=d.precision, choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS)
+    p.add_argument(
+        "--offline-precision",
+        default=None,
+        choices=[p for p in PRECISIONS if p != "int8"],
+        help="the offline script's precision (default: the service's; bf16 when the service runs int8)",
+    )
+    p.add_argument("--mix", default=d.mix, choices=("bench", "photos"), help="bench: generated photos; photos: real")
     p.add_argument("--images", type=int, default=d.images, help="generated images (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="service chunk size = batch size")
     p.add_argument("--workers", type=int, default=d.workers, help="worker processes")

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from bench.images import PHONE_SIZE, _base_photos, _variant, bench_images, kind_of
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.worker.samples import write_sample_photos
 
 logger = logging.getLogger(__name__)
 

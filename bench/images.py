@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.worker.samples import write_sample_photos
 
 logger = logging.getLogger(__name__)
 

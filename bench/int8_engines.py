@@ -23,11 +23,11 @@ import torch
 from bench import int8_fx  # noqa: F401  (registers the "fx" engine for comparison)
 from bench.images import bench_images
 from bench.run import prepare_weights
-from imagebatch.cli.samples import write_sample_photos
 from imagebatch.worker.fold import fold_batchnorm
 from imagebatch.worker.modeltools.calibration import calibration_set
 from imagebatch.worker.modeltools.int8 import engine_class, quantize_model
 from imagebatch.worker.modeltools.int8_engine import Outputs
+from imagebatch.worker.samples import write_sample_photos
 
 logger = logging.getLogger(__name__)
 

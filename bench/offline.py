@@ -4,7 +4,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.devices import Precision
 from imagebatch.worker.gpu import plan_for
-from imagebatch.worker.inference import entropy
+from imagebatch.worker.inference import Forward, entropy
 from imagebatch.worker.models import LoadedModel
 from imagebatch.worker.preprocess import DecodedImage
 
@@ -57,7 +57,8 @@ def offline_script(
     model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int, workers: int
 ) -> float:
     """Images/s of a careful hand-written script: DataLoader decode workers, batched channels_last
-    forward at the service's precision, top-5 + entropy + embedding kept in memory."""
+    forward (BatchNorm folded, as the service runs it) at `precision` (autocast: fp32, bf16, fp16),
+    top-5 + entropy + embedding kept in memory."""
     loader = DataLoader(
         _Files(paths, model.transform),
         batch_size=batch_size,
@@ -69,7 +70,7 @@ def offline_script(
     t0 = time.perf_counter()
     for batch in loader:
         with torch.inference_mode(), precision.autocast():
-            logits, embedding = model.net(batch.to(memory_format=torch.channels_last))
+            logits, embedding = model.inference_net(batch.to(memory_format=torch.channels_last))
         probs = torch.softmax(logits.float(), dim=-1)
         kept.append((*probs.topk(5), entropy(probs), embedding.float()))
     seconds = time.perf_counter() - t0
@@ -77,11 +78,19 @@ def offline_script(
     return _rate(len(paths), seconds)
 
 
-def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batches: int, streams: int = 1) -> float:
+def model_bound(
+    model: LoadedModel,
+    precision: Precision,
+    batch_size: int,
+    batches: int,
+    streams: int = 1,
+    make_net: Callable[[], Forward] | None = None,
+) -> float:
     """Images/s of forward passes alone on ready tensors: this machine's limit for the model.
 
     streams > 1 runs that many forwards at once from as many threads, each on cores / streams
-    torch threads: the worker's layout with several forward slots.
+    torch threads: the worker's layout with several forward slots. `make_net` (called once those
+    threads are set: the int8 runtimes read them when built) gives the forward; else the model's own.
     """
     x = torch.randn(batch_size, 3, 224, 224).to(model.device, memory_format=torch.channels_last)
     per_stream = max(1, batches // streams)
@@ -90,10 +99,11 @@ def model_bound(model: LoadedModel, precision: Precision, batch_size: int, batch
     def run(n: int) -> None:
         with torch.inference_mode(), precision.autocast():
             for _ in range(n):
-                model.net(x)
+                net(x)
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // streams))
     try:
+        net = make_net() if make_net else model.inference_net
         run(2)  # warm-up: oneDNN picks and caches its kernels
         workers = [threading.Thread(target=run, args=(per_stream,)) for _ in range(streams)]
         t0 = time.perf_counter()
@@ -118,12 +128,15 @@ def decode_only(ctx: WorkerContext, model: LoadedModel, paths: Sequence[Path], f
     return _rate(len(paths), time.perf_counter() - t0)
 
 
-def _probabilities(model: LoadedModel, tensors: list[torch.Tensor], precision: Precision, batch: int) -> torch.Tensor:
+def _probabilities(
+    model: LoadedModel, tensors: list[torch.Tensor], precision: Precision, batch: int, net: Forward | None = None
+) -> torch.Tensor:
+    """Softmax of `net` (default: the model's eager fp32 module, the reference) batch by batch."""
     out = []
     for i in range(0, len(tensors), batch):
         x = torch.stack(tensors[i : i + batch]).to(memory_format=torch.channels_last)
         with torch.inference_mode(), precision.autocast():
-            logits, _ = model.net(x)
+            logits, _ = (net or model.net)(x)
         out.append(torch.softmax(logits.float(), dim=-1))
     return torch.cat(out)
 
@@ -138,9 +151,15 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
 
 
 def fidelity(
-    ctx: WorkerContext, model: LoadedModel, paths: Sequence[Path], precision: Precision, batch_size: int
+    ctx: WorkerContext,
+    model: LoadedModel,
+    paths: Sequence[Path],
+    precision: Precision,
+    batch_size: int,
+    int8: Forward | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Each reduced precision vs fp32, and fast decode (draft, region resize) vs exact on the images it changes.
+    """Each reduced precision (int8 when given) and the folded fp32 forward vs fp32, and fast decode
+    (reduced decode, region resize) vs exact on the images it changes.
 
     bf16 and fp16 are both measured whatever the service resolved to: on a CPU without native
     support they run emulated (slowly), with the same rounding, so the agreement still holds.
@@ -156,6 +175,11 @@ def fidelity(
     for reduced in ("bf16", "fp16"):
         candidate = Precision(reduced, reduced, precision.device_type)
         result[f"{reduced}_vs_fp32"] = agreement(_probabilities(model, exact_t, candidate, batch_size), reference)
+    result["folded_fp32_vs_fp32"] = agreement(
+        _probabilities(model, exact_t, fp32, batch_size, model.inference_net), reference
+    )
+    if int8 is not None:
+        result["int8_vs_fp32"] = agreement(_probabilities(model, exact_t, fp32, batch_size, int8), reference)
     changed = [i for i, (e, f) in enumerate(zip(exact, fast, strict=True)) if not torch.equal(e.tensor, f.tensor)]
     drafted = _probabilities(model, [fast[i].tensor for i in changed], fp32, batch_size) if changed else reference[:0]
     result["fast_decode_vs_exact"] = agreement(drafted, reference[changed])

@@ -11,11 +11,16 @@ PIPELINES = (
     ("decode_exact_img_s", "decode-only, one thread, exact"),
     ("e2e_img_s", "service end to end"),
 )
+PIPELINES += (("decode_forward_ceiling_img_s", "decode + forward ceiling (cores shared)"),)
 TARGETS = (
     ("e2e_over_offline_script", "e2e / offline script", 1.2),
-    ("e2e_over_model_bound", "e2e / model bound", 0.8),
+    # Issue 12 replaced the bound target (0.8) by the ceiling: an int8 forward leaves decoding most of the work.
+    ("e2e_over_model_bound", "e2e / model bound", None),
+    ("e2e_over_decode_forward_ceiling", "e2e / decode+forward ceiling", 0.85),
     ("e2e_over_seed_loop", "e2e / seed loop", 5.0),
 )
+# An int8 service is held to 2x the offline script at bf16 (issue 12), a float one to 1.2x at its own precision.
+INT8_OFFLINE_TARGET = 2.0
 
 
 def _fmt(value: object, digits: int = 1) -> str:
@@ -27,6 +32,7 @@ def render(result: dict, console: Console | None = None) -> None:
     o = result["options"]
     console.print(
         f"[bold]{o['model']}[/] precision {o['precision']} -> {result.get('precision_resolved')} "
+        f"(offline script {result.get('offline_precision')}) "
         f"on {result.get('device')}, batch {o['batch_size']}, {result['machine']['cpus']} CPUs, "
         f"{'RANDOM' if result.get('random_weights') else 'given'} weights, images {result['image_mix']}"
     )
@@ -40,9 +46,14 @@ def render(result: dict, console: Console | None = None) -> None:
             "model bound by layout (forwards at once x torch threads each): "
             + ", ".join(f"{k} {_fmt(v)}" for k, v in layouts.items())
         )
-    targets = Table("ratio", "measured", "target", "met", "ceiling (at the model bound)")
+    targets = Table("ratio", "measured", "target", "met", "ceiling here")
     for key, label, goal in TARGETS:
+        if key == "e2e_over_offline_script" and result.get("precision_resolved") == "int8":
+            goal = INT8_OFFLINE_TARGET
         value, ceiling = result.get(key), result.get(f"ceiling_{key}")
+        if goal is None:
+            targets.add_row(label, _fmt(value, 2), "-", "-", _fmt(ceiling, 2))
+            continue
         met = "-" if value is None else ("yes" if value >= goal else "NO")
         if ceiling is not None and ceiling < goal:
             met += " (out of reach here)"

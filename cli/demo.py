@@ -219,7 +219,7 @@ def _show_reproducibility(job: Job) -> None:
 
 def _classify(services: Services, data_dir: Path, images: int, csv_path: Path, train: bool = False) -> Job:
     from imagebatch.cli.console import render_results
-    from imagebatch.cli.samples import write_sample_photos
+    from imagebatch.worker.samples import write_sample_photos
 
     with Client(services.url, timeout=60) as client:
         console.print(f"Starting the API on {services.url} ...", highlight=False)

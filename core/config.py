@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     CHUNK_SIZE: int = Field(default=32, ge=1, le=1024)
     DEFAULT_MODEL: str = "resnet18"
     DEFAULT_PRECISION: str = "auto"
+    # precision=int8: False makes the API refuse it (422), e.g. where workers lack the int8 engine.
+    INT8_ENABLED: bool = True
+    # The int8 engine workers quantize with (docs/model-tools.md): openvino, onnxruntime or pt2e.
+    INT8_ENGINE: str = "openvino"
+    # Calibration images per int8 model: sample photos (built-in models) or training images (custom).
+    INT8_CALIBRATION_IMAGES: int = Field(default=64, ge=1, le=1024)
     MAX_TOP_K: int = Field(default=20, ge=1, le=1000)
 
     # Worker: models this worker serves (its queues), threads for decoding, torch threads.
@@ -51,8 +57,8 @@ class Settings(BaseSettings):
     # on a CPU (each on its share of the cores). See worker/prefetch.py.
     FORWARD_SLOTS: int = Field(default=0, ge=0, le=16)
     # The decode mode of jobs that do not choose one (the `decode` option; fp32 jobs default to
-    # exact): fast: JPEGs much larger than the resize target decode at reduced scale (draft mode)
-    # and only the cropped region is resized; exact: torchvision's reference preprocessing.
+    # exact): fast: libjpeg-turbo JPEG decode, images over 2 x 2.25 x the resize size reduced by
+    # 1/2-1/8 and only the cropped region resized (docs/decoding.md); exact: torchvision's reference.
     DECODE_MODE: str = "fast"
     # CUDA only: torch.compile the model; decode JPEGs on the GPU (torchvision.io.decode_jpeg).
     COMPILE: bool = False

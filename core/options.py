@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from imagebatch.core.catalog import MODEL_NAMES, parse_model_ref
 from imagebatch.core.config import DECODE_MODES, settings
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 # The JSON schema is made when asked for, so its defaults and limits follow the settings.
@@ -50,12 +50,15 @@ class JobOptions(BaseModel):
     precision: str = Field(
         default_factory=lambda: settings.DEFAULT_PRECISION,
         json_schema_extra=_precision_schema,
-        description="inference precision; auto picks bf16 or fp16 where the device runs it fast",
+        description="inference precision; auto picks bf16 or fp16 where the device runs it fast (never int8); "
+        "int8: post-training static quantization on the CPU (IMAGEBATCH_INT8_ENGINE, calibrated on a fixed, "
+        "recorded image set; results differ slightly from fp32)",
     )
     decode: Literal["fast", "exact"] | None = Field(
         default=None,
-        description="exact: torchvision's preprocessing bit for bit; fast: large JPEGs decode at reduced scale "
-        "and only the cropped region is resized (about twice the decode speed, slightly different numbers). "
+        description="exact: torchvision's preprocessing bit for bit; fast: libjpeg-turbo decode, large images "
+        "reduced while their short side stays >= 2.25x the resize size, and only the cropped region is resized "
+        "(about twice the decode speed, slightly different numbers). "
         "Omitted: exact when precision is fp32, else IMAGEBATCH_DECODE_MODE",
     )
     callback_url: str | None = Field(
@@ -122,6 +125,10 @@ class JobOptions(BaseModel):
     def _known_precision(cls, value: str) -> str:
         if value not in PRECISIONS:
             raise ValueError(f"must be one of {', '.join(PRECISIONS)} (got {value!r})")
+        if value == "int8" and not settings.INT8_ENABLED:
+            raise ValueError(
+                "int8 is turned off on this server (IMAGEBATCH_INT8_ENABLED=false): submit fp32, bf16 or auto"
+            )
         return value
 
     @field_validator("decode", mode="before")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.worker.samples import write_sample_photos
 from tests.harness import services
 from tests.harness.stack import Stack
 from tests.harness.weights import random_torch_home

@@ -20,7 +20,7 @@ from imagebatch.worker.models import LoadedModel, ModelUnavailable, ResNetWithEm
 from imagebatch.worker.modeltools.export import card_for, export_onnx, export_torchscript
 from imagebatch.worker.modeltools.gradcam import explain
 from imagebatch.worker.preprocess import UnusableImage
-from imagebatch.worker.preprocess.decode import open_checked
+from imagebatch.worker.preprocess.opening import open_checked
 
 logger = logging.getLogger(__name__)
 

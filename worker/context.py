@@ -14,6 +14,7 @@ from imagebatch.worker.custom_models import CustomModelCache, RegisteredWeights
 from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve_device
 from imagebatch.worker.fetch import Fetcher
 from imagebatch.worker.gpu import DevicePlan, plan_for
+from imagebatch.worker.int8_models import Int8Models
 from imagebatch.worker.metrics import WorkerMetrics
 from imagebatch.worker.models import LoadedModel, ModelRegistry
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
@@ -40,6 +41,7 @@ class WorkerContext:
     split: CpuSplit  # forwards at once, torch threads each
     models: ModelRegistry
     custom_models: CustomModelCache  # registered custom models, loaded on first use
+    int8: Int8Models  # int8 versions of those models, quantized on a job's first int8 chunk
     gate: ForwardGate
     fetcher: Fetcher
     decode_pool: ThreadPoolExecutor
@@ -85,6 +87,7 @@ class WorkerContext:
             split=split,
             models=ModelRegistry(device, plan),
             custom_models=CustomModelCache(device, plan, settings.CUSTOM_MODEL_CACHE),
+            int8=Int8Models(settings.INT8_ENGINE, settings.INT8_CALIBRATION_IMAGES),
             gate=ForwardGate(split.forward_slots),
             fetcher=fetcher,
             decode_pool=pool,

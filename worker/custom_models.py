@@ -11,9 +11,10 @@ import torch
 
 from imagebatch.core.catalog import MODELS
 from imagebatch.core.storage import get_store
-from imagebatch.worker.gpu import DevicePlan, maybe_compile
-from imagebatch.worker.models import LoadedModel, ModelUnavailable
+from imagebatch.worker.gpu import DevicePlan
+from imagebatch.worker.models import LoadedModel, ModelUnavailable, serving_net
 from imagebatch.worker.training import CustomModelError, load_custom_model
+from imagebatch.worker.training.calibration_sample import CALIBRATION_DIR
 from imagebatch.worker.training.model import META_NAME, WEIGHTS_NAME
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ class RegisteredWeights:
 
 def meta_key(weights_key: str) -> str:
     return f"{weights_key.rsplit('/', 1)[0]}/{META_NAME}"
+
+
+def calibration_keys(weights_key: str, meta: dict) -> tuple[str, ...]:
+    """Blob keys of the training sample kept for int8 calibration; empty for a model trained before it was."""
+    folder = weights_key.rsplit("/", 1)[0]
+    return tuple(f"{folder}/{CALIBRATION_DIR}/{name}" for name in meta.get("calibration", {}).get("files", []))
 
 
 def load_registered(entry: RegisteredWeights, device: str, plan: DevicePlan) -> LoadedModel:
@@ -62,7 +69,8 @@ def load_registered(entry: RegisteredWeights, device: str, plan: DevicePlan) -> 
     return LoadedModel(
         spec=MODELS[entry.base_model],
         weights=None,
-        net=maybe_compile(net, plan),
+        net=net,
+        forward_net=serving_net(net, plan),
         transform=transform,
         labels=classes,
         weights_path=Path(entry.weights_key),
@@ -70,6 +78,7 @@ def load_registered(entry: RegisteredWeights, device: str, plan: DevicePlan) -> 
         device=device,
         plan=plan,
         custom=entry.ref,
+        calibration_keys=calibration_keys(entry.weights_key, meta),
     )
 
 

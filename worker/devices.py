@@ -8,7 +8,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-PRECISION_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# int8 runs a quantized model (worker/int8_models.py), not autocast: its float parts stay as the engine made them.
+PRECISION_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Precision:
     """How a forward pass runs: the requested and the resolved precision, and why they differ."""
 
     requested: str
-    resolved: str  # fp32 | bf16 | fp16
+    resolved: str  # fp32 | bf16 | fp16 | int8
     device_type: str  # cpu | cuda
     note: str | None = None
 
@@ -34,7 +35,7 @@ class Precision:
         return PRECISION_DTYPES[self.resolved]
 
     def autocast(self) -> AbstractContextManager:
-        """torch.autocast for bf16/fp16; fp32 runs exactly as written."""
+        """torch.autocast for bf16/fp16; fp32 (and the int8 engines) run exactly as written."""
         if self.dtype is None:
             return nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
@@ -88,4 +89,12 @@ def resolve_precision(requested: str, device: str, caps: Capabilities) -> Precis
         if caps.cpu_bf16:
             return Precision(requested, "bf16", device_type, "fp16 autocast needs CUDA; used bf16")
         return Precision(requested, "fp32", device_type, "fp16 needs CUDA and this CPU lacks bf16; used fp32")
-    raise ValueError(f"unknown precision {requested!r}: use auto, fp32, bf16 or fp16")
+    if requested == "int8":
+        if on_cuda:
+            # The int8 engines are CPU runtimes; silently running fp16 instead would mislabel the results.
+            raise ValueError(
+                f"int8 runs on the CPU only and this worker runs its models on {device}: "
+                "submit fp16 or bf16, or run a worker with IMAGEBATCH_DEVICE=cpu for int8 jobs"
+            )
+        return Precision(requested, "int8", device_type)
+    raise ValueError(f"unknown precision {requested!r}: use auto, fp32, bf16, fp16 or int8")

@@ -1,7 +1,7 @@
 """One batched forward per chunk, then the per-image statistics of its softmax, as pure functions."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +12,8 @@ from imagebatch.worker.gpu import to_model_input
 from imagebatch.worker.models import LoadedModel
 
 logger = logging.getLogger(__name__)
+
+Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,15 @@ def margin(probs: torch.Tensor) -> torch.Tensor:
 
 
 def forward(
-    model: LoadedModel, tensors: Sequence[torch.Tensor], precision: Precision
+    model: LoadedModel, tensors: Sequence[torch.Tensor], precision: Precision, net: Forward | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(float32 probabilities, float32 embeddings) on the CPU, from one forward over the batch."""
+    """(float32 probabilities, float32 embeddings) on the CPU, from one forward over the batch.
+
+    `net`: what runs instead of the model's own forward (an int8 version of it).
+    """
     batch = to_model_input(tensors, model.transform, model.plan)
     with torch.inference_mode(), precision.autocast():
-        logits, embedding = model.net(batch)
+        logits, embedding = (net or model.inference_net)(batch)
     with torch.inference_mode():
         # Softmax in float32 even under autocast: low-precision logits would round small probabilities.
         probs = torch.softmax(logits.float(), dim=-1)
@@ -87,9 +92,10 @@ def infer(
     precision: Precision,
     top_k: int,
     keep_probabilities: bool = False,
+    net: Forward | None = None,
 ) -> list[ImageResult]:
-    """Results for each tensor, in order; an empty batch runs nothing."""
+    """Results for each tensor, in order; an empty batch runs nothing (`net`: as in forward)."""
     if not tensors:
         return []
-    probs, embeddings = forward(model, tensors, precision)
+    probs, embeddings = forward(model, tensors, precision, net)
     return summarize(probs, embeddings, model.labels, top_k, keep_probabilities)

@@ -24,6 +24,7 @@ from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.custom_models import RegisteredWeights
 from imagebatch.worker.devices import Precision, resolve_precision
 from imagebatch.worker.inference import ImageResult, infer
+from imagebatch.worker.int8_models import Int8Served
 from imagebatch.worker.models import LoadedModel, ModelUnavailable
 from imagebatch.worker.preprocess import DecodedImage, ImageFailure
 from imagebatch.worker.timing import ChunkReport, timing_line
@@ -103,9 +104,16 @@ def _model_record(model: LoadedModel) -> dict:
 
 
 def reproducibility_record(
-    ctx: WorkerContext, model: LoadedModel, precision: Precision, chunk_size: int, decode: str, requested: str | None
+    ctx: WorkerContext,
+    model: LoadedModel,
+    precision: Precision,
+    chunk_size: int,
+    decode: str,
+    requested: str | None,
+    int8: Int8Served | None = None,
 ) -> dict:
-    """Everything needed to tell whether two jobs' numbers are comparable (`requested`: the decode option)."""
+    """Everything needed to tell whether two jobs' numbers are comparable (`requested`: the decode option;
+    `int8`: the quantized model an int8 job ran, whose engine and calibration set are named)."""
     if precision.device_type == "cuda":
         device_name = torch.cuda.get_device_name(model.device)
     else:
@@ -126,6 +134,8 @@ def reproducibility_record(
         "chunk_size": chunk_size,
         "decode": decode,
         "decode_requested": requested,
+        "batchnorm_folded": True,  # fp32/bf16/fp16 by fold_batchnorm; the int8 engines in their own conversion
+        **(int8.record() if int8 else {}),
     }
 
 
@@ -188,6 +198,8 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
         model = ctx.model_for(options.model, custom_weights(job_id))
         precision = resolve_precision(options.precision, model.device, ctx.capabilities)
         decoder = ctx.decoder(model, decode)
+        # Quantized on the first int8 chunk of this model in this process (loaded from disk when cached).
+        int8 = ctx.int8.get(model) if precision.resolved == "int8" else None
     except (ModelUnavailable, ModelDeleted, ValueError) as exc:
         _fail(job_id, str(exc))
         return None
@@ -199,14 +211,16 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
     with ctx.gate.turn() as waited:
         t2 = time.perf_counter()
-        results = infer(model, tensors, precision, options.top_k, options.store_probabilities)
+        results = infer(
+            model, tensors, precision, options.top_k, options.store_probabilities, int8.model if int8 else None
+        )
     t3 = time.perf_counter()
     retry_database(writer.commit_chunk)(
         job_id,
         build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE),
         weights_name=model.weights_name,
         labels=model.labels,
-        reproducibility=reproducibility_record(ctx, model, precision, chunk.chunk_size, decode, options.decode),
+        reproducibility=reproducibility_record(ctx, model, precision, chunk.chunk_size, decode, options.decode, int8),
         stored=stored,
     )
     report = ChunkReport(

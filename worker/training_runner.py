@@ -18,6 +18,7 @@ from imagebatch.db.session import session_scope
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.models import ModelUnavailable
 from imagebatch.worker.training import TrainingConfig, TrainingInputError, TrainingResult, prepare_dataset, train
+from imagebatch.worker.training.calibration_sample import CALIBRATION_DIR
 from imagebatch.worker.training.dataset import PreparedDataset
 from imagebatch.worker.training.model import META_NAME, WEIGHTS_NAME
 from imagebatch.worker.training_data import LocalData, fetch_training_data
@@ -151,7 +152,8 @@ def _register(job: _Job, token: str, result: TrainingResult) -> int | None:
         raise ValueError("a completed training result has no model files to register")
     # Per run: files of a run that lost its claim never overwrite (or, refused, delete) the winner's.
     prefix = model_prefix(job.tenant, job.name, f"{job.id}-{token[:12]}")
-    for name in (WEIGHTS_NAME, META_NAME):
+    calibration = [f"{CALIBRATION_DIR}/{name}" for name in meta.get("calibration", {}).get("files", [])]
+    for name in (WEIGHTS_NAME, META_NAME, *calibration):
         with open(model_dir / name, "rb") as f:
             store.write_stream(f"{prefix}{name}", f)
     stored_meta = {**meta, "split": {k: v for k, v in meta["split"].items() if k != "val_files"}}

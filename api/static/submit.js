@@ -72,7 +72,7 @@ export function renderSubmit(root, { model = "" } = {}) {
       h("div", { class: "row" },
         h("label", { class: "field" }, "Model", modelSelect("model", model)),
         h("label", { class: "field" }, "Top-k", h("input", { name: "top_k", type: "number", min: 1, max: 20, value: 5, style: "width:80px" })),
-        h("label", { class: "field" }, "Precision", option("precision", ["auto", "fp32", "bf16", "fp16"], "auto")),
+        h("label", { class: "field" }, "Precision", option("precision", ["auto", "fp32", "bf16", "fp16", "int8"], "auto")),
         h("label", { class: "field", title: "exact: torchvision's preprocessing bit for bit; fast: reduced-scale JPEG decode, about twice as quick" }, "Decode",
           h("select", { name: "decode", id: "opt-decode" },
             h("option", { value: "", selected: true }, "default (exact with fp32)"),

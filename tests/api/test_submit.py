@@ -349,3 +349,21 @@ def test_the_decode_mode_is_fixed_at_submission(api, options, decode):
     with Session(api.engine) as session:
         row = session.get(Job, job["id"])
         assert (row.decode, row.decode_mode) == (options.get("decode"), decode)
+
+
+def test_int8_is_accepted_and_refused_where_the_server_turned_it_off(api, tmp_path):
+    from tests.api.conftest import start_api
+
+    accepted = api.client.post("/v1/jobs", files=[FILE], data={"precision": "int8"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["precision"] == "int8"
+    if api.redis_url:  # the switch is the API's, whatever the backend: one start is enough
+        return
+    off = start_api(tmp_path, database_url=None, redis_url=None, extra_env={"IMAGEBATCH_INT8_ENABLED": "false"})
+    try:
+        refused = off.client.post("/v1/jobs", files=[FILE], data={"precision": "int8"})
+        assert refused.status_code == 422
+        assert "IMAGEBATCH_INT8_ENABLED=false" in refused.json()["detail"]
+        assert off.client.post("/v1/jobs", files=[FILE], data={"precision": "bf16"}).status_code == 202
+    finally:
+        off.stop()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imagebatch.cli.samples import write_sample_photos
 from imagebatch.core.catalog import MODELS
+from imagebatch.worker.samples import write_sample_photos
 from tests.conftest import REPO, clean_env
 from tests.harness.stack import Stack
 

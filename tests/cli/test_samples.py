@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagebatch.cli.samples import sample_names, write_sample_photos
+from imagebatch.worker.samples import sample_names, write_sample_photos
 
 
 def test_base_set_decodes_with_jpeg_png_and_grayscale(tmp_path: Path):

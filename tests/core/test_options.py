@@ -107,7 +107,7 @@ def test_the_python_client_accepts_every_option():
         ({"model": "resnet 34"}, "model: must be one of resnet18, resnet50 or a custom model's name: 'resnet 34'"),
         ({"model": "resnet18:2"}, "model: must be one of resnet18, resnet50 or a custom model's name: built-in"),
         ({"top_k": 0}, "top_k: must be between 1 and 20 (got 0)"),
-        ({"precision": "fp8"}, "precision: must be one of auto, fp32, bf16, fp16 (got 'fp8')"),
+        ({"precision": "fp8"}, "precision: must be one of auto, fp32, bf16, fp16, int8 (got 'fp8')"),
         ({"decode": "sloppy"}, "decode: must be one of fast, exact (got 'sloppy')"),
         ({"callback_url": "ftp://example.com/x"}, "callback_url: must be an http:// or https:// URL"),
         ({"colour": "red"}, "colour: unknown option"),
@@ -120,6 +120,17 @@ def test_submission_checks_name_the_field(raw, message, monkeypatch):
     with pytest.raises(ValidationError) as caught:
         JobOptions.model_validate(raw)
     assert describe_validation_error(caught.value).startswith(message)
+
+
+def test_int8_is_refused_where_the_server_turned_it_off(monkeypatch):
+    from imagebatch.api.schemas import describe_validation_error
+
+    assert JobOptions.model_validate({"precision": "int8"}).precision == "int8"
+    monkeypatch.setattr(settings, "INT8_ENABLED", False)
+    with pytest.raises(ValidationError) as caught:
+        JobOptions.model_validate({"precision": "int8"})
+    assert "IMAGEBATCH_INT8_ENABLED=false" in describe_validation_error(caught.value)
+    assert JobOptions.model_validate({"precision": "bf16"}).precision == "bf16"
 
 
 @pytest.mark.parametrize(

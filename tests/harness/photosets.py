@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from bench.images import write_bench_images
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.worker.samples import write_sample_photos
 
 CALIBRATION_PHOTOS = 64  # the 20 scikit-image photos and 44 variants: two batches of 32
 HELD_OUT_PHOTOS = 32

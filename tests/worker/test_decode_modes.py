@@ -1,5 +1,5 @@
-"""Fast decode (draft JPEG decode, region resize) vs the exact path: same sizes and statistics, close
-pixels and probabilities; exact mode is torchvision's preprocessing bit for bit."""
+"""Fast decode (reduced JPEG decode through libjpeg-turbo, region resize) vs the exact path: same sizes and
+statistics, close pixels and probabilities; exact mode is torchvision's preprocessing bit for bit."""
 
 import io
 from pathlib import Path
@@ -8,7 +8,7 @@ from unittest.mock import patch
 import numpy as np
 import pytest
 import torch
-from PIL import Image, JpegImagePlugin
+from PIL import Image
 from torchvision.transforms import functional as F
 
 from imagebatch.core.config import settings
@@ -16,7 +16,7 @@ from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.devices import Precision
 from imagebatch.worker.gpu import DevicePlan, plan_for
 from imagebatch.worker.inference import infer
-from imagebatch.worker.preprocess import DecodedImage, ResizeCrop, fast_decode
+from imagebatch.worker.preprocess import DecodedImage, ResizeCrop, fast_decode, turbo
 
 FP32 = Precision("fp32", "fp32", "cpu")
 # Measured on the benchmark's phone photos with the seeded random weights: max |dp| ~0.006.
@@ -46,16 +46,21 @@ def test_phone_photo_draft_decode_stays_close_to_exact(bench_photos, resnet18, r
 
 @pytest.mark.parametrize("uint8_input", [False, True])  # the CPU and the CUDA host transforms
 @pytest.mark.parametrize("fast", [False, True])
-def test_host_transforms_let_the_decoder_draft_decode_large_jpegs_in_fast_mode(
+def test_host_transforms_let_the_decoder_reduce_large_jpegs_in_fast_mode(
     bench_photos, resnet18, uint8_input, fast
 ) -> None:
     plan = DevicePlan(device="cpu", uint8_input=uint8_input, pin_memory=False, compile=False, gpu_decode=False)
     decoder = plan.decoder(resnet18.transform, fast)
     assert decoder.transform.draft_size == (256 if fast else None)
-    jpeg = JpegImagePlugin.JpegImageFile
-    with patch.object(jpeg, "draft", autospec=True, side_effect=jpeg.draft) as draft:
-        decoder(bench_photos[7].read_bytes())  # the phone photo
-    assert draft.call_count == (1 if fast else 0)
+    decode_jpeg = turbo.simplejpeg.decode_jpeg
+    with patch.object(turbo.simplejpeg, "decode_jpeg", side_effect=decode_jpeg) as spy:
+        decoded = decoder(bench_photos[7].read_bytes())  # the 4032 x 3024 phone photo
+    assert (decoded.width, decoded.height) in ((4032, 3024), (3024, 4032))
+    if fast:  # libjpeg-turbo at 1/4 (756 px short side >= 2.25 x 256), not Pillow's 1/8
+        (call,) = spy.call_args_list
+        assert sorted((call.kwargs["min_width"], call.kwargs["min_height"])) == [756, 1008]
+    else:  # exact mode is Pillow's reference decode
+        assert spy.call_count == 0
 
 
 @pytest.mark.parametrize("index", [0, 9])  # an ImageNet-sized JPEG and a PNG: no draft decode

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 
-from imagebatch.cli.samples import write_sample_photos
 from imagebatch.worker.modeltools.gradcam import OVERLAY_ALPHA, explain, grad_cam, jet
+from imagebatch.worker.samples import write_sample_photos
 
 MIN_CORRELATION = 0.99
 

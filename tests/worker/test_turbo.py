@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image, ImageOps, ImageStat
 
-from imagebatch.cli.samples import write_sample_photos
 from imagebatch.worker.devices import Precision
 from imagebatch.worker.inference import infer
 from imagebatch.worker.preprocess import DecodedImage, Decoder, NumpyNormalize, UnusableImage, turbo
@@ -24,6 +23,7 @@ from imagebatch.worker.preprocess.turbo import (
     draft_floor,
     draft_scale,
 )
+from imagebatch.worker.samples import write_sample_photos
 
 FP32 = Precision("fp32", "fp32", "cpu")
 ORIENTATION = 0x0112

@@ -38,8 +38,17 @@ def test_precision_resolution(requested: str, device: str, caps: Capabilities, r
 
 
 def test_unknown_precision_is_rejected_with_the_choices() -> None:
-    with pytest.raises(ValueError, match="auto, fp32, bf16 or fp16"):
-        resolve_precision("int8", "cpu", CPU_PLAIN)
+    with pytest.raises(ValueError, match="auto, fp32, bf16, fp16 or int8"):
+        resolve_precision("int4", "cpu", CPU_PLAIN)
+
+
+def test_int8_runs_on_the_cpu_and_auto_never_picks_it() -> None:
+    assert resolve_precision("int8", "cpu", CPU_PLAIN).resolved == "int8"
+    assert resolve_precision("int8", "cpu", CPU_PLAIN).autocast().__class__.__name__ == "nullcontext"
+    assert all(resolve_precision("auto", "cpu", caps).resolved != "int8" for caps in (CPU_PLAIN, GPU_OLD))
+    # The engines are CPU runtimes: a GPU worker says so instead of running something else under the name.
+    with pytest.raises(ValueError, match="int8 runs on the CPU only"):
+        resolve_precision("int8", "cuda", GPU_AMPERE)
 
 
 @pytest.mark.parametrize(

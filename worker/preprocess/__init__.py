@@ -1,14 +1,8 @@
 """Preprocessing: image bytes to a DecodedImage holding the model's input tensor and the image's thumbnail
-(see decode, transforms and renditions)."""
+(see opening, decode, transforms and renditions)."""
 
-from imagebatch.worker.preprocess.decode import (
-    DecodedImage,
-    Decoder,
-    ImageFailure,
-    UnusableImage,
-    check_pixels,
-    is_jpeg,
-)
+from imagebatch.worker.preprocess.decode import DecodedImage, Decoder
+from imagebatch.worker.preprocess.opening import ImageFailure, UnusableImage, check_pixels, is_jpeg
 from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import (
     HostTransform,

@@ -6,14 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageStat
 
-from imagebatch.core import errors
+from imagebatch.worker.preprocess.opening import (
+    check_pixels,
+    is_jpeg,
+)
 from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import HostTransform, Uint8Transform
-
-JPEG_MAGIC = b"\xff\xd8\xff"
-_LIBTIFF_MISSING = ("webp", "lerc", "jpeg2000")
+from imagebatch.worker.preprocess.turbo import decode_pillow, decode_rgb
 
 
 @dataclass(frozen=True)
@@ -28,73 +29,10 @@ class DecodedImage:
     renditions: Renditions | None = None  # thumbnail and preview, when the decoder makes them
 
 
-@dataclass(frozen=True)
-class ImageFailure:
-    category: str  # one of imagebatch.core.errors
-    message: str
-
-
-class UnusableImage(Exception):
-    """An image that cannot be classified, for a reason its result row records."""
-
-    def __init__(self, category: str, message: str) -> None:
-        super().__init__(message)
-        self.failure = ImageFailure(category, message)
-
-
-def check_pixels(image: Image.Image) -> None:
-    """Reject a header over MAX_IMAGE_PIXELS before any pixel is decoded.
-
-    Pillow only warns between MAX_IMAGE_PIXELS and twice that; the warning is not thread-safe
-    to catch, so check the header's size directly.
-    """
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit and image.width * image.height > limit:
-        raise UnusableImage(errors.TOO_LARGE, f"{image.width}x{image.height} pixels is over the limit of {limit}")
-
-
-def open_checked(data: bytes, draft: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """The loaded image and its full size from the header (a draft decode may load it smaller)."""
-    if not data:
-        raise UnusableImage(errors.EMPTY_FILE, "the file is empty (0 bytes)")
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as exc:
-        raise UnusableImage(errors.UNREADABLE, "not an image format Pillow can read") from exc
-    except Image.DecompressionBombError as exc:
-        raise UnusableImage(errors.TOO_LARGE, str(exc)) from exc
-    check_pixels(image)
-    full_size = image.size
-    if draft and image.format == "JPEG" and min(full_size) >= 2 * draft:
-        # libjpeg scales by 1/2..1/8 inside the IDCT: a phone photo decodes ~10x faster.
-        image.draft(None, (draft, draft))
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        if _undecodable(image, exc):
-            message = f"{image.format} image this build cannot decode: {exc}"
-            raise UnusableImage(errors.UNSUPPORTED_FORMAT, message) from exc
-        raise UnusableImage(errors.TRUNCATED, f"image data is truncated or corrupt: {exc}") from exc
-    return image, full_size
-
-
-def _undecodable(image: Image.Image, exc: Exception) -> bool:
-    """Pillow knows the format but has no decoder for this variant (vs. corrupt data)."""
-    text = str(exc).lower()
-    if "not available" in text or "not supported" in text or "unsupported" in text:
-        return True
-    # libtiff names WEBP/LERC compression but is not built with them; the error says only "-2".
-    return image.format == "TIFF" and image.info.get("compression") in _LIBTIFF_MISSING
-
-
 def _oriented(size: tuple[int, int], image: Image.Image) -> tuple[int, int]:
     """A header size as it reads after exif_transpose (orientations 5-8 swap the sides)."""
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
-
-
-def is_jpeg(data: bytes) -> bool:
-    return data[:3] == JPEG_MAGIC
 
 
 def decode_jpeg_on_device(data: bytes, device: str) -> torch.Tensor:
@@ -129,17 +67,17 @@ class Decoder:
     def __call__(self, data: bytes) -> DecodedImage:
         """Decode like torchvision's reference: exif_transpose, .convert("RGB"), weights.transforms().
 
-        In fast mode JPEGs at least twice the resize size decode at reduced scale (draft mode);
-        sizes stay the file's, statistics and tensor come from the reduced decode.
+        Exact mode takes Pillow's steps as torchvision documents them. Fast mode decodes JPEGs with
+        libjpeg-turbo (simplejpeg) and reduces images whose short side is at least 2 x 2.25 x the resize
+        size by 1/2-1/8, keeping it >= 2.25 x (turbo.decode_rgb, within FAST_DECODE_TOLERANCE:
+        docs/decoding.md); sizes stay the file's, statistics and tensor come from the reduced image.
         """
         if self._on_device is not None and is_jpeg(data):
             return self._decode_on_device(data, *self._on_device)
-        image, full_size = open_checked(data, self.transform.draft_size)
-        mode, fmt = image.mode, image.format
-        width, height = _oriented(full_size, image)
-        ImageOps.exif_transpose(image, in_place=True)
-        # For an animated GIF this is the first frame, the one Image.open positions on.
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        draft = self.transform.draft_size  # None in exact mode
+        decoded = decode_rgb(data, draft) if draft else decode_pillow(data, None)
+        rgb, mode, fmt = decoded.image, decoded.mode, decoded.format
+        width, height = decoded.width, decoded.height
         stat = ImageStat.Stat(rgb)
         return DecodedImage(
             width=width,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import simplejpeg
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from imagebatch.worker.preprocess.decode import check_pixels, is_jpeg, open_checked
+from imagebatch.worker.preprocess.opening import check_pixels, is_jpeg, open_checked
 
 logger = logging.getLogger(__name__)
 

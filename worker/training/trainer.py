@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from imagebatch.core import metrics
+from imagebatch.core.config import settings
 from imagebatch.worker.devices import (
     Capabilities,
     Precision,
@@ -17,6 +18,7 @@ from imagebatch.worker.devices import (
     resolve_precision,
 )
 from imagebatch.worker.training import checkpoint
+from imagebatch.worker.training.calibration_sample import CALIBRATION_DIR, write_calibration_sample
 from imagebatch.worker.training.config import TrainingConfig
 from imagebatch.worker.training.dataset import PreparedDataset
 from imagebatch.worker.training.loop import CancelCheck, Cancelled, Stepper
@@ -201,6 +203,10 @@ def _finish(
         best_epoch=progress.best_epoch,
         evaluation=evaluation,
         resumed_after=progress.resumed_after,
+    )
+    # Kept now: the training images are gone once the job ends, and int8 calibrates on its own data.
+    meta["calibration"] = write_calibration_sample(
+        dataset.train.paths, output_dir / CALIBRATION_DIR, settings.INT8_CALIBRATION_IMAGES, stepper.config.seed
     )
     meta = save_custom_model(stepper.net, meta, output_dir)
     return TrainingResult(

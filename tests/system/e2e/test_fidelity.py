@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagebatch.cli.samples import write_sample_photos
+from imagebatch.worker.samples import write_sample_photos
 from tests.conftest import REPO
 from tests.harness.reference import reference_probabilities
 from tests.harness.stack import wait_for_job

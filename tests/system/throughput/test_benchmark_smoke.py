@@ -1,4 +1,5 @@
-"""The benchmark end to end at a tiny size: every pipeline measured, the JSON complete and consistent."""
+"""The benchmark end to end at a tiny size (int8 service, bf16 offline script): every pipeline measured,
+the JSON complete and consistent."""
 
 import json
 import subprocess
@@ -19,10 +20,12 @@ KEYS = (
     "e2e_over_offline_script",
     "e2e_over_model_bound",
     "e2e_over_seed_loop",
+    "decode_forward_ceiling_img_s",
+    "e2e_over_decode_forward_ceiling",
 )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path, redis_url: str) -> None:
     out = tmp_path / "bench.json"
     args = [
@@ -34,6 +37,8 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
         "4",
         "--batch-size",
         "8",
+        "--precision",
+        "int8",
         "--torch-home",
         str(torch_home),
         "--admin-pg-url",
@@ -45,30 +50,35 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
         "--json",
         str(out),
     ]
-    run = subprocess.run(args, env=clean_env(), capture_output=True, text=True, timeout=280, cwd=REPO)
+    run = subprocess.run(args, env=clean_env(), capture_output=True, text=True, timeout=400, cwd=REPO)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     for key in KEYS:
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["e2e_over_model_bound"] == pytest.approx(result["e2e_img_s"] / result["model_bound_img_s"])
+    # The ceiling: decoding (one thread per core) and forwards (at the model bound) sharing the cores.
+    cores, decode, bound = result["machine"]["cpus"], result["decode_img_s"], result["model_bound_img_s"]
+    assert result["decode_forward_ceiling_img_s"] == pytest.approx(cores / (1 / decode + cores / bound))
     assert result["ceiling_e2e_over_seed_loop"] == pytest.approx(
-        result["model_bound_img_s"] / result["seed_loop_img_s"]
+        result["decode_forward_ceiling_img_s"] / result["seed_loop_img_s"]
     )
-    assert result["ceiling_e2e_over_model_bound"] == pytest.approx(1.0)
+    assert (result["precision_resolved"], result["offline_precision"]) == ("int8", "bf16")
+    assert result["reproducibility"]["int8_engine"] == "openvino"
     assert result["random_weights"] is False  # it used the weights it was given
     assert result["job_state"] == "completed" and result["job_counts"]["succeeded"] == 16
     assert result["reproducibility"]["weights_sha256"] == result["weights_sha256"]
-    assert result["image_mix"] == {"jpeg": 14, "phone": 1, "png": 1}
+    assert result["image_mix"] == {"name": "bench", "jpeg": 14, "phone": 1, "png": 1}
     cpu = result["cpu_during_e2e"]
     assert sum(cpu.values()) == pytest.approx(1.0) and cpu["busy"] > 0
     split = result["split"]
     assert split["chunks"] == 2 and split["forward_s"] > 0 and split["read_decode_s"] > 0
     assert result["worker_rss_end_mib"] > 100 and result["worker_rss_peak_mib"] >= result["worker_rss_end_mib"]
     assert result["submission"]["manifest_status"] == 202 and result["submission"]["upload_files"] == 16
-    for reduced in ("bf16_vs_fp32", "fp16_vs_fp32"):  # measured whatever the service resolved to
+    for reduced in ("bf16_vs_fp32", "fp16_vs_fp32", "int8_vs_fp32", "folded_fp32_vs_fp32"):
         assert result["fidelity"][reduced]["images"] == 16, reduced
         assert 0 <= result["fidelity"][reduced]["max_abs_dp"] < 1, reduced
     layouts = result["model_bound_layouts"]
     assert result["model_bound_img_s"] >= max(layouts.values()) > 0  # the faster layout is the bound
     assert result["fidelity"]["fast_decode_vs_exact"]["images"] == 16  # region resize changes every image a little
-    assert "e2e / model bound" in run.stdout  # the table was printed
+    assert result["fidelity"]["folded_fp32_vs_fp32"]["max_abs_dp"] <= 1e-4  # folding BatchNorm keeps fp32
+    assert "e2e / seed loop" in run.stdout  # the table was printed
