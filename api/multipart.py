@@ -1,4 +1,4 @@
-"""A multipart POST /v1/jobs body, parsed as it streams: each `files` part to the blob store as soon as it ends."""
+"""Multipart bodies parsed as they stream: a job's `files` parts stored as each ends, one `archive` spooled."""
 
 import re
 import tempfile
@@ -17,7 +17,7 @@ from imagebatch.core.options import JobOptions
 if TYPE_CHECKING:  # python-multipart defines its callback types for type checkers only
     from python_multipart.multipart import MultipartCallbacks
 
-# A multipart body's parts: the images, then one text field per option (each at most once).
+# A job's multipart parts: the images, then one text field per option (each at most once).
 IMAGE_FIELDS = ("files", "archive")
 OPTION_FIELDS = tuple(JobOptions.model_fields)
 _MAX_FIELD_BYTES = 64 * 1024
@@ -57,11 +57,14 @@ def _text(raw: bytes) -> str:
     return text.replace("\x00", "")
 
 
-class _FormReader:
-    """python-multipart callbacks: each `files` part goes to the blob store as soon as it ends."""
+class FormReader:
+    """python-multipart callbacks for a form of option fields (each once, bounded) and file parts: with
+    `images` (a job), `files` parts go to the blob store as soon as each ends; one `archive` is spooled
+    to a temp file for whoever reads it after the body (a job, a training set, an evaluation set)."""
 
-    def __init__(self, images: ImageSink) -> None:
-        self.images = images
+    def __init__(self, option_fields: tuple[str, ...], images: ImageSink | None = None, per: str = "job") -> None:
+        self.option_fields, self.images, self.per = option_fields, images, per
+        self.file_fields = IMAGE_FIELDS if images is not None else ("archive",)
         self.fields: dict[str, str] = {}
         self.archive: IO[bytes] | None = None
         self.archive_name = ""
@@ -116,9 +119,9 @@ class _FormReader:
         self._filename = _text(params[b"filename"]) if b"filename" in params else None
         if self._filename is not None and len(self._filename) > settings.MAX_FILENAME_LENGTH:
             raise name_too_long(self._name, self._filename)
-        if self._name in IMAGE_FIELDS:
+        if self._name in self.file_fields:
             if self._name == "archive" and self.archive is not None:
-                raise SubmissionError(422, "archive: send one archive per job")
+                raise SubmissionError(422, f"archive: send one archive per {self.per}")
             # An archive must be seekable as a whole, so it always goes to a real temp file.
             if self._filename is not None:
                 # Open across parser callbacks: closed in on_part_end, or by close() on any error.
@@ -127,11 +130,11 @@ class _FormReader:
                     if self._name == "archive"
                     else tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
                 )
-        elif self._name in OPTION_FIELDS:
+        elif self._name in self.option_fields:
             if self._name in self.fields:
                 raise SubmissionError(422, f"{self._name}: given more than once")
         else:
-            expected = ", ".join(IMAGE_FIELDS + OPTION_FIELDS)
+            expected = ", ".join(self.file_fields + self.option_fields)
             raise SubmissionError(422, f"unknown form field {self._name!r}; expected one of {expected}")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -145,7 +148,7 @@ class _FormReader:
 
     def on_part_end(self) -> None:
         sink, self._sink = self._sink, None
-        if self._name in OPTION_FIELDS:
+        if self._name in self.option_fields:
             self.fields[self._name] = _text(bytes(self._value))
         elif sink is None:
             # Some clients send an unchosen file input as an empty text field: ignore only that.
@@ -156,32 +159,15 @@ class _FormReader:
         elif self._name == "archive":
             self.archive, self.archive_name = sink, self._filename or "archive"
         else:
-            try:
+            self._add_file(sink)
+
+    def _add_file(self, sink: IO[bytes]) -> None:
+        try:
+            if self.images is not None:  # always: `files` is a file field only with an image sink
                 sink.seek(0)
                 self.images.add(self._filename or f"upload-{len(self.images.images)}", sink)
-            finally:
-                sink.close()
-
-    def finish(self) -> Submission:
-        options = parse_options(self.fields)
-        if self.archive is not None:
-            if self.images.images:
-                raise SubmissionError(422, "send either `files` parts or one `archive`, not both")
-            try:
-                extract_archive(self.archive, self.archive_name, self.images)
-            except ArchiveError as exc:
-                raise SubmissionError(422, str(exc)) from exc
-            except UploadLimit as exc:
-                raise SubmissionError(413, f"archive {self.archive_name!r}: {exc}") from exc
-            if not self.images.images:
-                raise SubmissionError(
-                    422,
-                    f"archive {self.archive_name!r} contains no images "
-                    f"({len(self.images.skipped)} member(s) skipped: not images or unsafe paths)",
-                )
-        if not self.images.images:
-            raise SubmissionError(422, 'no images: send `files` parts, one `archive`, or JSON {"uris": [...]}')
-        return Submission(options, self.images.images, self.images.skipped, self.images.digests)
+        finally:
+            sink.close()
 
     def close(self) -> None:
         for handle in (self._sink, self.archive):
@@ -189,8 +175,9 @@ class _FormReader:
                 handle.close()
 
 
-async def read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
-    reader = _FormReader(images)
+async def read_form(request: Request, boundary: bytes, reader: FormReader) -> None:
+    """Stream the body through the reader, within MAX_UPLOAD_BYTES and UPLOAD_IDLE_TIMEOUT; the caller
+    closes the reader (its spooled archive is read after this returns)."""
     # python-multipart counts header bytes as it scans a chunk, before our callbacks see them; its
     # far larger limit leaves the check (with a message naming the file name) to on_header_value.
     parser = MultipartParser(boundary, reader.callbacks(), max_header_size=_PARSER_HEADER_BYTES)
@@ -199,10 +186,40 @@ async def read_multipart(request: Request, images: ImageSink, boundary: bytes) -
             # The callbacks write temp files and blobs: blocking work, kept off the event loop.
             await run_in_threadpool(parser.write, chunk)
         await run_in_threadpool(parser.finalize)
-        return await run_in_threadpool(reader.finish)
     except FormParserError as exc:
         raise SubmissionError(400, f"malformed multipart body: {exc}") from exc
     except UploadLimit as exc:
         raise SubmissionError(413, str(exc)) from exc
+
+
+def _submission(reader: FormReader, images: ImageSink) -> Submission:
+    """A job's options and images: the `files` parts, or the archive's images (not both)."""
+    options = parse_options(reader.fields)
+    if reader.archive is not None:
+        if images.images:
+            raise SubmissionError(422, "send either `files` parts or one `archive`, not both")
+        try:
+            extract_archive(reader.archive, reader.archive_name, images)
+        except ArchiveError as exc:
+            raise SubmissionError(422, str(exc)) from exc
+        except UploadLimit as exc:
+            raise SubmissionError(413, f"archive {reader.archive_name!r}: {exc}") from exc
+        if not images.images:
+            raise SubmissionError(
+                422,
+                f"archive {reader.archive_name!r} contains no images "
+                f"({len(images.skipped)} member(s) skipped: not images or unsafe paths)",
+            )
+    if not images.images:
+        raise SubmissionError(422, 'no images: send `files` parts, one `archive`, or JSON {"uris": [...]}')
+    return Submission(options, images.images, images.skipped, images.digests)
+
+
+async def read_multipart(request: Request, images: ImageSink, boundary: bytes) -> Submission:
+    """A job's multipart body: `files` parts or one `archive`, and the JobOptions fields."""
+    reader = FormReader(OPTION_FIELDS, images)
+    try:
+        await read_form(request, boundary, reader)
+        return await run_in_threadpool(_submission, reader, images)
     finally:
         reader.close()

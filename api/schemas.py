@@ -145,14 +145,16 @@ def submit_request_body() -> dict[str, Any]:
     }
 
 
-def labelled_request_body(options: type[BaseModel], required: tuple[str, ...] = ()) -> dict[str, Any]:
+def labelled_request_body(
+    options: type[BaseModel], required: tuple[str, ...] = (), archive_note: str = ""
+) -> dict[str, Any]:
     """The two bodies of a labelled set (training, evaluation): an ImageFolder `archive` beside the
     option fields, or JSON `uris` with one `labels` entry each beside the option keys."""
     properties = options.model_json_schema()["properties"]
     archive = {
         **BINARY,
         "description": ".zip, .tar, .tar.gz or .tgz in ImageFolder layout: one folder per class, "
-        "images at any depth below it",
+        "images at any depth below it" + archive_note,
     }
     uris = {
         "uris": {"type": "array", "items": {"type": "string"}, "description": "paths under an allowed root, or URLs"},

@@ -55,7 +55,10 @@ def _watch(job: Any) -> int:
 @friendly_errors
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="A folder with one subfolder per class, or a .zip/.tar/.tar.gz of one."),
+    data: Path = typer.Argument(
+        ...,
+        help="A folder with one subfolder per class (or train/ and val/ of them), or a .zip/.tar/.tar.gz of one.",
+    ),
     name: str = typer.Option(..., "--name", help="The model's name (training it again makes a new version)."),
     base_model: BaseModel = typer.Option(BaseModel.resnet18, "--base-model"),
     mode: Mode = typer.Option(Mode.transfer, help="transfer: frozen backbone; finetune: all layers; scratch."),

@@ -128,7 +128,12 @@ class Client(ModelsApi, ToolsApi):
         uris = collect_uris(items)
         if uris is not None:
             return Job(self, self._request("POST", "/v1/jobs", json={"uris": uris, **options}).json())
-        files = collect_files(items)
+        return self._upload(collect_files(items), options, on_progress)
+
+    def _upload(
+        self, files: list[tuple[str, Path, int]], options: dict[str, Any], on_progress: ProgressCallback | None
+    ) -> Job:
+        """POST the files (or the one archive) as a multipart job, streaming each from disk."""
         total = sum(size for _, _, size in files)
         sent = 0
 

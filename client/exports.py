@@ -31,18 +31,19 @@ def write_parquet(
     on_progress: RowProgress | None = None,
     reproducibility: dict | None = None,
 ) -> Path:
-    """One row per image in core.results' Parquet schema, with embeddings: the API's results.parquet table.
+    """One row per image in core.result_files' Parquet schema, with embeddings: the API's results.parquet table.
 
     `model` is the job's base architecture; a custom model's sizes come from the job's `reproducibility`.
     """
-    from imagebatch.core import results
+    from imagebatch.core import result_files, results
 
     embedding_size, num_classes = results.output_sizes(model, reproducibility)
-    schema = results.arrow_schema(embedding_size=embedding_size, probability_count=num_classes if probabilities else 0)
+    count = num_classes if probabilities else 0
+    schema = result_files.arrow_schema(embedding_size=embedding_size, probability_count=count)
 
     def write(target: Path) -> None:
         with open(target, "wb") as out:
-            for chunk in results.parquet_chunks(paged(items, PAGE_SIZE, expected, on_progress), schema):
+            for chunk in result_files.parquet_chunks(paged(items, PAGE_SIZE, expected, on_progress), schema):
                 out.write(chunk)
 
     return replace_into(path, write)
@@ -60,7 +61,7 @@ def write_embeddings(
     """A float32 matrix whose row i is image i's embedding; NaN rows for images without one."""
     import numpy as np
 
-    from imagebatch.core.results import embedding_matrix
+    from imagebatch.core.result_files import embedding_matrix
 
     items = [item for page in paged(items, PAGE_SIZE, total, on_progress) for item in page]
     if not any(item.get("embedding") for item in items):

@@ -66,8 +66,9 @@ class ModelsApi:
         crop_scale_min: float | None = None,
         precision: str | None = None,
     ) -> TrainingJob:
-        """Start a training job on a folder (one subfolder per class, zipped here), an archive of one, or
-        URIs with `labels`; options left as None take the API's defaults. TrainingJob.wait() follows it."""
+        """Start a training job on a folder (one subfolder per class, or train/ and val/ folders of them to
+        validate on val/; zipped here), an archive of one, or URIs with `labels`; options left as None take
+        the API's defaults. TrainingJob.wait() follows it."""
         options = {k: v for k, v in locals().items() if k not in ("self", "data", "labels")}
         return TrainingJob(self, self._labelled("/v1/training-jobs", data, labels, options).json())
 

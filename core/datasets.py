@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 # Archive and OS droppings that are never part of a dataset.
 IGNORED_DIRS = frozenset({"__MACOSX", "@eaDir"})
+VAL_FOLDERS = ("val", "validation")  # either names the given validation folder beside train/
 MAX_CLASS_NAME = 64  # a class name is stored as a label (images.top1_label is 64 characters)
 
 
@@ -56,13 +57,14 @@ def _root(files: set[tuple], dirs: set[tuple]) -> tuple[str, ...]:
 
 
 def image_folder_layout(
-    files: Iterable[str], is_image: Callable[[str], bool], dirs: Iterable[str] = ()
+    files: Iterable[str], is_image: Callable[[str], bool], dirs: Iterable[str] = (), *, descend: bool = True
 ) -> FolderLayout:
-    """The classes and labelled images of a tree given as relative file paths (and folders, empty ones too)."""
+    """The classes and labelled images of a tree given as relative file paths (and folders, empty ones too);
+    descend=False keeps the top as the root (no lone wrapper folder is looked into)."""
     file_parts = {p for p in map(path_parts, files) if p}
     dir_parts = {p for p in map(path_parts, dirs) if p}
     dir_parts |= {f[:i] for f in file_parts for i in range(1, len(f))}
-    root = _root(file_parts, dir_parts)
+    root = _root(file_parts, dir_parts) if descend else ()
     classes, _ = _children(root, file_parts, dir_parts)
     labelled, ignored = [], []
     for parts in sorted(file_parts):
@@ -75,6 +77,41 @@ def image_folder_layout(
         else:
             ignored.append(path)
     return FolderLayout("/".join(root), sorted(classes), labelled, ignored)
+
+
+@dataclass(frozen=True)
+class GivenSplit:
+    """A tree that brings its own validation set: train/ and val/ (or validation/), each an ImageFolder."""
+
+    train: FolderLayout  # root is the train folder's path from the top of the tree
+    val: FolderLayout
+    val_folder: str  # "val" or "validation", as the tree names it
+
+
+def _part(files: list[str], dirs: list[str], prefix: tuple[str, ...], is_image: Callable[[str], bool]) -> FolderLayout:
+    """The ImageFolder inside the folder `prefix` (no wrapper descended), its paths relative to that folder."""
+
+    def below(paths: list[str]) -> list[str]:
+        found = (p for p in map(path_parts, paths) if p and p[: len(prefix)] == prefix and len(p) > len(prefix))
+        return ["/".join(p[len(prefix) :]) for p in found]
+
+    inner = image_folder_layout(below(files), is_image, below(dirs), descend=False)
+    return FolderLayout("/".join(prefix), inner.classes, inner.files, inner.ignored)
+
+
+def given_split(files: Iterable[str], is_image: Callable[[str], bool], dirs: Iterable[str] = ()) -> GivenSplit | None:
+    """The train/ and val/ ImageFolders when the tree's top (below lone wrappers) is exactly `train` and `val`
+    or `validation`, and train/ holds class folders; None for a plain ImageFolder (classes named so included)."""
+    files, dirs = list(files), list(dirs)
+    outer = image_folder_layout(files, is_image, dirs)
+    val_folder = next((name for name in VAL_FOLDERS if set(outer.classes) == {"train", name}), None)
+    if val_folder is None:
+        return None
+    root = tuple(p for p in outer.root.split("/") if p)
+    train = _part(files, dirs, (*root, "train"), is_image)
+    if not train.classes:  # images straight inside train/: two classes that happen to be called so
+        return None
+    return GivenSplit(train, _part(files, dirs, (*root, val_folder), is_image), val_folder)
 
 
 def class_name_problem(name: str) -> str | None:
@@ -102,3 +139,21 @@ def check_classes(counts: dict[str, int], what: str = "the training set") -> Non
     empty = [name for name, count in counts.items() if count == 0]
     if empty:
         raise ValueError(f"class folder(s) without an image in {what}: {', '.join(map(repr, empty))}")
+
+
+def check_given_split(train: dict[str, int], val: dict[str, int], val_folder: str = "val") -> None:
+    """What a given validation folder needs (class -> images in each): the training set's checks for train/,
+    then the same classes in val/, each with an image; ValueError naming the class."""
+    check_classes(train, what="train/")
+    missing = [name for name in train if name not in val]
+    if missing:
+        raise ValueError(
+            f"class(es) missing from {val_folder}/: {', '.join(map(repr, missing))}; "
+            f"{val_folder}/ needs one folder per class of train/"
+        )
+    extra = [name for name in val if name not in train]
+    if extra:
+        raise ValueError(f"class(es) in {val_folder}/ but not in train/: {', '.join(map(repr, extra))}")
+    empty = [name for name in train if val[name] == 0]
+    if empty:
+        raise ValueError(f"class folder(s) without an image in {val_folder}/: {', '.join(map(repr, empty))}")

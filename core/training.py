@@ -34,7 +34,12 @@ class TrainingOptions(BaseModel):
     backbone_lr_factor: float = Field(default=0.1, gt=0, le=1, description="finetune: backbone rate = this x rate")
     weight_decay: float = Field(default=0.01, ge=0, le=1)
     image_size: int = Field(default=224, ge=16, le=1024, description="crop side the network sees, pixels")
-    val_fraction: float = Field(default=0.2, gt=0, lt=1, description="share of each class held out for validation")
+    val_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="share of each class held out for validation (ignored when the archive gives train/ and val/)",
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     early_stopping_patience: int = Field(
         default=0, ge=0, le=1000, description="stop after this many epochs without a better validation accuracy"
@@ -64,6 +69,9 @@ def send_training(app: Celery, job_id: str) -> None:
 # Where a training job's files live in blob storage (the API writes the data, the worker the rest).
 MANIFEST_NAME = "manifest.json"  # {"format": 1, "classes": [...], "files": [{"path": "cat/a.jpg", "location": ...}]}
 MANIFEST_FORMAT = 1
+# Format 1 plus "val_files" (same entries): a given validation folder. A worker that knows only format 1
+# refuses it instead of ignoring the folder and splitting the training files.
+GIVEN_SPLIT_FORMAT = 2
 
 
 def training_prefix(job_id: str) -> str:

@@ -5,9 +5,10 @@ from celery import Task
 from imagebatch.core.logging import log_context
 from imagebatch.core.queueing import BUILD_ARTEFACT_TASK, PROCESS_CHUNK_TASK, TRAIN_TASK, make_celery
 from imagebatch.db import webhooks
-from imagebatch.worker import artefacts, runner, training_runner
+from imagebatch.worker import artefacts, runner
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.tasks import RETRY_POLICY, TRAIN_BUSY_RETRY_SECONDS, ChunkTask
+from imagebatch.worker.training import job_runner
 
 app = make_celery()
 
@@ -25,7 +26,7 @@ def process_chunk(self: Task, job_id: str, start: int, stop: int) -> None:
 
 @app.task(name=TRAIN_TASK, bind=True, max_retries=None)
 def train_model(self: Task, job_id: str) -> str:
-    """Run a training job; the work lives in worker.training_runner (the job's lease makes a duplicate harmless).
+    """Run a training job; the work lives in worker.training.job_runner (the job's lease makes a duplicate harmless).
 
     A process already running TRAIN_SLOTS trainings sends this one back to the queue for a while,
     rather than tying up a thread its chunks need.
@@ -35,7 +36,7 @@ def train_model(self: Task, job_id: str) -> str:
         raise self.retry(countdown=TRAIN_BUSY_RETRY_SECONDS)
     try:
         with log_context(job_id=job_id):
-            return training_runner.run_training_job(ctx, job_id)
+            return job_runner.run_training_job(ctx, job_id)
     finally:
         ctx.training_slots.release()
 

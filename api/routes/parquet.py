@@ -1,4 +1,4 @@
-"""Results as a Parquet file in core.results' schema, streamed a row group per page of results."""
+"""Results as a Parquet file in core.result_files' schema, streamed a row group per page of results."""
 
 import logging
 from typing import Annotated
@@ -10,7 +10,8 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.results import FiltersDep
 from imagebatch.api.schemas import BINARY, content_response, error_responses
-from imagebatch.core.results import arrow_schema, embedding_dtype, output_sizes, parquet_chunks
+from imagebatch.core.result_files import arrow_schema, parquet_chunks
+from imagebatch.core.results import embedding_dtype, output_sizes
 from imagebatch.db.results import iter_item_pages
 
 logger = logging.getLogger(__name__)

@@ -14,14 +14,8 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.schemas import TEXT, ResultPage, content_response, error_responses
 from imagebatch.core.catalog import MODELS
-from imagebatch.core.results import (
-    INCLUDABLE,
-    csv_header,
-    csv_row,
-    embedding_dtype,
-    output_sizes,
-    probability_columns,
-)
+from imagebatch.core.result_files import csv_header, csv_row, probability_columns
+from imagebatch.core.results import INCLUDABLE, embedding_dtype, output_sizes
 from imagebatch.db.cursors import InvalidCursor
 from imagebatch.db.models import Job, JobKind
 from imagebatch.db.results import (

@@ -19,10 +19,17 @@ from imagebatch.api.enqueue import celery_app
 from imagebatch.api.labelled import LabelledSet, read_labelled
 from imagebatch.api.schemas import describe_validation_error, error_responses, labelled_request_body
 from imagebatch.core.config import settings
-from imagebatch.core.datasets import check_classes
+from imagebatch.core.datasets import check_classes, check_given_split
 from imagebatch.core.logging import bind_job
 from imagebatch.core.storage import get_store
-from imagebatch.core.training import MANIFEST_FORMAT, MANIFEST_NAME, TrainingOptions, send_training, training_prefix
+from imagebatch.core.training import (
+    GIVEN_SPLIT_FORMAT,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    TrainingOptions,
+    send_training,
+    training_prefix,
+)
 from imagebatch.db import lifecycle
 from imagebatch.db.cursors import InvalidCursor
 from imagebatch.db.models import UNFINISHED_STATES, JobState, TrainingJob
@@ -33,6 +40,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/training-jobs", tags=["training"])
 _STATES = tuple(state.value for state in JobState)
 OPTION_FIELDS = tuple(TrainingOptions.model_fields)
+_GIVEN_SPLIT = "; or train/ and val/ (or validation/) folders in that layout: validated on val/, val_fraction unused"
 
 
 def get_training_job_or_404(session: Session, job_id: str, tenant: str | None) -> TrainingJob:
@@ -53,7 +61,10 @@ def _options(raw: dict) -> TrainingOptions:
 def _check(labelled: LabelledSet) -> None:
     """The quick class check at submission (the worker's data step checks every image)."""
     try:
-        check_classes(labelled.counts(), what="the training set")
+        if labelled.val is None:
+            check_classes(labelled.counts(), what="the training set")
+        else:
+            check_given_split(labelled.counts(), labelled.val.counts(), labelled.val_folder)
     except ValueError as exc:
         raise SubmissionError(422, str(exc)) from exc
 
@@ -77,12 +88,17 @@ def _admit(tenant: str | None) -> None:
         )
 
 
+def _files(labelled: LabelledSet) -> list[dict[str, str]]:
+    pairs = zip(labelled.paths, labelled.images, strict=True)
+    return [{"path": path, "location": image.location} for path, image in pairs]
+
+
 def _create(job_id: str, options: TrainingOptions, labelled: LabelledSet, tenant: str | None) -> None:
     """The manifest beside the data, then the row (queued): a row never points at missing data."""
     prefix = training_prefix(job_id)
-    pairs = zip(labelled.paths, labelled.images, strict=True)
-    files = [{"path": path, "location": image.location} for path, image in pairs]
-    manifest = {"format": MANIFEST_FORMAT, "classes": labelled.classes, "files": files}
+    manifest: dict = {"format": MANIFEST_FORMAT, "classes": labelled.classes, "files": _files(labelled)}
+    if labelled.val is not None:
+        manifest.update(format=GIVEN_SPLIT_FORMAT, val_files=_files(labelled.val))
     get_store().write_stream(f"{prefix}{MANIFEST_NAME}", io.BytesIO(json.dumps(manifest).encode()))
     with session_scope() as session:
         lifecycle.create_training_job(
@@ -90,7 +106,7 @@ def _create(job_id: str, options: TrainingOptions, labelled: LabelledSet, tenant
             job_id=job_id,
             options=options.model_dump(),
             classes=labelled.classes,
-            image_count=len(labelled.images),
+            image_count=len(labelled.images) + (len(labelled.val.images) if labelled.val else 0),
             data_prefix=prefix,
             tenant=tenant,
             skipped=labelled.skipped,
@@ -115,7 +131,7 @@ def _view(job_id: str) -> TrainingJobView:
     "",
     status_code=202,
     response_model=TrainingJobView,
-    openapi_extra=labelled_request_body(TrainingOptions, required=("name",)),
+    openapi_extra=labelled_request_body(TrainingOptions, required=("name",), archive_note=_GIVEN_SPLIT),
     responses=error_responses(401, 413, 415, 422, 429, 503),
 )
 async def create_training_job(request: Request, response: Response, tenant: TenantDep) -> TrainingJobView:
@@ -125,7 +141,7 @@ async def create_training_job(request: Request, response: Response, tenant: Tena
     bind_job(job_id)
     prefix = training_prefix(job_id)
     try:
-        labelled = await read_labelled(request, f"{prefix}data", OPTION_FIELDS)
+        labelled = await read_labelled(request, f"{prefix}data", OPTION_FIELDS, allow_split=True)
         options = _options(labelled.options)
         _check(labelled)
         await run_in_threadpool(_create, job_id, options, labelled, tenant)

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from imagebatch.client import Client
-from imagebatch.core.results import arrow_schema
+from imagebatch.core.result_files import arrow_schema
 from imagebatch.db.models import Image
 from tests.api.helpers import LABELS, submit_uris, write_results
 

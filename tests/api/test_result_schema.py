@@ -1,7 +1,7 @@
 """The API's ResultItem model and the Parquet schema name exactly the fields of core.results' JSON item."""
 
 from imagebatch.api.schemas import ResultItem
-from imagebatch.core import results
+from imagebatch.core import result_files, results
 
 
 def _item_keys() -> list[str]:
@@ -17,4 +17,4 @@ def test_parquet_columns_are_the_item_fields_with_the_error_split():
     keys = _item_keys()
     at = keys.index("error")
     flat = keys[:at] + ["error_category", "error_message"] + keys[at + 1 :]
-    assert results.arrow_schema(embedding_size=512, probability_count=1000).names == flat
+    assert result_files.arrow_schema(embedding_size=512, probability_count=1000).names == flat

@@ -103,3 +103,58 @@ def test_list_cancel_and_delete(api):
     assert api.client.get(f"/v1/training-jobs/{second['id']}").status_code == 404
     assert not (api.blobs / "training" / second["id"]).exists()
     assert api.client.get("/v1/training-jobs", params={"state": "sideways"}).status_code == 422
+
+
+def test_an_archive_of_train_and_val_folders_brings_its_own_validation_set(api):
+    classes = {"set/train/red": 3, "set/train/blue": 2, "set/val/red": 1, "set/val/blue": 2}
+    response = _train(api, folder_zip(classes, extra={"set/train/loose.png": png()}), val_fraction="0.5")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert (job["classes"], job["image_count"]) == (["blue", "red"], 8)
+    assert [s["source"] for s in job["skipped"]] == ["set/train/loose.png"]
+    manifest = json.loads((api.blobs / "training" / job["id"] / "manifest.json").read_text())
+    assert (manifest["format"], manifest["classes"]) == (2, ["blue", "red"])
+    assert sorted(f["path"] for f in manifest["files"]) == ["blue/000.png", "blue/001.png"] + [
+        f"red/{i:03d}.png" for i in range(3)
+    ]
+    assert sorted(f["path"] for f in manifest["val_files"]) == ["blue/000.png", "blue/001.png", "red/000.png"]
+    locations = [f["location"] for f in manifest["files"] + manifest["val_files"]]
+    assert len(set(locations)) == 8
+    plain = _train(api, folder_zip({"red": 2, "blue": 2})).json()
+    assert "val_files" not in json.loads((api.blobs / "training" / plain["id"] / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "classes, dirs, fragment",
+    [
+        ({"train/red": 2, "train/blue": 2, "val/red": 1}, (), "class(es) missing from val/: 'blue'"),
+        ({"train/red": 2, "train/blue": 2, "validation/red": 1}, (), "missing from validation/: 'blue'"),
+        ({"train/red": 2, "train/blue": 2, "val/red": 1}, ("val/blue/",), "without an image in val/: 'blue'"),
+        ({"train/red": 2, "train/blue": 2, "val/red": 1, "val/blue": 1, "val/green": 1}, (), "not in train/: 'green'"),
+        ({"train/red": 2, "val/red": 1}, (), "at least 2 classes (one folder per class) in train/, found only 'red'"),
+        ({"train/red": 2, "train/blue": 1, "val/red": 1, "val/blue": 1}, ("train/green/",), "in train/: 'green'"),
+    ],
+)
+def test_a_given_validation_folder_must_have_the_training_classes(api, classes, dirs, fragment):
+    rows, blobs = _training_rows(api), _training_blobs(api)
+    response = _train(api, folder_zip(classes, dirs=dirs))
+    assert response.status_code == 422 and fragment in response.json()["detail"], response.text
+    assert (_training_rows(api), _training_blobs(api)) == (rows, blobs)
+
+
+def test_a_labelled_form_is_read_by_the_jobs_multipart_reader_with_its_limits(api):
+    archive = folder_zip({"red": 1, "blue": 1})
+    twice = [("archive", ("a.zip", archive)), ("archive", ("b.zip", archive))]
+    long_name = [("archive", ("x" * 1100 + ".zip", archive))]
+    text = [("archive", (None, "not a file"))]
+    cases = [(twice, 422, "archive: send one archive per request"), (text, 422, "archive: must be a file upload")]
+    cases.append((long_name, 400, "longer than 1024 characters (IMAGEBATCH_MAX_FILENAME_LENGTH)"))
+    for files, status, fragment in cases:
+        response = api.client.post("/v1/training-jobs", files=files, data=OPTIONS)
+        assert response.status_code == status and fragment in response.json()["detail"], response.text
+    nameless = api.client.post(
+        "/v1/evaluations",
+        content=b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=B"},
+    )
+    assert nameless.status_code == 400 and "has no name" in nameless.json()["detail"], nameless.text

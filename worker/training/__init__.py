@@ -1,4 +1,4 @@
-"""Training engine: prepare a labelled image set, train or fine-tune a ResNet, evaluate it, save it for serving."""
+"""Training: the engine (prepare a labelled set, train a ResNet, evaluate, save it); job_*.py run a training job."""
 
 from imagebatch.core.metrics import evaluate
 from imagebatch.worker.training.config import MODES, TrainingConfig

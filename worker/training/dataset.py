@@ -138,11 +138,14 @@ def _check_classes(classes: list[str], counts: Counter, skipped: list[SkippedFil
         raise DatasetError(f"class(es) without a usable image: {detail}; add images or remove the folder")
 
 
-def _warnings(counts: Counter, classes: list[str], threshold: float) -> tuple[float, list[str]]:
+def _warnings(counts: Counter, classes: list[str], threshold: float, unvalidated: list[str]) -> tuple[float, list[str]]:
     largest, smallest = max(classes, key=lambda c: counts[c]), min(classes, key=lambda c: counts[c])
     ratio = counts[largest] / counts[smallest]
     notes = [
-        f"class {c!r} has only 1 usable image: it is trained on but never validated" for c in classes if counts[c] == 1
+        f"class {c!r} has only 1 usable image: it is trained on but never validated"
+        if counts[c] == 1
+        else f"class {c!r} has no usable image in the validation folder: it is trained on but never validated"
+        for c in unvalidated
     ]
     if ratio > threshold:
         notes.insert(
@@ -187,7 +190,7 @@ def prepare_dataset(
         raise DatasetError("no image left for validation: give each class at least 2 images, or a validation folder")
     report = _report(main, usable, train_idx, val_idx, skipped, imbalance_ratio, images is not None)
     split = {
-        "method": "folder" if val_src else "stratified",
+        "method": "given" if val_src else "stratified",  # given: a validation folder, val_fraction unused
         "seed": config.seed,
         "val_fraction": None if val_src else config.val_fraction,
         "val_files": [usable[i].file.rel for i in val_idx],
@@ -214,7 +217,7 @@ def _report(
         for i in indices:
             counts[usable[i].file.label][part] += 1
     totals = Counter({name: c["train"] + c["val"] for name, c in counts.items()})
-    ratio, notes = _warnings(totals, classes, threshold)
+    ratio, notes = _warnings(totals, classes, threshold, [name for name in classes if not counts[name]["val"]])
     if skipped:
         notes.insert(0, f"{len(skipped)} file(s) skipped as unusable (listed with their error category)")
     root = str(main.root) if main.root else None

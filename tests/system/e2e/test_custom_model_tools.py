@@ -19,10 +19,10 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
-from imagebatch.cli.samples import write_sample_photos
 from imagebatch.core.storage import BlobStore
 from imagebatch.db import lifecycle
 from imagebatch.worker.models import ResNetWithEmbedding
+from imagebatch.worker.samples import write_sample_photos
 from imagebatch.worker.training.images import Preprocessing
 from imagebatch.worker.training.model import save_custom_model
 from tests.harness.stack import wait_for_job

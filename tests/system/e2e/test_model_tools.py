@@ -18,8 +18,8 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image, ImageOps
 
-from imagebatch.cli.samples import write_sample_photos
 from imagebatch.core.catalog import MODELS
+from imagebatch.worker.samples import write_sample_photos
 from tests.harness.images import write_broken
 from tests.harness.stack import wait_for_job
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from imagebatch.client import Client
-from imagebatch.core.results import arrow_schema
+from imagebatch.core.result_files import arrow_schema
 from tests.harness.images import write_broken, write_photos
 from tests.harness.stack import wait_for_job
 

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from imagebatch.core.options import JobOptions
-from imagebatch.core.results import csv_text
+from imagebatch.core.result_files import csv_text
 from tests.harness.services import private_redis, scratch_database
 from tests.harness.stack import Stack
 from tests.system.security.conftest import PG_DB, make_key

@@ -150,8 +150,13 @@ def test_a_validation_folder_replaces_the_split_and_must_use_known_classes(tmp_p
     val = _classes(tmp_path / "val", {"cat": 1, "dog": 2})
     dataset = prepare_dataset(train, CONFIG, val_source=val)
     assert (len(dataset.train), len(dataset.val)) == (5, 3)
-    assert dataset.split["method"] == "folder"
+    assert dataset.split["method"] == "given"
     assert dataset.split["val_files"] == ["cat/000.png", "dog/000.png", "dog/001.png"]
+    (val / "dog" / "000.png").write_bytes(b"")
+    (val / "dog" / "001.png").write_bytes(b"not an image")
+    report = prepare_dataset(train, CONFIG, val_source=val).report
+    assert report.counts["dog"] == {"train": 2, "val": 0}
+    assert "class 'dog' has no usable image in the validation folder" in " ".join(report.warnings)
     _classes(val, {"bird": 1})
     with pytest.raises(DatasetError, match="validation class.*'bird'"):
         prepare_dataset(train, CONFIG, val_source=val)

@@ -56,7 +56,7 @@ def test_the_saved_model_records_how_it_was_made(trained) -> None:
     }
     assert meta["hyperparameters"] == CONFIG.to_dict() and meta["seed"] == CONFIG.seed
     assert meta["dataset"]["sha256"] == dataset.sha256 and len(dataset.sha256) == 64
-    assert meta["split"]["method"] == "folder" and len(meta["split"]["val_files"]) == 360
+    assert meta["split"]["method"] == "given" and len(meta["split"]["val_files"]) == 360
     expected = training_precision("auto", "cpu", detect_capabilities(), 32)
     assert meta["precision"]["resolved"] == expected.resolved == result.precision.resolved
     assert {"torch", "torchvision", "pillow", "numpy", "python"} <= set(meta["versions"])

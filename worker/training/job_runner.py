@@ -20,10 +20,10 @@ from imagebatch.worker.models import ModelUnavailable
 from imagebatch.worker.training import TrainingConfig, TrainingInputError, TrainingResult, prepare_dataset, train
 from imagebatch.worker.training.calibration_sample import CALIBRATION_DIR
 from imagebatch.worker.training.dataset import PreparedDataset
+from imagebatch.worker.training.job_data import LocalData, fetch_training_data
+from imagebatch.worker.training.job_epochs import EpochLog, SharedCheckpoint
+from imagebatch.worker.training.job_lease import Lease
 from imagebatch.worker.training.model import META_NAME, WEIGHTS_NAME
-from imagebatch.worker.training_data import LocalData, fetch_training_data
-from imagebatch.worker.training_epochs import EpochLog, SharedCheckpoint
-from imagebatch.worker.training_lease import Lease
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _dataset_report(dataset: PreparedDataset, local: LocalData, upload_skipped: 
 def _run(ctx: WorkerContext, job: _Job, token: str, lease: Lease, tmp: Path) -> str:
     config = TrainingConfig.from_dict(TrainingOptions.model_validate(job.options).hyperparameters())
     local = fetch_training_data(ctx.reader, job.prefix, tmp / "data")
-    dataset = prepare_dataset(local.root, config)
+    dataset = prepare_dataset(local.root, config, val_source=local.val_root)
     _write(job.id, token, dataset=_dataset_report(dataset, local, job.skipped))
     checkpoint = SharedCheckpoint(job.prefix, tmp / "checkpoint")
     checkpoint.restore()
