@@ -5,7 +5,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from imagebatch.db.models import OPEN_IMAGE_STATUSES, UNFINISHED_STATES, Image, Job, utcnow
+from imagebatch.db.models import OPEN_IMAGE_STATUSES, UNFINISHED_STATES, Image, Job, TrainingJob, utcnow
 
 # Throughput is measured over this window; older work says little about the queue now.
 RATE_WINDOW = timedelta(minutes=5)
@@ -63,3 +63,30 @@ def wait_for_a_job(session: Session, tenant: str) -> int:
 def wait_for_images(session: Session, tenant: str, images: int) -> int:
     """Seconds until `images` more of the tenant's open images are likely finished."""
     return _seconds_for(max(images, 1), session, tenant)
+
+
+def active_training_jobs(session: Session, tenant: str) -> int:
+    """The tenant's training jobs not finished yet (queued, running or cancelling)."""
+    query = (
+        select(func.count())
+        .select_from(TrainingJob)
+        .where(TrainingJob.tenant == tenant, TrainingJob.state.in_(UNFINISHED_STATES))
+    )
+    return session.scalar(query) or 0
+
+
+def wait_for_a_training_job(session: Session, tenant: str) -> int:
+    """Seconds until one of the tenant's unfinished training jobs is likely done: its epochs left
+    times its mean epoch so far, the nearest job's; a job with no finished epoch yet gives no pace."""
+    query = select(TrainingJob.epochs, TrainingJob.options).where(
+        TrainingJob.tenant == tenant, TrainingJob.state.in_(UNFINISHED_STATES)
+    )
+    waits = []
+    for epochs, options in session.execute(query):
+        done = epochs or []
+        planned = int((options or {}).get("epochs") or len(done))
+        if done and planned:
+            per_epoch = sum(float(e.get("seconds") or 0) for e in done) / len(done)
+            waits.append(max(planned - len(done), 0) * per_epoch)
+    wait = min(waits) if waits else UNKNOWN_WAIT
+    return int(min(max(wait, SHORTEST_WAIT), LONGEST_WAIT))

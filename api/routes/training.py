@@ -8,7 +8,6 @@ from uuid import uuid4
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -69,23 +68,21 @@ def _check(labelled: LabelledSet) -> None:
         raise SubmissionError(422, str(exc)) from exc
 
 
-def _admit(tenant: str | None) -> None:
-    """429 when the tenant already has MAX_ACTIVE_JOBS_PER_TENANT unfinished training jobs."""
-    most = settings.MAX_ACTIVE_JOBS_PER_TENANT
-    if tenant is None or not most:
+def _admit(session: Session, tenant: str | None) -> None:
+    """429 with the queue's Retry-After when the tenant has MAX_ACTIVE_JOBS_PER_TENANT unfinished training
+    jobs; under the tenant's lock, so a check in the transaction that creates the job is atomic with it."""
+    if tenant is None:
         return
+    try:
+        lifecycle.admit_training_job(session=session, tenant=tenant, most=settings.MAX_ACTIVE_JOBS_PER_TENANT)
+    except lifecycle.OverLimit as exc:
+        raise HTTPException(429, exc.detail, headers={"Retry-After": str(exc.retry_after)}) from exc
+
+
+def _admit_now(tenant: str | None) -> None:
+    """The same check before the upload, so a tenant at its limit is not made to send its archive first."""
     with session_scope() as session:
-        active = session.scalar(
-            select(func.count())
-            .select_from(TrainingJob)
-            .where(TrainingJob.tenant == tenant, TrainingJob.state.in_(UNFINISHED_STATES))
-        )
-    if (active or 0) >= most:
-        raise HTTPException(
-            429,
-            f"tenant {tenant!r} already has {most} active training jobs (MAX_ACTIVE_JOBS_PER_TENANT)",
-            headers={"Retry-After": "60"},
-        )
+        _admit(session, tenant)
 
 
 def _files(labelled: LabelledSet) -> list[dict[str, str]]:
@@ -101,6 +98,7 @@ def _create(job_id: str, options: TrainingOptions, labelled: LabelledSet, tenant
         manifest.update(format=GIVEN_SPLIT_FORMAT, val_files=_files(labelled.val))
     get_store().write_stream(f"{prefix}{MANIFEST_NAME}", io.BytesIO(json.dumps(manifest).encode()))
     with session_scope() as session:
+        _admit(session, tenant)  # again, now atomic with the insert: concurrent submissions take turns
         lifecycle.create_training_job(
             session=session,
             job_id=job_id,
@@ -136,7 +134,7 @@ def _view(job_id: str) -> TrainingJobView:
 )
 async def create_training_job(request: Request, response: Response, tenant: TenantDep) -> TrainingJobView:
     """Train a model on a labelled set: multipart `archive` (ImageFolder) or JSON `uris` + `labels`."""
-    await run_in_threadpool(_admit, tenant)
+    await run_in_threadpool(_admit_now, tenant)
     job_id = uuid4().hex
     bind_job(job_id)
     prefix = training_prefix(job_id)

@@ -64,7 +64,10 @@ export function upload(form, onProgress, path = "/v1/jobs") {
 export async function download(path, filename) {
   const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) throw await failure(response);
-  const url = URL.createObjectURL(await response.blob());
+  save(URL.createObjectURL(await response.blob()), filename);
+}
+
+function save(url, filename) {
   const link = Object.assign(document.createElement("a"), { href: url, download: filename });
   document.body.append(link);
   link.click();
@@ -88,15 +91,26 @@ export function showImage(img, path, onError = () => {}) {
   }).catch(onError);
 }
 
-// An image a worker builds on request (Grad-CAM): asked again after Retry-After while the API answers 202.
-export async function builtImageURL(path, params = {}, onWait = () => {}) {
+// What a worker builds on request (Grad-CAM, a model export): asked again after Retry-After while the API answers 202.
+async function fetchBuilt(path, params, onWait) {
   const url = `${path}?${new URLSearchParams(params)}`;
   for (;;) {
     const response = await fetch(url, { headers: authHeaders() });
     if (!response.ok) throw await failure(response);
-    if (response.status !== 202) return URL.createObjectURL(await response.blob());
+    if (response.status !== 202) return response;
     onWait();
     const seconds = Number(response.headers.get("Retry-After")) || 2;
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   }
+}
+
+export async function builtImageURL(path, params = {}, onWait = () => {}) {
+  return URL.createObjectURL(await (await fetchBuilt(path, params, onWait)).blob());
+}
+
+// A built file saved under the name the API gives it (Content-Disposition).
+export async function downloadBuilt(path, params = {}, onWait = () => {}) {
+  const response = await fetchBuilt(path, params, onWait);
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  save(URL.createObjectURL(await response.blob()), named ? named[1] : "download");
 }

@@ -1,6 +1,6 @@
 // Model page: versions, the training curves, confusion heatmap and per-class scores, evaluate, delete.
 
-import { getJSON, send, upload } from "./api.js";
+import { downloadBuilt, getJSON, send, upload } from "./api.js";
 import { empty } from "./charts.js";
 import { curves, scores } from "./scores.js";
 import { FINAL, badge, h, num, pct, progressBar, stat, toast, when } from "./ui.js";
@@ -22,6 +22,19 @@ async function remove(target, fallback, problem) {
   }
 }
 
+// A worker builds the file on first request (202 meanwhile); the button says so until it is saved.
+async function exportModel(m, format, button) {
+  const label = button.textContent;
+  button.disabled = true;
+  try {
+    await downloadBuilt(`/v1/models/${m.ref}/export`, { format }, () => { button.textContent = `${label}: building…`; });
+  } catch (err) {
+    toast(err.message);
+  }
+  button.textContent = label;
+  button.disabled = false;
+}
+
 function header(m, problem) {
   const what = m.builtin ? `built-in · ${m.weights} · ${m.num_classes} ImageNet classes`
     : `${m.base_model} · ${m.mode} · ${m.num_classes} classes: ${m.classes.slice(0, 12).join(", ")}${m.num_classes > 12 ? ", …" : ""}`;
@@ -34,6 +47,8 @@ function header(m, problem) {
       problem),
     h("div", { class: "row" },
       h("a", { class: "btn primary", id: "classify-with", href: `#/submit?model=${m.ref}` }, "Classify with it"),
+      ["onnx", "torchscript"].map((format) => h("button", { class: "btn", id: `export-${format}`, title: `download ${m.ref} as a ${format} file`,
+        onclick: (e) => exportModel(m, format, e.currentTarget) }, format === "onnx" ? "Export ONNX" : "Export TorchScript")),
       !m.builtin && h("button", { class: "btn danger", id: "delete-version",
         onclick: () => remove(m.ref, others ? `#/models/${m.name}` : "#/models", problem) }, "Delete this version"),
       !m.builtin && others && h("button", { class: "btn danger", id: "delete-model",

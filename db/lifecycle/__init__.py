@@ -16,7 +16,7 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     artefacts exports and Grad-CAM maps: request once per cache key, mark sent, finish or fail, retry
 """
 
-from imagebatch.db.lifecycle.admission import OverLimit, TenantLimits, admit_job, lock_tenant
+from imagebatch.db.lifecycle.admission import OverLimit, TenantLimits, admit_job, admit_training_job, lock_tenant
 from imagebatch.db.lifecycle.artefacts import (
     fail_artefact,
     finish_artefact,
@@ -71,6 +71,7 @@ __all__ = [
     "OverLimit",
     "TenantLimits",
     "admit_job",
+    "admit_training_job",
     "lock_tenant",
     "ChunkSender",
     "Claim",

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from imagebatch.db.tenant_load import active_jobs, images_in_flight, wait_for_a_job, wait_for_images
+from imagebatch.db.tenant_load import (
+    active_jobs,
+    active_training_jobs,
+    images_in_flight,
+    wait_for_a_job,
+    wait_for_a_training_job,
+    wait_for_images,
+)
 
 # The first key of our PostgreSQL advisory locks: keeps them apart from anyone else's.
 _LOCK_SPACE = 0x1B0A
@@ -74,3 +81,17 @@ def admit_job(*, session: Session, tenant: str, new_images: int, limits: TenantL
                 f"the limit of {limits.images_in_flight} (MAX_IMAGES_IN_FLIGHT_PER_TENANT)",
                 wait_for_images(session, tenant, excess),
             )
+
+
+def admit_training_job(*, session: Session, tenant: str, most: int) -> None:
+    """Take the tenant's lock, then raise OverLimit if it already has `most` unfinished training jobs
+    (0: no limit). Call it first in the transaction that creates the training job."""
+    if not most:
+        return
+    lock_tenant(session=session, tenant=tenant)
+    if active_training_jobs(session, tenant) >= most:
+        raise OverLimit(
+            f"tenant {tenant!r} already has {most} active training jobs, the limit "
+            f"(MAX_ACTIVE_JOBS_PER_TENANT); retry when one finishes",
+            wait_for_a_training_job(session, tenant),
+        )

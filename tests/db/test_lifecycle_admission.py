@@ -8,7 +8,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from imagebatch.db import lifecycle
-from imagebatch.db.models import Image, Job, JobState, utcnow
+from imagebatch.db.models import Image, Job, JobState, TrainingJob, utcnow
 from imagebatch.db.tenant_load import RATE_WINDOW, UNKNOWN_WAIT
 from tests.db.helpers import add_job
 
@@ -85,3 +85,54 @@ def test_retry_after_for_images_in_flight_counts_the_excess(db):
 def test_without_recent_throughput_the_hint_is_the_plain_default(db):
     _busy_tenant(db, open_per_job=[5, 5, 5], finished_recently=0)
     assert _refusal(db, lifecycle.TenantLimits(active_jobs=3)).retry_after == UNKNOWN_WAIT
+
+
+def _submit_training(engine: Engine, tenant: str, job_id: str, start: threading.Barrier) -> bool:
+    """One training submission as the API makes it: admission under the lock, then the insert."""
+    with Session(engine) as session:
+        start.wait(timeout=30)
+        try:
+            lifecycle.admit_training_job(session=session, tenant=tenant, most=LIMIT)
+        except lifecycle.OverLimit:
+            return False
+        lifecycle.create_training_job(
+            session=session,
+            job_id=job_id,
+            options={"name": "colours", "base_model": "resnet18", "mode": "transfer", "epochs": 3},
+            classes=["red", "blue"],
+            image_count=10,
+            data_prefix=f"training/{job_id}/",
+            tenant=tenant,
+        )
+        session.commit()
+        return True
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_racing_training_submissions_never_pass_the_active_jobs_limit(engine, round_):
+    start = threading.Barrier(RACERS)
+    with ThreadPoolExecutor(RACERS) as pool:
+        admitted = list(
+            pool.map(lambda i: _submit_training(engine, "trainer", f"tr{round_}_{i}", start), range(RACERS))
+        )
+    assert sum(admitted) == LIMIT
+
+
+def test_training_retry_after_is_the_nearest_runs_epochs_left_at_its_pace(db):
+    with db.begin() as session:
+        for job_id, done, planned in (("near", 3, 4), ("far", 1, 10)):
+            lifecycle.create_training_job(
+                session=session,
+                job_id=job_id,
+                options={"name": job_id, "base_model": "resnet18", "mode": "transfer", "epochs": planned},
+                classes=["a", "b"],
+                image_count=4,
+                data_prefix=f"training/{job_id}/",
+                tenant="busy",
+            )
+            epochs = [{"epoch": e + 1, "seconds": 20.0 + 10 * e} for e in range(done)]
+            session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(epochs=epochs))
+    with db() as session, pytest.raises(lifecycle.OverLimit) as refusal:
+        lifecycle.admit_training_job(session=session, tenant="busy", most=2)
+    # "near": 1 epoch left at a mean of (20 + 30 + 40) / 3 = 30 s; "far": 9 left at 20 s.
+    assert refusal.value.retry_after == 30

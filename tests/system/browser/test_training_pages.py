@@ -127,6 +127,13 @@ def test_train_watch_evaluate_and_classify_from_the_pages(browser, stack, api_ke
     assert heatmap_cells(page, "#model-scores") == model["evaluation"]["confusion_matrix"]["rows"]
     assert page.locator("#loss-card svg circle.dot").count() == 4
 
+    # Export: a worker builds the TorchScript file (202 meanwhile); the page saves the API's file under its name.
+    with page.expect_download(timeout=180_000) as exported:
+        page.click("#export-torchscript")
+    served = client.get("/v1/models/swatches:1/export", params={"format": "torchscript"})
+    assert served.status_code == 200 and exported.value.suggested_filename == "swatches-1.pt"
+    assert Path(exported.value.path()).read_bytes() == served.content
+
     # Evaluate on a held-out archive from the page; its heatmap and table are the evaluation's JSON.
     page.set_input_files("#eval-archive", str(holdout_zip))
     page.click("#eval-btn")
