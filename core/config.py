@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Worker: models this worker serves (its queues), threads for decoding, torch threads.
     WORKER_MODELS: str = "resnet18,resnet50"
     DECODE_THREADS: int = Field(default=0, ge=0, description="0 = one per core")
+    # Pixels a worker process decodes at once (read from each image's header before its decode);
+    # more waits. ~100 MP is one image at Pillow's MAX_IMAGE_PIXELS (89 MP), or eight 12 MP photos,
+    # about 1 GiB of decoded RGB and copies; an image larger than the budget still decodes, alone.
+    DECODE_PIXEL_BUDGET: int = Field(default=100_000_000, ge=1_000_000)
     TORCH_THREADS: int = Field(default=0, ge=0, description="0 = the cores divided among the forward slots")
     DEVICE: str = "auto"
     EMBEDDING_DTYPE: str = "float32"
@@ -101,6 +105,9 @@ class Settings(BaseSettings):
     MAX_ARCHIVE_RATIO: float = Field(default=100.0, gt=1)
     # Seconds a request body may send nothing before the upload is dropped (408) and its blobs removed.
     UPLOAD_IDLE_TIMEOUT: float = Field(default=60.0, gt=0)
+    # Uploaded files under a job id with no job row, untouched this long, belong to a request whose
+    # API process died mid-body: the sweeper removes them. Longer than any pause UPLOAD_IDLE_TIMEOUT allows.
+    UPLOAD_ORPHAN_GRACE: float = Field(default=600.0, gt=0)
     # Characters in an uploaded file's name (a multipart part's filename); longer is answered 400.
     MAX_FILENAME_LENGTH: int = Field(default=1024, ge=16, le=16384)
     # Let http(s) URLs reach loopback, private, link-local and metadata addresses.
@@ -113,12 +120,18 @@ class Settings(BaseSettings):
     # Claims per image before it is given up as `timed_out`.
     CHUNK_MAX_ATTEMPTS: int = Field(default=3, ge=1)
     # Seconds between sweeps in each worker process; 0 turns the sweeper off.
-    SWEEP_INTERVAL: float = Field(default=30.0, ge=0)
+    SWEEP_INTERVAL: float = Field(default=5.0, ge=0)
+    # Liveness: every worker process records a heartbeat in the database this often; the rows a
+    # worker holds go back to the queue once its heartbeat is WORKER_DEAD_AFTER seconds old.
+    WORKER_HEARTBEAT: float = Field(default=5.0, gt=0)
+    WORKER_DEAD_AFTER: float = Field(default=15.0, gt=0)
     # A queued job whose chunks were never all sent this long after creation gets enqueued again.
     SUBMIT_GRACE: float = Field(default=120.0, gt=0)
     # A job with pending images, none of its rows claimed or finished for this long and its
     # model's queue empty, has lost chunk messages: the sweeper sends them again.
-    ORPHAN_AFTER: float = Field(default=60.0, gt=0)
+    # Short enough that a message lost with a killed worker (fetched, not yet claimed) comes back
+    # within ~30 s; a resend that was not needed only makes a duplicate message, which claims ignore.
+    ORPHAN_AFTER: float = Field(default=20.0, gt=0)
     # How long a worker keeps retrying a chunk's database work while the database is away.
     DB_RETRY_SECONDS: float = Field(default=300.0, ge=0)
     # PostgreSQL connect timeout, so the API answers 503 quickly when the database is down.
@@ -197,7 +210,7 @@ class Settings(BaseSettings):
 
     @property
     def is_embedded(self) -> bool:
-        return self.REDIS_URL is None
+        return not self.REDIS_URL  # an empty REDIS_URL means the embedded broker, as in broker_url
 
 
 settings = Settings()

@@ -1,9 +1,11 @@
 """Blob storage for uploaded images and their thumbnails: a local directory by default, any fsspec URL otherwise."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from fsspec.core import url_to_fs
 
@@ -62,6 +64,27 @@ class BlobStore:
 
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))
+
+    def top_level(self) -> list[str]:
+        """Names of the folders (and objects) directly under the root: job ids, `training`, `models`."""
+        if not self.fs.exists(self.root):
+            return []
+        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(self.root, detail=False)]
+
+    def idle_seconds(self, prefix: str) -> float | None:
+        """Seconds since anything under `prefix` was last written (an upload in progress keeps
+        writing); None when the store gives no modification times."""
+        entries: dict[str, Any] = self.fs.find(self.path(prefix.rstrip("/")), detail=True, withdirs=True)
+        stamps = [stamp for info in entries.values() if (stamp := _modified(info)) is not None]
+        return time.time() - max(stamps) if stamps else None
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """A listing entry's modification time as a Unix timestamp (local files: mtime; object stores: LastModified)."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if isinstance(value, int | float) else None
 
 
 @cache

@@ -201,6 +201,9 @@ class Image(Base):
     # Migration 0006_claims: the delivery (Celery task id) holding the row while it is running.
     # A redelivery of that same message takes its rows back; any other message leaves them alone.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # Migration 0009_liveness: the worker process (WorkerProcess.id) holding the row while it is
+    # running; a claimant whose heartbeat stopped has its rows requeued well before CHUNK_DEADLINE.
+    claimed_worker: Mapped[str | None] = mapped_column(String(64))
     # Migration 0007_custom: an evaluation image's true class (its folder name, or its label).
     true_label: Mapped[str | None] = mapped_column(String(64))
 
@@ -271,6 +274,18 @@ class TrainingJob(Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerProcess(Base):
+    """A running worker process announcing itself alive (migration 0009_liveness); db.lifecycle.workers."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class RegisteredModel(Base):

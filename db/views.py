@@ -189,3 +189,11 @@ def load_job_view(session: Session, job_id: str) -> JobView | None:
     """The view of job `job_id`, or None if there is no such job."""
     job = session.get(Job, job_id)
     return None if job is None else job_views(session, [job])[0]
+
+
+def existing_jobs(session: Session, job_ids: Sequence[str]) -> set[str]:
+    """Which of `job_ids` have a job row (any state)."""
+    found: set[str] = set()
+    for start in range(0, len(job_ids), 500):  # bounded IN lists
+        found.update(session.scalars(select(Job.id).where(Job.id.in_(job_ids[start : start + 500]))))
+    return found

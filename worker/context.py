@@ -15,10 +15,11 @@ from imagebatch.worker.devices import Capabilities, detect_capabilities, resolve
 from imagebatch.worker.fetch import Fetcher
 from imagebatch.worker.gpu import DevicePlan, plan_for
 from imagebatch.worker.int8_models import Int8Models
+from imagebatch.worker.liveness import new_worker_id
 from imagebatch.worker.metrics import WorkerMetrics
 from imagebatch.worker.models import LoadedModel, ModelRegistry
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
-from imagebatch.worker.preprocess import Decoder, RenditionMaker, fast_decode
+from imagebatch.worker.preprocess import Decoder, PixelBudget, RenditionMaker, fast_decode
 from imagebatch.worker.reader import Reader
 
 _APP_ATTRIBUTE = "imagebatch_context"
@@ -45,8 +46,13 @@ class WorkerContext:
     gate: ForwardGate
     fetcher: Fetcher
     decode_pool: ThreadPoolExecutor
+    pixel_budget: PixelBudget  # IMAGEBATCH_DECODE_PIXEL_BUDGET, shared by every decoder of the process
     reader: Reader
     metrics: WorkerMetrics
+    # This process's name in its claims and heartbeats (worker.liveness).
+    worker_id: str = field(default_factory=new_worker_id)
+    # Set when the worker begins a warm shutdown: chunks not yet written stop and are handed back.
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     # Training jobs running in this process (TRAIN_SLOTS): one more waits on the queue, not in a thread here.
     training_slots: threading.BoundedSemaphore = field(init=False, repr=False)
     _decoders: dict[tuple[str, str], Decoder] = field(default_factory=dict, init=False, repr=False)
@@ -91,6 +97,7 @@ class WorkerContext:
             gate=ForwardGate(split.forward_slots),
             fetcher=fetcher,
             decode_pool=pool,
+            pixel_budget=PixelBudget(settings.DECODE_PIXEL_BUDGET),
             reader=Reader(settings, fetcher, pool),
             metrics=metrics if metrics is not None else WorkerMetrics(CollectorRegistry()),
         )
@@ -109,7 +116,8 @@ class WorkerContext:
         key = (model.key, mode)
         with self._lock:
             if key not in self._decoders:
-                self._decoders[key] = self.plan.decoder(model.transform, mode == "fast", self.renditions)
+                fast = mode == "fast"
+                self._decoders[key] = self.plan.decoder(model.transform, fast, self.renditions, self.pixel_budget)
             return self._decoders[key]
 
     def close(self) -> None:

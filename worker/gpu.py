@@ -11,7 +11,14 @@ from typing import cast
 
 import torch
 
-from imagebatch.worker.preprocess import Decoder, RenditionMaker, WeightsTransform, host_transform, normalize_uint8
+from imagebatch.worker.preprocess import (
+    Decoder,
+    PixelBudget,
+    RenditionMaker,
+    WeightsTransform,
+    host_transform,
+    normalize_uint8,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +34,17 @@ class DevicePlan:
     gpu_decode: bool
 
     def decoder(
-        self, transform: WeightsTransform, fast: bool = False, renditions: RenditionMaker | None = None
+        self,
+        transform: WeightsTransform,
+        fast: bool = False,
+        renditions: RenditionMaker | None = None,
+        budget: PixelBudget | None = None,
     ) -> Decoder:
         """The host half of `transform` (weights.transforms()) for this plan; `fast`: the fast decode mode;
-        `renditions`: also make each image's thumbnail (and preview)."""
+        `renditions`: also make each image's thumbnail (and preview); `budget`: pixels decoded at once."""
         host = host_transform(transform, uint8_input=self.uint8_input, fast=fast)
-        return Decoder(host, gpu_device=self.device if self.gpu_decode else None, renditions=renditions)
+        device = self.device if self.gpu_decode else None
+        return Decoder(host, gpu_device=device, renditions=renditions, budget=budget)
 
 
 def plan_for(device: str, compile_model: bool = False, gpu_decode: bool = False) -> DevicePlan:

@@ -6,7 +6,7 @@ import os
 import socket
 
 import torch
-from celery import bootsteps
+from celery import bootsteps, signals
 from celery.worker import WorkController, state
 from celery.worker.consumer import Consumer
 from kombu.asynchronous.timer import Entry
@@ -18,6 +18,7 @@ from imagebatch.core.results import check_embedding_dtype
 from imagebatch.worker.broker_watch import BrokerWatch
 from imagebatch.worker.celery_app import app
 from imagebatch.worker.context import WorkerContext
+from imagebatch.worker.liveness import Heartbeat, hand_back
 from imagebatch.worker.metrics import WorkerMetrics, start_metrics_server
 from imagebatch.worker.models import ModelUnavailable, ensure_weights, get_spec
 from imagebatch.worker.sweeper import queued_messages, start_sweeper
@@ -152,10 +153,20 @@ def run_worker(
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
     logger.info("worker serving %s on %s, consuming %s", ", ".join(models), ctx.device, ", ".join(names))
     worker = _celery_worker(names, loglevel, _concurrency(kinds))
+    heartbeat = Heartbeat(ctx.worker_id, settings.WORKER_HEARTBEAT)
+    heartbeat.start()
     start_sweeper(app)
+    # SIGTERM (a warm shutdown) stops the chunks in flight at their next step rather than after their forward.
+    signals.worker_shutting_down.connect(lambda **_: ctx.stopping.set(), weak=False)
     try:
         worker.start()
     finally:
+        ctx.stopping.set()
+        heartbeat.stop()  # first, so no beat brings back the row hand_back deletes
+        try:
+            hand_back(app, ctx.worker_id)
+        except Exception:  # the database or broker is away: the sweepers requeue the rows of a silent worker
+            logger.exception("could not hand back this worker's unfinished chunks")
         ctx.close()
     return worker.exitcode or 0
 

@@ -25,6 +25,7 @@ from imagebatch.worker.custom_models import RegisteredWeights
 from imagebatch.worker.devices import Precision, resolve_precision
 from imagebatch.worker.inference import ImageResult, infer
 from imagebatch.worker.int8_models import Int8Served
+from imagebatch.worker.liveness import WorkerStopping
 from imagebatch.worker.models import LoadedModel, ModelUnavailable
 from imagebatch.worker.preprocess import DecodedImage, ImageFailure
 from imagebatch.worker.timing import ChunkReport, timing_line
@@ -43,8 +44,9 @@ class Claim:
 
 
 @retry_database
-def claim(job_id: str, start: int, stop: int, token: str) -> Claim | None:
-    """The chunk's open images, now running for `token`, with the job's options; None: nothing to do."""
+def claim(job_id: str, start: int, stop: int, token: str, worker: str | None = None) -> Claim | None:
+    """The chunk's open images, now running for `token` in worker process `worker`, with the job's
+    options; None: nothing to do."""
     with session_scope() as session:
         # A chunk this delivery claimed CHUNK_MAX_ATTEMPTS times already (its workers died) is given up.
         lifecycle.give_up_exhausted(
@@ -55,7 +57,9 @@ def claim(job_id: str, start: int, stop: int, token: str) -> Claim | None:
             claimed_by=token,
             max_attempts=settings.CHUNK_MAX_ATTEMPTS,
         )
-        claimed = lifecycle.claim_chunk(session=session, job_id=job_id, start=start, stop=stop, claimed_by=token)
+        claimed = lifecycle.claim_chunk(
+            session=session, job_id=job_id, start=start, stop=stop, claimed_by=token, worker=worker
+        )
         if not claimed:
             return None
         job = session.get(Job, job_id)
@@ -190,6 +194,11 @@ def _log_chunk(job_id: str, start: int, stop: int, n: int, report: ChunkReport, 
     logger.info("%s", timing_line(timing))
 
 
+def _unless_stopping(ctx: WorkerContext) -> None:
+    if ctx.stopping.is_set():
+        raise WorkerStopping
+
+
 def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -> ChunkReport | None:
     claimed, options = chunk.images, chunk.options
     # A job stored before the API resolved its mode gets the same rule here, with this worker's setting.
@@ -204,12 +213,14 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
         _fail(job_id, str(exc))
         return None
     began, t0 = time.time(), time.perf_counter()
+    _unless_stopping(ctx)
     decoded = ctx.reader.read_many([image.location for image in claimed], decoder)
     stored = writer.store_renditions(job_id, claimed, decoded, ctx.decode_pool)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
     with ctx.gate.turn() as waited:
+        _unless_stopping(ctx)  # a shutdown that began while this chunk waited for its forward
         t2 = time.perf_counter()
         results = infer(
             model, tensors, precision, options.top_k, options.store_probabilities, int8.model if int8 else None
@@ -239,13 +250,18 @@ def process_chunk(
     back the rows it left running, a duplicate message finds them held. None: a fresh one.
     """
     token = token or uuid.uuid4().hex
-    chunk = claim(job_id, start, stop, token)
+    chunk = claim(job_id, start, stop, token, ctx.worker_id)
     if chunk is None:
         logger.info("job %s chunk [%d, %d): nothing to do", job_id, start, stop)
         retry_database(writer.finalize)(job_id)
         return None
     try:
         return _run(ctx, job_id, start, stop, chunk)
+    except WorkerStopping:
+        # The rows stay claimed by this worker until it shuts down: worker.liveness.hand_back
+        # releases them all and sends their chunks again, in one transaction.
+        logger.warning("job %s chunk [%d, %d): worker shutting down; handing it back", job_id, start, stop)
+        return None
     except Exception:
         # The task's retries govern errors this worker saw; attempts count only vanished claims.
         writer.release_claim(job_id, start, stop, token)

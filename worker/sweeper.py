@@ -4,6 +4,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -12,10 +13,12 @@ from celery import Celery
 from imagebatch.core.chunks import send_chunks
 from imagebatch.core.config import settings
 from imagebatch.core.queueing import TRAIN_QUEUE, queue_for_model
+from imagebatch.core.storage import get_store
 from imagebatch.db import webhooks
 from imagebatch.db.lifecycle import SweepReport, sweep
 from imagebatch.db.session import session_scope
 from imagebatch.worker.training_sweeper import sweep_training_once
+from imagebatch.worker.upload_sweeper import sweep_uploads
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +32,32 @@ def queued_messages(app: Celery, queues: list[str]) -> int:
             # Redis drops an empty list, so kombu reports an empty queue as missing.
             with contextlib.suppress(*connection.channel_errors):
                 waiting += channel.queue_declare(queue=queue, passive=True).message_count
+        # kombu's SQL transport (embedded broker) gives each channel a session it never closes:
+        # its database connection would stay checked out, and a few sweeps exhaust the pool the
+        # worker's consumer fetches through.
+        session = getattr(channel, "_session", None)
+        if session is not None:
+            session.close()
     return waiting
 
 
 def queue_checker(app: Celery) -> Callable[[str], bool]:
-    """Whether a model's queue holds no waiting message (embedded broker: never claimed empty)."""
+    """Whether a model's queue holds no waiting message.
+
+    On the embedded broker too: kombu's SQL transport counts the messages still visible, and a
+    message fetched by a worker that was then killed stays invisible for ever, so only this
+    check brings its chunk back.
+    """
 
     def queue_empty(model: str) -> bool:
-        if settings.is_embedded:
-            return False  # kombu's SQL transport counts are not worth trusting for this
         return queued_messages(app, [queue_for_model(model)]) == 0
 
     return queue_empty
 
 
-def sweep_once(app: Celery) -> SweepReport:
-    """One sweep in one transaction (conditional updates make concurrent sweepers safe)."""
+def sweep_once(app: Celery, liveness: bool = True) -> SweepReport:
+    """One sweep in one transaction (conditional updates make concurrent sweepers safe);
+    `liveness`: requeue the chunks of workers whose heartbeat stopped."""
     with session_scope() as session:
         report = sweep(
             session=session,
@@ -54,6 +67,7 @@ def sweep_once(app: Celery) -> SweepReport:
             grace=settings.SUBMIT_GRACE,
             orphan_after=settings.ORPHAN_AFTER,
             queue_empty=queue_checker(app),
+            dead_after=settings.WORKER_DEAD_AFTER if liveness else None,
         )
     if report.requeued or report.timed_out or report.enqueued_jobs:
         logger.warning(
@@ -67,13 +81,23 @@ def sweep_once(app: Celery) -> SweepReport:
 
 def _loop(app: Celery, stop: threading.Event) -> None:
     interval = settings.SWEEP_INTERVAL
+    # The store's listing is not free (an object store lists over HTTP): uploads are checked
+    # a few times per grace period rather than on every sweep.
+    uploads_every, uploads_checked = settings.UPLOAD_ORPHAN_GRACE / 4, 0.0
+    # While the database was away nobody could beat: every heartbeat is stale when it returns.
+    # Judge liveness again only once the live workers have had WORKER_DEAD_AFTER to beat.
+    failed_at = -float("inf")
     # Jitter so the sweeps of workers started together do not line up.
     while not stop.wait(interval * random.uniform(0.8, 1.2)):
         try:
-            sweep_once(app)
+            sweep_once(app, liveness=time.monotonic() - failed_at > settings.WORKER_DEAD_AFTER)
             sweep_training_once(app, lambda: queued_messages(app, [TRAIN_QUEUE]) == 0)
             webhooks.deliver_due()  # jobs the sweep (or any other path) finished get their webhook
+            if time.monotonic() - uploads_checked >= uploads_every:
+                uploads_checked = time.monotonic()
+                sweep_uploads(get_store(), settings.UPLOAD_ORPHAN_GRACE)
         except Exception as exc:  # the database or broker may be away; the next sweep retries
+            failed_at = time.monotonic()
             logger.warning("sweep failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
 
 
@@ -85,11 +109,12 @@ def start_sweeper(app: Celery) -> threading.Event | None:
     threading.Thread(target=_loop, args=(app, stop), name="sweeper", daemon=True).start()
     logger.info(
         "sweeper: every ~%.0fs, chunk deadline %.0fs, %d attempts, submit grace %.0fs, "
-        "lost chunks resent after %.0fs idle",
+        "lost chunks resent after %.0fs idle, chunks of workers silent for %.0fs requeued",
         settings.SWEEP_INTERVAL,
         settings.CHUNK_DEADLINE,
         settings.CHUNK_MAX_ATTEMPTS,
         settings.SUBMIT_GRACE,
         settings.ORPHAN_AFTER,
+        settings.WORKER_DEAD_AFTER,
     )
     return stop

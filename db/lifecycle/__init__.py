@@ -11,6 +11,7 @@ take keyword arguments and run in the caller's transaction; reads stay in db.vie
     webhooks  the completion-webhook outbox: claim a delivery, record its outcome
     training  training jobs: create, claim with a lease, heartbeat, progress, complete, fail, cancel
     training_sweeps  resend a training job whose lease lapsed or whose message never went out
+    workers   worker heartbeats; requeue the chunks of a silent worker, hand back a stopping one's
     models    the model registry: register the next version, delete versions no active job uses
     artefacts exports and Grad-CAM maps: request once per cache key, mark sent, finish or fail, retry
 """
@@ -64,6 +65,7 @@ from imagebatch.db.lifecycle.training import (
 )
 from imagebatch.db.lifecycle.training_sweeps import TrainingSweep, sweep_training
 from imagebatch.db.lifecycle.webhooks import claim_webhook, due_webhooks, record_webhook
+from imagebatch.db.lifecycle.workers import beat, forget_dead_workers, requeue_dead_claims, retire_worker
 
 __all__ = [
     "OverLimit",
@@ -78,6 +80,7 @@ __all__ = [
     "NewModel",
     "SweepReport",
     "TrainingSweep",
+    "beat",
     "cancel_chunk",
     "fail_artefact",
     "finish_artefact",
@@ -106,6 +109,7 @@ __all__ = [
     "fail_job",
     "finalize_idle_jobs",
     "finalize_job",
+    "forget_dead_workers",
     "give_up_exhausted",
     "mark_enqueued",
     "record_reproducibility",
@@ -113,7 +117,9 @@ __all__ = [
     "release_claim",
     "renew_enqueued",
     "request_cancel",
+    "requeue_dead_claims",
     "requeue_stale_chunk",
+    "retire_worker",
     "sweep",
     "unmark_enqueued",
     "withdraw_job",

@@ -39,9 +39,12 @@ def _held_by(claimed_by: str) -> ColumnElement[bool]:
     return (Image.status == _RUNNING) & (Image.claimed_by == claimed_by)
 
 
-def claim_chunk(*, session: Session, job_id: str, start: int, stop: int, claimed_by: str) -> list[ClaimedImage] | None:
-    """Mark the chunk's pending images running for delivery `claimed_by` and return them, in
-    index order; None if the job should not run (gone, cancelled, failed, finished).
+def claim_chunk(
+    *, session: Session, job_id: str, start: int, stop: int, claimed_by: str, worker: str | None = None
+) -> list[ClaimedImage] | None:
+    """Mark the chunk's pending images running for delivery `claimed_by` in worker process
+    `worker` and return them, in index order; None if the job should not run (gone, cancelled,
+    failed, finished). The sweeper requeues them once `worker`'s heartbeat stops.
 
     Rows `claimed_by` itself left running (its worker died, the broker redelivered the same
     message) are taken back, so the redelivery finishes what the first delivery started; rows
@@ -66,7 +69,13 @@ def claim_chunk(*, session: Session, job_id: str, start: int, stop: int, claimed
     claimed = session.execute(
         update(Image)
         .where(_in_chunk(job_id, start, stop), or_(Image.status == _PENDING, _held_by(claimed_by)), job_active)
-        .values(status=_RUNNING, claimed_at=utcnow(), claimed_by=claimed_by, attempts=Image.attempts + 1)
+        .values(
+            status=_RUNNING,
+            claimed_at=utcnow(),
+            claimed_by=claimed_by,
+            claimed_worker=worker,
+            attempts=Image.attempts + 1,
+        )
         .returning(Image.id, Image.idx, Image.source, Image.location)
     ).all()
     return sorted((ClaimedImage(*row) for row in claimed), key=lambda image: image.idx)
@@ -149,7 +158,7 @@ def release_claim(*, session: Session, job_id: str, start: int, stop: int, claim
         session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), _held_by(claimed_by), Image.attempts > 0)
-        .values(status=_PENDING, claimed_by=None, attempts=Image.attempts - 1),
+        .values(status=_PENDING, claimed_by=None, claimed_worker=None, attempts=Image.attempts - 1),
     )
 
 
@@ -163,5 +172,5 @@ def requeue_stale_chunk(*, session: Session, job_id: str, start: int, stop: int,
         session,
         update(Image)
         .where(_in_chunk(job_id, start, stop), Image.status == _RUNNING, Image.claimed_at < cutoff)
-        .values(status=_PENDING, claimed_by=None),
+        .values(status=_PENDING, claimed_by=None, claimed_worker=None),
     )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from imagebatch.core.chunks import Chunk, job_chunks, resent_chunks
 from imagebatch.db.lifecycle.chunks import give_up_exhausted, requeue_stale_chunk
 from imagebatch.db.lifecycle.jobs import finalize_idle_jobs, mark_enqueued, renew_enqueued
+from imagebatch.db.lifecycle.workers import dead_cutoff, forget_dead_workers, requeue_dead_claims
 from imagebatch.db.models import ACTIVE_STATES, UNFINISHED_STATES, Image, ImageStatus, Job, JobState, utcnow
 
 logger = logging.getLogger(__name__)
@@ -131,15 +132,26 @@ def sweep(
     grace: float,
     orphan_after: float,
     queue_empty: Callable[[str], bool] | None = None,
+    dead_after: float | None = None,
     now: datetime | None = None,
 ) -> SweepReport:
     """One pass of every check in the caller's transaction; the chunks to resend go out in one batch.
 
-    They are sent before the caller commits: a send that succeeds with a commit that fails only
+    `dead_after`: rows held by a worker whose heartbeat is older than that many seconds are
+    requeued (None: only the deadline applies).
+
+    The chunks are sent before the caller commits: a send that succeeds with a commit that fails only
     duplicates a message, which claims make harmless; a send that fails rolls the pass back.
     """
     now = now or utcnow()
     report = requeue_stale(session=session, now=now, deadline=deadline, max_attempts=max_attempts)
+    if dead_after is not None:  # chunks of workers whose heartbeat stopped, long before their deadline
+        cutoff = dead_cutoff(now, dead_after)
+        dead, timed_out = requeue_dead_claims(session=session, cutoff=cutoff, max_attempts=max_attempts)
+        forget_dead_workers(session=session, cutoff=cutoff)
+        report.timed_out += timed_out
+        report.sent += dead
+        report.requeued += [(chunk.job_id, chunk.start, chunk.stop) for chunk in dead]
     report.enqueued_jobs, abandoned = enqueue_abandoned(session=session, now=now, grace=grace)
     report.sent += abandoned
     if queue_empty is not None:

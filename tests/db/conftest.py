@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from imagebatch.db.models import Artefact, Base, Image, Job, LabelSet, RegisteredModel, TrainingJob
+from imagebatch.db.models import Artefact, Base, Image, Job, LabelSet, RegisteredModel, TrainingJob, WorkerProcess
 from imagebatch.db.session import make_engine
 from tests.harness.services import scratch_database
 
 PG_DB = "imagebatch_db_test"
-TABLES = (Artefact, Image, LabelSet, Job, TrainingJob, RegisteredModel)  # emptied before each test, children first
+# Emptied before each test, children first.
+TABLES = (Artefact, Image, LabelSet, Job, TrainingJob, RegisteredModel, WorkerProcess)
 
 
 @pytest.fixture(scope="session")

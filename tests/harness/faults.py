@@ -105,7 +105,8 @@ def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.
 @cache
 def _engine(database_url: str) -> Engine:
     """One engine per database for the harness's reads; no pool, so a restarted server is no matter."""
-    return create_engine(database_url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+    connect_args = {} if database_url.startswith("sqlite") else {"connect_timeout": 3}
+    return create_engine(database_url, poolclass=NullPool, connect_args=connect_args)
 
 
 def status_counts(database_url: str, job_id: str) -> dict[str, int]:

@@ -38,8 +38,10 @@ def redis_restart(setup: Setup, database_url: str, images: int = 32) -> Outcome:
         with httpx.Client(base_url=stack.url, timeout=30) as client:
             job_id = submit(client, setup.photos(images))["id"]
             wait_until(lambda: progressed(database_url, job_id), timeout=120)
+            fault = time.monotonic()
             server.restart(down_seconds=2)
             finish(outcome, stack, client, database_url, job_id, timeout=180)
+            outcome.notes["recovery_seconds"] = round(time.monotonic() - fault, 1)
     outcome.seconds = time.monotonic() - began
     return outcome
 
@@ -131,6 +133,7 @@ def postgres_restart(setup: Setup, redis_url: str, images: int = 32, down_second
             time.sleep(max(0.0, down_seconds - (time.monotonic() - down_at)))
             cluster.start()
             finish(outcome, stack, client, cluster.url, job_id, timeout=240)
+            outcome.notes["recovery_seconds"] = round(time.monotonic() - down_at, 1)
     finally:
         stack.stop()
         cluster.close()

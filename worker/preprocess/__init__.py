@@ -1,6 +1,7 @@
 """Preprocessing: image bytes to a DecodedImage holding the model's input tensor and the image's thumbnail
 (see opening, decode, transforms and renditions)."""
 
+from imagebatch.worker.preprocess.budget import PixelBudget
 from imagebatch.worker.preprocess.decode import DecodedImage, Decoder
 from imagebatch.worker.preprocess.opening import ImageFailure, UnusableImage, check_pixels, is_jpeg
 from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
@@ -21,6 +22,7 @@ __all__ = [
     "HostTransform",
     "ImageFailure",
     "NumpyNormalize",
+    "PixelBudget",
     "RenditionMaker",
     "Renditions",
     "ResizeCrop",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from PIL import ExifTags, Image, ImageStat
 
+from imagebatch.worker.preprocess.budget import PixelBudget, header_pixels
 from imagebatch.worker.preprocess.opening import (
     check_pixels,
     is_jpeg,
@@ -53,11 +54,16 @@ class Decoder:
     with `renditions`, the image's thumbnail and preview too."""
 
     def __init__(
-        self, transform: HostTransform, gpu_device: str | None = None, renditions: RenditionMaker | None = None
+        self,
+        transform: HostTransform,
+        gpu_device: str | None = None,
+        renditions: RenditionMaker | None = None,
+        budget: PixelBudget | None = None,
     ) -> None:
         self.transform = transform
         self.gpu_device = gpu_device
         self.renditions = renditions
+        self.budget = budget  # the worker's DECODE_PIXEL_BUDGET, shared by its decoders; None: unbounded
         self._on_device: tuple[str, Uint8Transform] | None = None
         if gpu_device is not None:
             if not isinstance(transform, Uint8Transform):
@@ -75,6 +81,13 @@ class Decoder:
         if self._on_device is not None and is_jpeg(data):
             return self._decode_on_device(data, *self._on_device)
         draft = self.transform.draft_size  # None in exact mode
+        if self.budget is None:
+            return self._decode(data, draft)
+        # Held until the decoded picture, its RGB copy and its renditions are gone (on return).
+        with self.budget.hold(header_pixels(data, draft)):
+            return self._decode(data, draft)
+
+    def _decode(self, data: bytes, draft: int | None) -> DecodedImage:
         decoded = decode_rgb(data, draft) if draft else decode_pillow(data, None)
         rgb, mode, fmt = decoded.image, decoded.mode, decoded.format
         width, height = decoded.width, decoded.height

@@ -1,6 +1,8 @@
 """Uploads whose request dies mid-body, from a raw socket: cut off, or stalled; no blob may stay behind."""
 
+import io
 import os
+import signal
 import socket
 import time
 import uuid
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.harness.stack import Stack
 from tests.system.conftest import wait_until
@@ -145,3 +148,40 @@ def test_a_whole_upload_still_goes_through(upload_api, key):
     assert response.json()["counts"]["total"] == 2 and len(_stored(upload_api)) == 2
     httpx.delete(f"{upload_api.url}/v1/jobs/{response.json()['id']}", headers=headers, timeout=30)
     assert _stored(upload_api) == []
+
+
+def test_an_api_sigkilled_mid_upload_leaves_blobs_that_the_sweeper_removes(secure_env, tmp_path):
+    """The process itself dies: nothing in it can clean up; a worker's sweeper does, sparing the jobs' files."""
+    data_dir = tmp_path / "killed_api"
+    env = {k: v for k, v in secure_env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        IMAGEBATCH_DATA_DIR=str(data_dir),
+        IMAGEBATCH_UPLOAD_ORPHAN_GRACE="4",  # the sweeper looks every second (a quarter of it)
+        IMAGEBATCH_SWEEP_INTERVAL="1",
+    )
+    stack = Stack(env=env, log_dir=data_dir / "logs")
+    blobs = data_dir / "blobs"
+    try:
+        stack.start_api()
+        key = make_key(f"sqlite:///{data_dir}/imagebatch.sqlite", "killed")
+        photo = io.BytesIO()
+        Image.new("RGB", (32, 32), "teal").save(photo, "JPEG")
+        headers = {"Authorization": f"Bearer {key}"}
+        kept = httpx.post(
+            f"{stack.url}/v1/jobs", files=[("files", ("kept.jpg", photo.getvalue()))], headers=headers, timeout=30
+        )
+        assert kept.status_code == 202, kept.text
+        kept_id = kept.json()["id"]
+        sock = _start_upload(stack, key)
+        wait_until(lambda: len(_stored(stack)) >= 3, timeout=20)  # the kept job's file and two parts
+        assert stack.api is not None
+        os.kill(stack.api.pid, signal.SIGKILL)
+        stack.api.wait()
+        sock.close()
+        orphans = [p for p in blobs.iterdir() if p.name != kept_id]
+        assert len(orphans) == 1 and len(list(orphans[0].iterdir())) >= 2  # left behind by the dead process
+        stack.start_worker("resnet18")
+        wait_until(lambda: not orphans[0].exists(), timeout=120)
+        assert (blobs / kept_id).is_dir()  # a job's files stay
+    finally:
+        stack.stop()
