@@ -127,7 +127,7 @@ class Job(Base):
     # Migration 0003_faults. SHA-256 of (tenant, the client's Idempotency-Key header): a retried
     # submission finds this job instead of creating another; unique, hence per tenant.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    # Migration 0009_admission: SHA-256 of what that submission asked for (options, each image's
+    # Migration 0010_admission: SHA-256 of what that submission asked for (options, each image's
     # name, size and digest, or its URI); the same key with another body is refused (422).
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Set once every chunk message is in the broker; a queued job without it after a grace
@@ -201,7 +201,7 @@ class Image(Base):
     # Migration 0006_claims: the delivery (Celery task id) holding the row while it is running.
     # A redelivery of that same message takes its rows back; any other message leaves them alone.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    # Migration 0009_liveness: the worker process (WorkerProcess.id) holding the row while it is
+    # Migration 0011_liveness: the worker process (WorkerProcess.id) holding the row while it is
     # running; a claimant whose heartbeat stopped has its rows requeued well before CHUNK_DEADLINE.
     claimed_worker: Mapped[str | None] = mapped_column(String(64))
     # Migration 0007_custom: an evaluation image's true class (its folder name, or its label).
@@ -277,7 +277,7 @@ class TrainingJob(Base):
 
 
 class WorkerProcess(Base):
-    """A running worker process announcing itself alive (migration 0009_liveness); db.lifecycle.workers."""
+    """A running worker process announcing itself alive (migration 0011_liveness); db.lifecycle.workers."""
 
     __tablename__ = "workers"
 

@@ -17,7 +17,7 @@ from imagebatch.core.storage import get_store
 from imagebatch.db import webhooks
 from imagebatch.db.lifecycle import SweepReport, sweep
 from imagebatch.db.session import session_scope
-from imagebatch.worker.training_sweeper import sweep_training_once
+from imagebatch.worker.training.job_sweeper import sweep_training_once
 from imagebatch.worker.upload_sweeper import sweep_uploads
 
 logger = logging.getLogger(__name__)

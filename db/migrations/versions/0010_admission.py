@@ -1,13 +1,13 @@
 """idempotency fingerprints: what a submission with an Idempotency-Key asked for
 
-Revision ID: 0009_admission
+Revision ID: 0010_admission
 Revises: 0009_tools
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_admission"
+revision = "0010_admission"
 down_revision = "0009_tools"
 branch_labels = None
 depends_on = None

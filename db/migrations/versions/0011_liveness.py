@@ -1,14 +1,14 @@
 """worker liveness: a heartbeat row per worker process, the worker holding each running image row
 
-Revision ID: 0009_liveness
-Revises: 0010_merge
+Revision ID: 0011_liveness
+Revises: 0010_admission
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_liveness"
-down_revision = "0010_merge"
+revision = "0011_liveness"
+down_revision = "0010_admission"
 branch_labels = None
 depends_on = None
 
