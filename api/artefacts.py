@@ -1,7 +1,6 @@
 """Answer for an artefact a worker builds on request: 202 while pending (sending its task), the file once ready."""
 
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -56,12 +55,6 @@ def _pending(request: Request, row: Artefact) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-def _chunks(key: str) -> Iterator[bytes]:
-    with get_store().open(key) as handle:
-        while block := handle.read(_READ_SIZE):
-            yield block
-
-
 def _file(row: Artefact, headers: dict[str, str]) -> Response:
     key = row.storage_key or ""
     if not get_store().exists(key):
@@ -69,7 +62,9 @@ def _file(row: Artefact, headers: dict[str, str]) -> Response:
     headers = {**headers, "Content-Length": str(row.size_bytes)} if row.size_bytes is not None else headers
     if row.weights_sha256:
         headers["X-Weights-SHA256"] = row.weights_sha256
-    return StreamingResponse(_chunks(key), media_type=artefacts.MEDIA_TYPES[row.format], headers=headers)
+    return StreamingResponse(
+        get_store().iter_blocks(key, _READ_SIZE), media_type=artefacts.MEDIA_TYPES[row.format], headers=headers
+    )
 
 
 def serve_artefact(

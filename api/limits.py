@@ -4,7 +4,7 @@ from fastapi import HTTPException
 from sqlalchemy.orm import Session
 
 from imagebatch.core.config import settings
-from imagebatch.db.lifecycle import OverLimit, TenantLimits, admit_job
+from imagebatch.db.lifecycle import OverLimit, TenantLimits, admit_job, admit_training_job
 
 
 def check_job_size(count: int) -> None:
@@ -31,5 +31,20 @@ def check_tenant_limits(session: Session, tenant: str | None, new_images: int = 
     try:
         admit_job(session=session, tenant=tenant, new_images=new_images, limits=limits)
     except OverLimit as exc:
-        # The wait comes from the tenant's queue: its open images and recent throughput.
-        raise HTTPException(429, exc.detail, headers={"Retry-After": str(exc.retry_after)}) from exc
+        raise _too_many(exc) from exc
+
+
+def check_training_limits(session: Session, tenant: str | None) -> None:
+    """429 if `tenant` already has MAX_ACTIVE_JOBS_PER_TENANT unfinished training jobs; like
+    check_tenant_limits, under the tenant's lock when run in the transaction that creates the job."""
+    if tenant is None:
+        return
+    try:
+        admit_training_job(session=session, tenant=tenant, most=settings.MAX_ACTIVE_JOBS_PER_TENANT)
+    except OverLimit as exc:
+        raise _too_many(exc) from exc
+
+
+def _too_many(refusal: OverLimit) -> HTTPException:
+    # The wait comes from the tenant's queue: its open work and recent pace.
+    return HTTPException(429, refusal.detail, headers={"Retry-After": str(refusal.retry_after)})

@@ -54,6 +54,12 @@ class BlobStore:
         with self.fs.open(self.path(key), "rb") as f:
             yield f
 
+    def iter_blocks(self, key: str, size: int = 256 * 1024) -> Iterator[bytes]:
+        """The blob in blocks of `size` bytes, opened on the first block (a streamed response's body)."""
+        with self.open(key) as handle:
+            while block := handle.read(size):
+                yield block
+
     def read_bytes(self, key: str) -> bytes:
         return self.fs.cat_file(self.path(key))
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imagebatch.core.catalog import ModelRef
+from imagebatch.core.catalog import ModelRef, parse_model_ref
 from imagebatch.db.models import Artefact, Image, RegisteredModel
 from imagebatch.db.registry import find_model
 
@@ -29,11 +29,8 @@ class BuildOrder:
     image_location: str | None
 
 
-def _custom_entry(session: Session, row: Artefact) -> RegisteredModel | None:
-    name, _, version = row.model.partition(":")
-    if not version:
-        return None
-    return find_model(session, row.tenant or None, ModelRef(name, int(version)))
+def _custom_entry(session: Session, ref: ModelRef, tenant: str | None) -> RegisteredModel | None:
+    return None if ref.version is None else find_model(session, tenant or None, ref)
 
 
 def build_order(session: Session, artefact_id: int) -> BuildOrder | None:
@@ -41,7 +38,8 @@ def build_order(session: Session, artefact_id: int) -> BuildOrder | None:
     row = session.get(Artefact, artefact_id)
     if row is None:
         return None
-    custom = _custom_entry(session, row)
+    ref = parse_model_ref(row.model)  # a custom model's artefact names its version: name:version
+    custom = _custom_entry(session, ref, row.tenant)
     location = None
     if row.job_id is not None:
         location = session.scalar(
@@ -55,7 +53,7 @@ def build_order(session: Session, artefact_id: int) -> BuildOrder | None:
         model=row.model,
         base_model=row.base_model,
         custom=None if custom is None else (custom.name, custom.version, custom.weights_key, custom.weights_sha256),
-        custom_missing=":" in row.model and custom is None,
+        custom_missing=ref.version is not None and custom is None,
         job_id=row.job_id,
         image_index=row.image_index,
         class_index=row.class_index,

@@ -9,7 +9,7 @@ from imagebatch.api.auth import TenantDep
 from imagebatch.api.deps import SessionDep
 from imagebatch.api.schemas import BINARY, content_response, error_responses
 from imagebatch.core import artefacts
-from imagebatch.core.catalog import parse_model_ref
+from imagebatch.core.catalog import ModelRef, parse_model_ref
 from imagebatch.db.models import registry_tenant
 from imagebatch.db.registry import find_model
 
@@ -51,7 +51,7 @@ def export_model(
         found = find_model(session, tenant, ref)
         if found is None:
             raise HTTPException(404, f"Model not found: no custom model {str(ref)!r} (GET /v1/models lists them)")
-        name = f"{found.name}:{found.version}"
+        name = str(ModelRef(found.name, found.version))
         request_ = artefacts.ExportRequest(owner, name, found.base_model, found.weights_sha256, file_format)
     values = {
         "kind": artefacts.EXPORT,

@@ -11,7 +11,7 @@ from imagebatch.api.deps import SessionDep, get_job_or_404
 from imagebatch.api.routes.images import get_image_or_404
 from imagebatch.api.schemas import BINARY, content_response, error_responses
 from imagebatch.core import artefacts
-from imagebatch.core.catalog import builtin_classes
+from imagebatch.core.catalog import ModelRef, builtin_classes
 from imagebatch.db.models import Image, ImageStatus, Job, registry_tenant
 from imagebatch.db.registry import model_of_job
 
@@ -88,7 +88,7 @@ def get_gradcam(
     classes, weights_sha256 = _classes(session, job)
     class_index = resolve_class(class_, classes, image.top1_index)
     key = artefacts.GradcamRequest(job_id, index, class_index, map_format).cache_key
-    model = job.model if job.custom_model is None else f"{job.custom_model}:{job.model_version}"
+    model = job.model if job.custom_model is None else str(ModelRef(job.custom_model, job.model_version))
     values = {
         "kind": artefacts.GRADCAM,
         "format": map_format,

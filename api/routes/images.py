@@ -3,7 +3,6 @@ the worker stored. The API streams bytes; it never decodes an image."""
 
 import logging
 import mimetypes
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -17,7 +16,7 @@ from imagebatch.api.schemas import BINARY, content_response, error_responses
 from imagebatch.core import errors, netguard, renditions
 from imagebatch.core.config import settings
 from imagebatch.core.results import embedding_dtype
-from imagebatch.core.storage import BlobStore, get_store
+from imagebatch.core.storage import get_store
 from imagebatch.db.models import Image, ImageStatus
 from imagebatch.db.results import result_item
 
@@ -98,18 +97,12 @@ def get_image_content(job_id: str, index: int, session: SessionDep, tenant: Tena
         store = get_store()
         if not store.exists(key):
             raise HTTPException(404, "image bytes are no longer stored")
-        return StreamingResponse(_chunks(store, key), media_type=media_type, headers=_CACHE)
+        return StreamingResponse(store.iter_blocks(key), media_type=media_type, headers=_CACHE)
     if location.startswith("file:"):
         return FileResponse(_local_path(location), media_type=media_type, headers=_CACHE)
     if location.startswith(("http://", "https://")):
         return RedirectResponse(location, status_code=307)
     raise HTTPException(404, "image location is not servable")
-
-
-def _chunks(store: BlobStore, key: str, size: int = 256 * 1024) -> Iterator[bytes]:
-    with store.open(key) as handle:
-        while block := handle.read(size):
-            yield block
 
 
 def _stored(image: Image, key: str, what: str) -> StreamingResponse:
@@ -121,7 +114,7 @@ def _stored(image: Image, key: str, what: str) -> StreamingResponse:
     store = get_store()
     if not store.exists(key):
         raise HTTPException(404, f"no {what} stored (jobs processed before thumbnails were stored have none)")
-    return StreamingResponse(_chunks(store, key), media_type=renditions.MEDIA_TYPE, headers=_CACHE)
+    return StreamingResponse(store.iter_blocks(key), media_type=renditions.MEDIA_TYPE, headers=_CACHE)
 
 
 @router.get(

@@ -16,8 +16,8 @@ from imagebatch.api.bodies import SubmissionError
 from imagebatch.api.deps import SessionDep
 from imagebatch.api.enqueue import celery_app
 from imagebatch.api.labelled import LabelledSet, read_labelled
+from imagebatch.api.limits import check_training_limits
 from imagebatch.api.schemas import describe_validation_error, error_responses, labelled_request_body
-from imagebatch.core.config import settings
 from imagebatch.core.datasets import check_classes, check_given_split
 from imagebatch.core.logging import bind_job
 from imagebatch.core.storage import get_store
@@ -68,21 +68,10 @@ def _check(labelled: LabelledSet) -> None:
         raise SubmissionError(422, str(exc)) from exc
 
 
-def _admit(session: Session, tenant: str | None) -> None:
-    """429 with the queue's Retry-After when the tenant has MAX_ACTIVE_JOBS_PER_TENANT unfinished training
-    jobs; under the tenant's lock, so a check in the transaction that creates the job is atomic with it."""
-    if tenant is None:
-        return
-    try:
-        lifecycle.admit_training_job(session=session, tenant=tenant, most=settings.MAX_ACTIVE_JOBS_PER_TENANT)
-    except lifecycle.OverLimit as exc:
-        raise HTTPException(429, exc.detail, headers={"Retry-After": str(exc.retry_after)}) from exc
-
-
 def _admit_now(tenant: str | None) -> None:
     """The same check before the upload, so a tenant at its limit is not made to send its archive first."""
     with session_scope() as session:
-        _admit(session, tenant)
+        check_training_limits(session, tenant)
 
 
 def _files(labelled: LabelledSet) -> list[dict[str, str]]:
@@ -98,7 +87,7 @@ def _create(job_id: str, options: TrainingOptions, labelled: LabelledSet, tenant
         manifest.update(format=GIVEN_SPLIT_FORMAT, val_files=_files(labelled.val))
     get_store().write_stream(f"{prefix}{MANIFEST_NAME}", io.BytesIO(json.dumps(manifest).encode()))
     with session_scope() as session:
-        _admit(session, tenant)  # again, now atomic with the insert: concurrent submissions take turns
+        check_training_limits(session, tenant)  # again, now atomic with the insert: submissions take turns
         lifecycle.create_training_job(
             session=session,
             job_id=job_id,

@@ -2,6 +2,7 @@
 
 import logging
 from datetime import datetime, timedelta
+from itertools import groupby
 
 from sqlalchemy import ColumnElement, case, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
@@ -43,8 +44,10 @@ def _chunks_of(session: Session, *where: ColumnElement[bool]) -> list[Chunk]:
         .where(Job.state.in_(UNFINISHED_STATES), *where)
         .order_by(Image.job_id, Image.idx)  # concurrent sweepers lock rows in one order
     ).all()
-    chunks = (resent_chunks(job, model, total, size, [idx])[0] for job, model, total, size, idx in rows)
-    return list(dict.fromkeys(chunks))
+    chunks: list[Chunk] = []
+    for (job, model, total, size), group in groupby(rows, key=lambda row: tuple(row[:4])):
+        chunks += resent_chunks(job, model, total, size, [row.idx for row in group])
+    return chunks
 
 
 def _in_chunk(chunk: Chunk) -> ColumnElement[bool]:
