@@ -98,9 +98,6 @@ class Evaluation(Job):
 
     client: EvaluationClient
 
-    def __init__(self, client: EvaluationClient, data: dict[str, Any]) -> None:
-        super().__init__(client, data)
-
     def refresh(self) -> "Evaluation":
         self.data = self.client.get_evaluation(self.id).data
         return self

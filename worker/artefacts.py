@@ -5,7 +5,6 @@ import tempfile
 from pathlib import Path
 from typing import cast
 
-from PIL import Image, ImageOps
 from torch import nn
 
 from imagebatch.core import artefacts
@@ -20,7 +19,7 @@ from imagebatch.worker.models import LoadedModel, ModelUnavailable, ResNetWithEm
 from imagebatch.worker.modeltools.export import card_for, export_onnx, export_torchscript
 from imagebatch.worker.modeltools.gradcam import explain
 from imagebatch.worker.preprocess import UnusableImage
-from imagebatch.worker.preprocess.opening import open_checked
+from imagebatch.worker.preprocess.turbo import decode_pillow
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +76,10 @@ def _export(model: LoadedModel, order: BuildOrder, folder: Path) -> Path:
 def _gradcam(ctx: WorkerContext, model: LoadedModel, order: BuildOrder) -> bytes:
     if order.image_location is None:
         raise BuildError(f"image {order.image_index} of job {order.job_id} is gone")
-    try:
-        image, _ = open_checked(ctx.reader.fetch_bytes(order.image_location))
+    try:  # decoded as the classification did: opened, EXIF-transposed, RGB
+        rgb = decode_pillow(ctx.reader.fetch_bytes(order.image_location), None).image
     except UnusableImage as exc:
         raise BuildError(f"the image cannot be read again: {exc}") from exc
-    ImageOps.exif_transpose(image, in_place=True)  # as the classification decoded it
-    rgb: Image.Image = image.convert("RGB")
     try:
         explained = explain(cast(ResNetWithEmbedding, _plain_net(model)), model.transform, rgb, order.class_index)
     except ValueError as exc:  # a class out of the model's range

@@ -6,13 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import ExifTags, Image, ImageStat
+from PIL import Image, ImageStat
 
 from imagebatch.worker.preprocess.budget import PixelBudget, header_pixels
-from imagebatch.worker.preprocess.opening import (
-    check_pixels,
-    is_jpeg,
-)
+from imagebatch.worker.preprocess.opening import check_pixels, is_jpeg, oriented_size
 from imagebatch.worker.preprocess.renditions import RenditionMaker, Renditions
 from imagebatch.worker.preprocess.transforms import HostTransform, Uint8Transform
 from imagebatch.worker.preprocess.turbo import decode_pillow, decode_rgb
@@ -28,12 +25,6 @@ class DecodedImage:
     std: tuple[float, float, float]
     tensor: torch.Tensor  # the host transform's output: CHW float32 (CPU) or uint8 (CUDA)
     renditions: Renditions | None = None  # thumbnail and preview, when the decoder makes them
-
-
-def _oriented(size: tuple[int, int], image: Image.Image) -> tuple[int, int]:
-    """A header size as it reads after exif_transpose (orientations 5-8 swap the sides)."""
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
 def decode_jpeg_on_device(data: bytes, device: str) -> torch.Tensor:
@@ -107,7 +98,7 @@ class Decoder:
         """nvJPEG decode; Pillow still reads the header: mode, size, orientation."""
         with Image.open(io.BytesIO(data)) as header:
             check_pixels(header)
-            mode, (width, height) = header.mode, _oriented(header.size, header)
+            mode, (width, height) = header.mode, oriented_size(header.size, header)
         full = decode_jpeg_on_device(data, device)
         pixels = full.flatten(1).float()
         return DecodedImage(

@@ -3,7 +3,7 @@
 import io
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from imagebatch.core import errors
 
@@ -72,3 +72,9 @@ def _undecodable(image: Image.Image, exc: Exception) -> bool:
 
 def is_jpeg(data: bytes) -> bool:
     return data[:3] == JPEG_MAGIC
+
+
+def oriented_size(size: tuple[int, int], image: Image.Image) -> tuple[int, int]:
+    """A header size as it reads after exif_transpose (orientations 5-8 swap the sides)."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size

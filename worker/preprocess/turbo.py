@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import simplejpeg
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from imagebatch.worker.preprocess.opening import check_pixels, is_jpeg, open_checked
+from imagebatch.worker.preprocess.opening import check_pixels, is_jpeg, open_checked, oriented_size
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +138,9 @@ def decode_jpeg_turbo(data: bytes, draft_size: int | None) -> RgbImage | None:
 
 def decode_pillow(data: bytes, draft_size: int | None) -> RgbImage:
     """Decoder's own steps: open_checked (draft for large JPEGs), exif_transpose, convert("RGB")."""
-    image, (width, height) = open_checked(data, draft_size)
+    image, size = open_checked(data, draft_size)
     mode, fmt = image.mode, image.format
-    if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
-        width, height = height, width
+    width, height = oriented_size(size, image)
     ImageOps.exif_transpose(image, in_place=True)
     # For an animated GIF this is the first frame, the one Image.open positions on.
     rgb = image if image.mode == "RGB" else image.convert("RGB")
