@@ -84,12 +84,12 @@ def model_bound(
     batch_size: int,
     batches: int,
     streams: int = 1,
-    make_net: Callable[[], Forward] | None = None,
+    make_net: Callable[[int], Forward] | None = None,
 ) -> float:
     """Images/s of forward passes alone on ready tensors: this machine's limit for the model.
 
     streams > 1 runs that many forwards at once from as many threads, each on cores / streams
-    torch threads: the worker's layout with several forward slots. `make_net` (called once those
+    torch threads: the worker's layout with several forward slots. `make_net(streams)` (called once those
     threads are set: the int8 runtimes read them when built) gives the forward; else the model's own.
     """
     x = torch.randn(batch_size, 3, 224, 224).to(model.device, memory_format=torch.channels_last)
@@ -103,7 +103,7 @@ def model_bound(
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // streams))
     try:
-        net = make_net() if make_net else model.inference_net
+        net = make_net(streams) if make_net else model.inference_net
         run(2)  # warm-up: oneDNN picks and caches its kernels
         workers = [threading.Thread(target=run, args=(per_stream,)) for _ in range(streams)]
         t0 = time.perf_counter()

@@ -116,7 +116,7 @@ def int8_maker(ctx: "WorkerContext", model, precision):
     from imagebatch.worker.modeltools.int8 import engine_class
 
     served = ctx.int8.get(model)
-    return lambda: engine_class(served.engine).load(served.cache_entry)
+    return lambda streams=1: engine_class(served.engine).load(served.cache_entry).with_streams(streams)
 
 
 def mix_paths(o: BenchOptions) -> list[Path]:

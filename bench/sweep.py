@@ -20,6 +20,7 @@ from bench.images import bench_images
 from bench.run import (
     BenchOptions,
     e2e_part,
+    int8_maker,
     machine_facts,
     model_bound_layouts,
     options_record,
@@ -57,7 +58,7 @@ def combinations(grid: dict[str, list]) -> list[dict]:
 
 def _bound(ctx: "WorkerContext", o: BenchOptions, count: int) -> dict[str, float]:
     model, precision = service_model(ctx, o)
-    return model_bound_layouts(model, precision, o.batch_size, count)
+    return model_bound_layouts(model, precision, o.batch_size, count, int8_maker(ctx, model, precision))
 
 
 def _sweep_run(o: BenchOptions, combo: dict, paths: list[Path], home: Path) -> dict:

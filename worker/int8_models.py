@@ -61,11 +61,13 @@ def _custom_calibration(model: LoadedModel, folder: Path) -> tuple[str, Calibrat
 class Int8Models:
     """One int8 model per served model in this process; the on-disk cache spares other processes the quantization."""
 
-    def __init__(self, engine: str, calibration_images: int, cache_root: Path | None = None) -> None:
+    def __init__(self, engine: str, calibration_images: int, cache_root: Path | None = None, streams: int = 1) -> None:
+        """`streams`: forwards this process runs at once (its forward slots), each to run side by side."""
         from imagebatch.worker.modeltools.int8 import engine_class
 
         engine_class(engine)  # an unknown IMAGEBATCH_INT8_ENGINE stops the worker at start-up, naming it
         self.engine, self.calibration_images, self.cache_root = engine, calibration_images, cache_root
+        self.streams = streams
         self._built: dict[tuple[str, str], Int8Served] = {}
         self._building: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -112,4 +114,5 @@ class Int8Models:
                 "submit fp32 or bf16, or set IMAGEBATCH_INT8_ENGINE to another engine"
             ) from exc
         logger.info("int8 %s ready for %s (%s)", self.engine, model.key, "cache hit" if cached.hit else "quantized")
-        return Int8Served(cached.model, self.engine, name, calibration.sha256, calibration.size, cached.path)
+        model_for_slots = cached.model.with_streams(self.streams)
+        return Int8Served(model_for_slots, self.engine, name, calibration.sha256, calibration.size, cached.path)

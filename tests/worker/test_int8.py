@@ -9,6 +9,7 @@ probability moves by more than 0.2 (max over 1000 classes: measured 0.06-0.10 he
 the benchmark's 64 photos) and embeddings keep their direction (cosine >= 0.99, measured >= 0.998).
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import torch
 from imagebatch.worker.modeltools.calibration import CalibrationSet, calibration_set
 from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class, quantize_model
 from imagebatch.worker.modeltools.int8_engine import Int8Model
+from imagebatch.worker.modeltools.int8_runtimes import OpenVinoModel
 from tests.harness.photosets import calibration_photos, held_out_photos
 
 ENGINES = ("openvino", "onnxruntime", "pt2e")
@@ -87,3 +89,35 @@ def test_unknown_engine_and_empty_calibration_are_refused(resnet18, calibration:
         quantize_model(resnet18.net, calibration.batches, engine="tensorrt")
     with pytest.raises(ValueError, match="at least one batch"):
         quantize_model(resnet18.net, [], engine=DEFAULT_ENGINE)
+
+
+def test_a_model_with_two_streams_runs_two_calls_at_once_with_the_same_outputs(
+    quantized: Int8Model, held_out: torch.Tensor
+) -> None:
+    """A worker with two forward slots calls its int8 model from two threads at once: each call gets
+    its own rows, as a single-stream model gives them."""
+    expected = quantized(held_out[:6])
+    two = quantized.with_streams(2)
+    with ThreadPoolExecutor(2) as pool:
+        outputs = list(pool.map(two, [held_out[:6]] * 4))
+    for logits, embedding in outputs:
+        torch.testing.assert_close(logits, expected[0], rtol=0, atol=1e-4)
+        torch.testing.assert_close(embedding, expected[1], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("quantized", ["openvino"], indirect=True)
+def test_openvino_gives_each_forward_slot_a_cpu_stream(quantized: Int8Model) -> None:
+    """One OpenVINO CPU stream runs one request at a time, whichever thread sends it: a worker's
+    forward slots would take turns. with_streams(n) compiles n streams of threads() threads each."""
+    model = quantized
+    assert isinstance(model, OpenVinoModel)
+    assert model.compiled.get_property("NUM_STREAMS") == 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a worker with two slots on two cores
+    try:
+        two = model.with_streams(2)
+    finally:
+        torch.set_num_threads(before)
+    assert two.compiled.get_property("NUM_STREAMS") == 2
+    assert two.compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    assert two.with_streams(2) is two and two.model is model.model

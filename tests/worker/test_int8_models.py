@@ -55,6 +55,13 @@ def test_a_second_process_loads_the_cached_model(int8_models, resnet18) -> None:
     assert len(list((int8_models.cache_root / "resnet18").glob("*-openvino-*/meta.json"))) == 1
 
 
+def test_a_worker_with_two_forward_slots_gets_a_model_with_two_streams(int8_models, resnet18) -> None:
+    two_slots = Int8Models("openvino", 32, cache_root=int8_models.cache_root, streams=2)
+    served = two_slots.get(resnet18)
+    assert served.model.streams == 2 and int8_models.get(resnet18).model.streams == 1
+    assert served.calibration_sha256 == int8_models.get(resnet18).calibration_sha256  # the same cached model
+
+
 def test_custom_model_without_a_calibration_sample_cannot_run_int8(int8_models, resnet18) -> None:
     from dataclasses import replace
 

@@ -43,6 +43,11 @@ class Int8Model(ABC):
     @abstractmethod
     def __call__(self, x: torch.Tensor) -> Outputs: ...
 
+    def with_streams(self, streams: int) -> "Int8Model":
+        """This model set up so `streams` calls from as many threads run side by side, each on threads()
+        threads (a worker's forward slots). Engines whose concurrent calls already do so return self."""
+        return self
+
 
 def plain_copy(net: nn.Module) -> nn.Module:
     """An fp32 eval copy in the default memory format: what exporters and observers expect."""
