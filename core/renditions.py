@@ -20,14 +20,31 @@ def needs_preview(image_format: str | None) -> bool:
     return image_format not in BROWSER_FORMATS
 
 
-def thumbnail_key(job_id: str, index: int) -> str:
-    """Storage key of an image's thumbnail: under the job's prefix, so deleting the job removes it.
+def pack_key(job_id: str, start: int, name: str) -> str:
+    """Storage key of one chunk's rendition pack: its images' thumbnails and previews end to end, in one object.
 
-    Uploads are stored as '<job id>/<index:06d><ext>', so these folders never meet an upload.
+    One object per chunk, not two per image: creating a small file cost ~1 ms of kernel time on the
+    machines measured here (a fifth of a fast decode), and an object store bills every PUT. `name`
+    tells apart the packs of two deliveries of the chunk; each row names the pack it was written with.
+    Under the job's prefix, so deleting the job removes it; uploads are '<job id>/<index:06d><ext>'.
     """
+    return f"{job_id}/renditions/{start:09d}-{name}.bin"
+
+
+def rendition_span(ref: dict | None, kind: str) -> tuple[str, int, int] | None:
+    """(pack key, offset, length) of an image's `kind` ("thumbnail" or "preview") from its row's
+    `renditions` reference; None when the row has none of that kind."""
+    if not ref or not ref.get(kind):
+        return None
+    offset, length = ref[kind]
+    return ref["key"], int(offset), int(length)
+
+
+def thumbnail_key(job_id: str, index: int) -> str:
+    """Where an image processed before rendition packs keeps its thumbnail (one object per image)."""
     return f"{job_id}/thumbnails/{index}.jpg"
 
 
 def preview_key(job_id: str, index: int) -> str:
-    """Storage key of an image's preview (only images a browser cannot show have one)."""
+    """Where an image processed before rendition packs keeps its preview (only formats browsers cannot show)."""
     return f"{job_id}/previews/{index}.jpg"

@@ -63,6 +63,10 @@ class BlobStore:
     def read_bytes(self, key: str) -> bytes:
         return self.fs.cat_file(self.path(key))
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """`length` bytes from `offset` (a ranged GET on an object store); FileNotFoundError if the key is gone."""
+        return self.fs.cat_file(self.path(key), start=offset, end=offset + length)
+
     def delete_prefix(self, prefix: str) -> None:
         target = self.path(prefix.rstrip("/"))
         if self.fs.exists(target):

@@ -194,6 +194,9 @@ class Image(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     probabilities: Mapped[bytes | None] = mapped_column(LargeBinary)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Migration 0012_packs: {"key": the chunk's rendition pack, "thumbnail": [offset, length],
+    # "preview": [offset, length]} (core/renditions.py); NULL for images processed before packs.
+    renditions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # Migration 0003_faults: when a worker last claimed the row and how many times it was
     # claimed, so the sweeper can requeue chunks nobody finished and give up after a few.
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -148,16 +148,19 @@ def build_rows(
     decoded: list[DecodedImage | ImageFailure],
     results: list[ImageResult],
     embedding_dtype: str,
+    renditions: dict[int, dict] | None = None,
 ) -> list[dict]:
-    """One update dict per claimed image; results are in the order of the decoded successes."""
+    """One update dict per claimed image; results are in the order of the decoded successes
+    (`renditions`: store_renditions' references by image id)."""
     now = utcnow()
     good = iter(results)
+    refs = renditions or {}
     rows = []
     for image, outcome in zip(claimed, decoded, strict=True):
         if isinstance(outcome, ImageFailure):
             rows.append(writer.failure_row(image.id, outcome, now))
         else:
-            rows.append(writer.ok_row(image.id, outcome, next(good), embedding_dtype, now))
+            rows.append(writer.ok_row(image.id, outcome, next(good), embedding_dtype, now, refs.get(image.id)))
     return rows
 
 
@@ -215,7 +218,7 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
     began, t0 = time.time(), time.perf_counter()
     _unless_stopping(ctx)
     decoded = ctx.reader.read_many([image.location for image in claimed], decoder)
-    stored = writer.store_renditions(job_id, claimed, decoded, ctx.decode_pool)
+    renditions = writer.store_renditions(job_id, start, claimed, decoded)
     t1 = time.perf_counter()
     tensors = [d.tensor for d in decoded if isinstance(d, DecodedImage)]
     # Another chunk of this process may be in its forward: decoding ran alongside it, the forward waits.
@@ -228,11 +231,11 @@ def _run(ctx: WorkerContext, job_id: str, start: int, stop: int, chunk: Claim) -
     t3 = time.perf_counter()
     retry_database(writer.commit_chunk)(
         job_id,
-        build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE),
+        build_rows(claimed, decoded, results, ctx.settings.EMBEDDING_DTYPE, renditions),
         weights_name=model.weights_name,
         labels=model.labels,
         reproducibility=reproducibility_record(ctx, model, precision, chunk.chunk_size, decode, options.decode, int8),
-        stored=stored,
+        stored=len(renditions),
     )
     report = ChunkReport(
         len(results), len(claimed) - len(results), t1 - t0, t3 - t2, time.perf_counter() - t3, waited, began

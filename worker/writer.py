@@ -1,15 +1,15 @@
 """Write a chunk's outcome: the images' thumbnails, one transaction of bulk row updates, then the job's finalization."""
 
 import logging
+import uuid
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from imagebatch.core.renditions import preview_key, thumbnail_key
+from imagebatch.core.renditions import pack_key
 from imagebatch.core.results import RESULT_COLUMNS, stored_result
 from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle
@@ -22,14 +22,23 @@ from imagebatch.worker.preprocess import DecodedImage, ImageFailure
 logger = logging.getLogger(__name__)
 
 
-def ok_row(image_id: int, decoded: DecodedImage, result: ImageResult, embedding_dtype: str, now: datetime) -> dict:
-    """The row of a processed image: its outcome and core.results' stored result columns."""
+def ok_row(
+    image_id: int,
+    decoded: DecodedImage,
+    result: ImageResult,
+    embedding_dtype: str,
+    now: datetime,
+    renditions: dict | None = None,
+) -> dict:
+    """The row of a processed image: its outcome, core.results' stored result columns and where its
+    renditions lie (store_renditions)."""
     return {
         "id": image_id,
         "status": ImageStatus.OK.value,
         "error_category": None,
         "error_message": None,
         "processed_at": now,
+        "renditions": renditions,
         **stored_result(
             width=decoded.width,
             height=decoded.height,
@@ -58,6 +67,7 @@ def error_row(image_id: int, category: str, message: str, now: datetime) -> dict
         error_category=category,
         error_message=message[:2000],
         processed_at=now,
+        renditions=None,
     )
     return row
 
@@ -67,23 +77,32 @@ def failure_row(image_id: int, failure: ImageFailure, now: datetime) -> dict:
 
 
 def store_renditions(
-    job_id: str, claimed: Sequence[ClaimedImage], decoded: Sequence[DecodedImage | ImageFailure], pool: Executor
-) -> int:
-    """Each decoded image's thumbnail (and preview) under the job's prefix; how many objects were written.
+    job_id: str, start: int, claimed: Sequence[ClaimedImage], decoded: Sequence[DecodedImage | ImageFailure]
+) -> dict[int, dict]:
+    """Each decoded image's thumbnail (and preview) end to end in the chunk's one pack; {image id: its
+    `renditions` reference} for the rows (core/renditions.py).
 
     Called before the chunk's rows commit, so a row that says ok has its thumbnail; a storage error
-    raises, and the chunk is retried like any other.
+    raises, and the chunk is retried like any other. Every call writes a pack of its own: a row names
+    the pack its own delivery wrote, whatever other deliveries of the chunk wrote or left.
     """
-    store = get_store()
-    writes = []
+    key = pack_key(job_id, start, uuid.uuid4().hex[:12])
+    parts: list[bytes] = []
+    refs: dict[int, dict] = {}
+    offset = 0
     for image, outcome in zip(claimed, decoded, strict=True):
-        if isinstance(outcome, DecodedImage) and outcome.renditions is not None:
-            writes.append((thumbnail_key(job_id, image.idx), outcome.renditions.thumbnail))
-            if outcome.renditions.preview is not None:
-                writes.append((preview_key(job_id, image.idx), outcome.renditions.preview))
-    # Storage may be an object store: the writes go out side by side.
-    list(pool.map(lambda write: store.write_bytes(*write), writes))
-    return len(writes)
+        if not isinstance(outcome, DecodedImage) or outcome.renditions is None:
+            continue
+        ref: dict = {"key": key}
+        for kind, data in (("thumbnail", outcome.renditions.thumbnail), ("preview", outcome.renditions.preview)):
+            if data is not None:
+                ref[kind] = [offset, len(data)]
+                parts.append(data)
+                offset += len(data)
+        refs[image.id] = ref
+    if parts:
+        get_store().write_bytes(key, b"".join(parts))
+    return refs
 
 
 def ensure_label_set(session: Session, weights_name: str, labels: Sequence[str]) -> None:
@@ -127,7 +146,7 @@ def commit_chunk(
 ) -> None:
     """The chunk's transaction, then finalization in its own short one (it must see this commit).
 
-    `stored`: objects store_renditions wrote for the chunk, removed again if the job was deleted meanwhile.
+    `stored`: renditions store_renditions wrote for the chunk, removed again if the job was deleted meanwhile.
     """
     with session_scope() as session:
         write_chunk(

@@ -105,14 +105,24 @@ def get_image_content(job_id: str, index: int, session: SessionDep, tenant: Tena
     raise HTTPException(404, "image location is not servable")
 
 
-def _stored(image: Image, key: str, what: str) -> StreamingResponse:
-    """A rendition the worker stored for an image it decoded, or 404 saying why there is none."""
+def _stored(image: Image, what: str) -> Response:
+    """A rendition the worker stored for an image it decoded (`what`: thumbnail or preview), or 404 saying why
+    there is none: a range of the chunk's pack, or the object of its own an image processed before packs has."""
     if image.status != ImageStatus.OK.value:
         failed = image.status == ImageStatus.ERROR.value
         reason = f"the image failed ({image.error_category})" if failed else f"the image is {image.status}"
         raise HTTPException(404, f"no {what}: {reason}")
     store = get_store()
-    if not store.exists(key):
+    span = renditions.rendition_span(image.renditions, what)
+    if span is not None:
+        try:
+            data = store.read_range(*span)
+        except FileNotFoundError:
+            raise HTTPException(404, f"no {what}: its stored pack is gone") from None
+        return Response(data, media_type=renditions.MEDIA_TYPE, headers=_CACHE)
+    make_key = renditions.thumbnail_key if what == "thumbnail" else renditions.preview_key
+    key = make_key(image.job_id, image.idx)
+    if image.renditions is not None or not store.exists(key):
         raise HTTPException(404, f"no {what} stored (jobs processed before thumbnails were stored have none)")
     return StreamingResponse(store.iter_blocks(key), media_type=renditions.MEDIA_TYPE, headers=_CACHE)
 
@@ -130,7 +140,7 @@ def get_image_thumbnail(job_id: str, index: int, session: SessionDep, tenant: Te
     get_job_or_404(session, job_id, tenant)
     image = get_image_or_404(session, job_id, index)
     session.close()
-    return _stored(image, renditions.thumbnail_key(job_id, index), "thumbnail")
+    return _stored(image, "thumbnail")
 
 
 @router.get(
@@ -148,7 +158,7 @@ def get_image_preview(job_id: str, index: int, session: SessionDep, tenant: Tena
     image = get_image_or_404(session, job_id, index)
     session.close()
     if renditions.needs_preview(image.format) and image.status == ImageStatus.OK.value:
-        return _stored(image, renditions.preview_key(job_id, index), "preview")
+        return _stored(image, "preview")
     if image.error_category == errors.TOO_LARGE:  # not handed to browsers either
         raise HTTPException(404, "no preview: the image is over the pixel limit (too_large)")
     if _media_type(image) in renditions.BROWSER_MEDIA_TYPES:

@@ -1,6 +1,7 @@
 """process_chunk end to end against real databases: rows, counts, state, labels, reproducibility."""
 
 import hashlib
+import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -120,6 +121,7 @@ def test_mixed_job_is_processed_and_recorded(
         labels = session.get(LabelSet, "ResNet18_Weights.IMAGENET1K_V1")
         assert labels is not None and labels.labels[:2] == ["tench", "goldfish"] and len(labels.labels) == 1000
         record = job.reproducibility
+        refs = {source: row.renditions for source, row in rows.items()}
     engine.dispose()
     assert record["weights_sha256"] == hashlib.sha256(resnet18_file.read_bytes()).hexdigest()
     assert record["weights"] == "ResNet18_Weights.IMAGENET1K_V1" and record["weights_file"] == resnet18_file.name
@@ -127,21 +129,27 @@ def test_mixed_job_is_processed_and_recorded(
     assert record["torch"] == torch.__version__ and "resize_size=[256]" in record["transforms"]
     assert record["batch_size"] == 4
     assert (record["decode"], record["decode_requested"]) == ("exact", None)
-    _assert_thumbnails(tmp_path / "blobs" / JOB_ID, [source for source, _ in images], good)
+    _assert_thumbnails(tmp_path / "blobs", refs, good)
 
 
-def _assert_thumbnails(stored: Path, sources: list[str], good: dict[str, Path]) -> None:
-    """Each decoded image's JPEG thumbnail, and no other, is stored under the job's prefix, whatever its source."""
-    wanted = {f"{sources.index(source)}.jpg": path for source, path in good.items()}
-    assert sorted(p.name for p in (stored / "thumbnails").iterdir()) == sorted(wanted)
-    for name, path in wanted.items():
-        with Image.open(stored / "thumbnails" / name) as thumb, Image.open(path) as original:
+def _assert_thumbnails(blobs: Path, refs: dict[str, dict | None], good: dict[str, Path]) -> None:
+    """Each decoded image's JPEG thumbnail, and no other, lies in a rendition pack of its chunk under the
+    job's prefix, where its row says, whatever its source."""
+    assert {source for source, ref in refs.items() if ref} == set(good)
+    packs = sorted(p.relative_to(blobs).as_posix() for p in (blobs / JOB_ID / "renditions").iterdir())
+    assert len(packs) == 3  # one per chunk: [0, 4), [4, 8), [8, 10)
+    thumbnails = {}
+    for source, path in good.items():
+        ref = refs[source]
+        assert ref["key"] in packs and "preview" not in ref  # JPEG and PNG: browsers show the originals
+        offset, length = ref["thumbnail"]
+        data = (blobs / ref["key"]).read_bytes()[offset : offset + length]
+        with Image.open(io.BytesIO(data)) as thumb, Image.open(path) as original:
             shown = ImageOps.exif_transpose(original)
             assert thumb.format == "JPEG" and thumb.mode == "RGB" and max(thumb.size) == 256
-            assert abs(thumb.width / thumb.height - shown.width / shown.height) < 0.02, name
-    with Image.open(stored / "thumbnails" / f"{sources.index('rocket.jpg')}.jpg") as rotated:
-        assert rotated.size == (160, 256)  # stored 320 x 200, shown portrait (EXIF orientation 6)
-    assert not (stored / "previews").exists()  # JPEG and PNG: browsers show the originals
+            assert abs(thumb.width / thumb.height - shown.width / shown.height) < 0.02, source
+            thumbnails[source] = thumb.size
+    assert thumbnails["rocket.jpg"] == (160, 256)  # stored 320 x 200, shown portrait (EXIF orientation 6)
 
 
 def _assert_ok_row(row: ImageRow, ref_probs: np.ndarray, ref_features: np.ndarray) -> None:

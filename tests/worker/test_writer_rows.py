@@ -11,7 +11,8 @@ from imagebatch.worker.inference import ImageResult
 from imagebatch.worker.reader import DecodedImage
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
-ROW_KEYS = {"id", *results.OUTCOME_COLUMNS, *results.RESULT_COLUMNS}
+# "renditions": where the worker put the thumbnail (the API serves it; not a result column).
+ROW_KEYS = {"id", "renditions", *results.OUTCOME_COLUMNS, *results.RESULT_COLUMNS}
 
 
 def _ok_row(dtype: str) -> dict:

@@ -172,3 +172,41 @@ def test_previews_for_formats_a_browser_cannot_show(stack, api_key, client, tmp_
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
     stored = Path(stack.env["IMAGEBATCH_DATA_DIR"]) / "blobs" / job["id"]
     assert not stored.exists()
+
+
+def test_a_chunk_stores_its_renditions_in_one_pack_and_older_rows_keep_theirs(stack, api_key, client, tmp_path, pg_url):
+    """One stored object per chunk, each row naming its range; a row processed before packs (no reference)
+    is served from its own object, and a pack that is gone is a 404 that says so."""
+    from sqlalchemy import create_engine, update
+    from sqlalchemy.orm import Session
+
+    from imagebatch.core.renditions import thumbnail_key
+    from imagebatch.db.models import Image as ImageRow
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.jpg")
+        photo(400 + 40 * i, 300, seed=20 + i).save(paths[-1])
+    job = _submit(client, paths)
+    base, blobs = f"/v1/jobs/{job['id']}/images", Path(stack.env["IMAGEBATCH_DATA_DIR"]) / "blobs"
+    packs = list((blobs / job["id"] / "renditions").iterdir())
+    assert len(packs) == 1 and not (blobs / job["id"] / "thumbnails").exists()  # 3 images, one chunk
+    thumbnails = [client.get(f"{base}/{i}/thumbnail") for i in range(3)]
+    assert sum(len(t.content) for t in thumbnails) == packs[0].stat().st_size
+    for i, answer in enumerate(thumbnails):
+        with Image.open(io.BytesIO(answer.content)) as small:
+            assert small.format == "JPEG" and small.size == (256, round(256 * 300 / (400 + 40 * i)))
+    engine = create_engine(pg_url)
+    try:
+        with Session(engine) as session, session.begin():
+            row = ImageRow.job_id == job["id"]
+            session.execute(update(ImageRow).where(row, ImageRow.idx == 0).values(renditions=None))
+        older = blobs / thumbnail_key(job["id"], 0)
+        older.parent.mkdir(parents=True)
+        older.write_bytes(thumbnails[1].content)
+        assert client.get(f"{base}/0/thumbnail").content == thumbnails[1].content
+        packs[0].unlink()
+        gone = client.get(f"{base}/1/thumbnail")
+        assert gone.status_code == 404 and "pack is gone" in gone.json()["detail"]
+    finally:
+        engine.dispose()
