@@ -128,6 +128,58 @@ def decode_only(ctx: WorkerContext, model: LoadedModel, paths: Sequence[Path], f
     return _rate(len(paths), time.perf_counter() - t0)
 
 
+def decode_beside_forward(
+    ctx: WorkerContext,
+    model: LoadedModel,
+    paths: Sequence[Path],
+    precision: Precision,
+    batch_size: int,
+    make_net: Callable[[int], Forward] | None = None,
+) -> dict[str, float]:
+    """Decode on one thread while forwards run on another (one torch thread each): the two rates when both
+    cores are busy, as in the service, against decode_only and the model bound measured each alone.
+
+    Each rate is taken over the same wall-clock window. Their loaded ceiling, `cores / (1/decode +
+    1/forward)` per image, is what any pipeline could reach here while the two stages share the machine.
+    """
+    decode = ctx.decoder(model, "fast")
+    x = torch.randn(batch_size, 3, 224, 224).to(memory_format=torch.channels_last)
+    stop, forwards = threading.Event(), [0]
+
+    def run_forwards() -> None:
+        with torch.inference_mode(), precision.autocast():
+            while not stop.is_set():
+                net(x)
+                forwards[0] += 1
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        net = make_net(1) if make_net else model.inference_net  # built on one thread (the int8 runtimes read it)
+        with torch.inference_mode(), precision.autocast():
+            net(x)  # warm-up
+        runner = threading.Thread(target=run_forwards)
+        runner.start()
+        t0 = time.perf_counter()
+        for path in paths:
+            outcome = ctx.reader.read_image(f"file:{path}", decode)
+            assert isinstance(outcome, DecodedImage), outcome
+        decoded_s = time.perf_counter() - t0
+        done_at_decode_end = forwards[0]
+        stop.set()
+        runner.join()
+    finally:
+        torch.set_num_threads(threads_before)
+    decode_rate = _rate(len(paths), decoded_s)
+    forward_rate = _rate(done_at_decode_end * batch_size, decoded_s)
+    cores = os.cpu_count() or 1
+    return {
+        "decode_img_s": decode_rate,
+        "forward_img_s": forward_rate,
+        "ceiling_img_s": cores / (1 / decode_rate + 1 / forward_rate),
+    }
+
+
 def _probabilities(
     model: LoadedModel, tensors: list[torch.Tensor], precision: Precision, batch: int, net: Forward | None = None
 ) -> torch.Tensor:

@@ -73,6 +73,14 @@ def render(result: dict, console: Console | None = None) -> None:
             rows.add_row(key, _fmt(split.get(key), 3))
         rows.add_row("model busy share of e2e wall", _fmt(split.get("forward_busy_share"), 2))
         console.print(rows)
+    busy = result.get("both_busy")
+    if busy:
+        ceiling, e2e = busy["ceiling_img_s"], result.get("e2e_img_s")
+        console.print(
+            f"both cores busy (decode on one thread beside 1-thread forwards): decode {_fmt(busy['decode_img_s'])}, "
+            f"forward {_fmt(busy['forward_img_s'])} img/s; loaded ceiling {_fmt(ceiling)}"
+            + (f", e2e / loaded ceiling {e2e / ceiling:.2f}" if e2e else "")
+        )
     cpu = result.get("cpu_during_e2e")
     if cpu:
         console.print(

@@ -156,6 +156,7 @@ def _offline_part(ctx: "WorkerContext", o: BenchOptions, paths: list[Path], home
         "model_bound_layouts": lambda: model_bound_layouts(model, precision, o.batch_size, len(paths), make_int8),
         "decode_img_s": lambda: offline.decode_only(ctx, model, sample, o.decode == "fast"),
         "decode_exact_img_s": lambda: offline.decode_only(ctx, model, sample, False),
+        "both_busy": lambda: offline.decode_beside_forward(ctx, model, sample * 2, precision, o.batch_size, make_int8),
         "fidelity": lambda: offline.fidelity(ctx, model, fidelity_paths, precision, o.batch_size, int8_net),
     }
     result = {
