@@ -152,24 +152,19 @@ def commit_chunk(
         write_chunk(
             session, job_id=job_id, rows=rows, weights_name=weights_name, labels=labels, reproducibility=reproducibility
         )
-    finalize(job_id)
-    if stored:
-        drop_if_deleted(job_id)
+    finalize(job_id, stored=stored)
 
 
-def drop_if_deleted(job_id: str) -> bool:
-    """A job deleted while its chunk ran: the API cleared its storage before this chunk's thumbnails
-    landed there, so clear it again (they were written before this check, so none can follow)."""
-    with session_scope() as session:
-        gone = session.scalar(select(Job.id).where(Job.id == job_id)) is None
-    if gone:
-        get_store().delete_prefix(f"{job_id}/")
-    return gone
-
-
-def finalize(job_id: str) -> None:
+def finalize(job_id: str, *, stored: int = 0) -> None:
+    """Close the job if nothing is open. With `stored` renditions written for the chunk, the same short
+    transaction also asks whether the job was deleted while the chunk ran: the API cleared its storage
+    before those renditions landed there, so clear it again (they were written before this check, so
+    none can follow)."""
     with session_scope() as session:
         lifecycle.finalize_job(session=session, job_id=job_id)
+        gone = bool(stored) and session.scalar(select(Job.id).where(Job.id == job_id)) is None
+    if gone:
+        get_store().delete_prefix(f"{job_id}/")
 
 
 def fail_open_images(job_id: str, start: int, stop: int, message: str) -> int:
