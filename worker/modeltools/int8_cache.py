@@ -32,7 +32,7 @@ from imagebatch.worker.modeltools.int8_engine import Int8Model
 logger = logging.getLogger(__name__)
 
 META = "meta.json"
-FORMAT = 1  # bump when the layout or the engines' recipes change
+FORMAT = 2  # bump when the layout or the engines' recipes change (2: OpenVINO with full bias correction)
 # The libraries whose version changes an engine's artefact or makes it unreadable.
 _ENGINE_LIBRARIES = {
     "onnxruntime": ("torch", "onnx", "onnxruntime"),

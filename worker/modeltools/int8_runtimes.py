@@ -116,7 +116,8 @@ class OrtModel(Int8Model):
 
 
 class OpenVinoModel(Int8Model):
-    """OpenVINO's CPU plugin running a model quantized by NNCF (default preset, all calibration images).
+    """OpenVINO's CPU plugin running a model quantized by NNCF (default preset, full bias correction, all
+    calibration images).
 
     One infer request per calling thread: a compiled model's own __call__ shares one request, which
     concurrent chunks in a threaded worker would trample.
@@ -143,7 +144,9 @@ class OpenVinoModel(Int8Model):
         dataset = nncf.Dataset(list(batches), _numpy)
         # NNCF draws rich progress bars and logs on stdout; the worker logs through logging only.
         with contextlib.redirect_stdout(io.StringIO()) as chatter:
-            quantized = nncf.quantize(model, dataset, subset_size=len(batches))
+            # Full bias correction, not NNCF's fast one: on the digits ResNet-18 the fast one moved 2 of the 360
+            # held-out images off fp32's answer (-0.56 points), the full one none; it quantized ResNet-18 no slower.
+            quantized = nncf.quantize(model, dataset, subset_size=len(batches), fast_bias_correction=False)
         logger.debug("nncf: %s", chatter.getvalue().strip())
         return cls(quantized)
 

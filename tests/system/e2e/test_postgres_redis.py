@@ -267,7 +267,8 @@ def test_delete_removes_rows_and_blobs(pg_client, pg_stack, tmp_path):
     wait_for_job(pg_client, job_id)
     blob_dir = Path(pg_stack.env["IMAGEBATCH_DATA_DIR"]) / "blobs" / job_id
     uploads = [p for p in blob_dir.iterdir() if p.is_file()]
-    assert len(uploads) == 3 and len(list((blob_dir / "thumbnails").iterdir())) == 3  # the worker's thumbnails
+    packs = list((blob_dir / "renditions").iterdir())  # the worker's thumbnails: one pack per chunk
+    assert len(uploads) == 3 and len(packs) >= 1 and all(p.stat().st_size > 0 for p in packs)
     assert pg_client.delete(f"/v1/jobs/{job_id}").status_code == 204
     assert pg_client.get(f"/v1/jobs/{job_id}").status_code == 404
     assert pg_client.get(f"/v1/jobs/{job_id}/results").status_code == 404
