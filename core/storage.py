@@ -75,11 +75,12 @@ class BlobStore:
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))
 
-    def top_level(self) -> list[str]:
-        """Names of the folders (and objects) directly under the root: job ids, `training`, `models`."""
-        if not self.fs.exists(self.root):
+    def children(self, prefix: str) -> list[str]:
+        """Names of the folders (and objects) directly under `prefix` ("": the root); [] when there is none."""
+        target = self.path(prefix.rstrip("/")) if prefix else self.root
+        if not self.fs.exists(target):
             return []
-        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(self.root, detail=False)]
+        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(target, detail=False)]
 
     def idle_seconds(self, prefix: str) -> float | None:
         """Seconds since anything under `prefix` was last written (an upload in progress keeps

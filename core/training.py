@@ -74,9 +74,12 @@ MANIFEST_FORMAT = 1
 GIVEN_SPLIT_FORMAT = 2
 
 
+TRAINING_ROOT = "training/"  # every training job's folder is under it
+
+
 def training_prefix(job_id: str) -> str:
     """manifest.json, data/ (uploaded images), checkpoint/last.pt: deleted with the training job."""
-    return f"training/{job_id}/"
+    return f"{TRAINING_ROOT}{job_id}/"
 
 
 def model_prefix(tenant: str | None, name: str, run: str) -> str:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from imagebatch.db.models import FINAL_STATES, OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, as_utc
+from imagebatch.db.models import FINAL_STATES, OPEN_IMAGE_STATUSES, Image, ImageStatus, Job, TrainingJob, as_utc
 
 _STAMPS = ("created", "queued", "running", "completed", "failed", "cancelling", "cancelled")
 
@@ -191,9 +191,9 @@ def load_job_view(session: Session, job_id: str) -> JobView | None:
     return None if job is None else job_views(session, [job])[0]
 
 
-def existing_jobs(session: Session, job_ids: Sequence[str]) -> set[str]:
-    """Which of `job_ids` have a job row (any state)."""
+def existing_jobs(session: Session, job_ids: Sequence[str], table: type[Job] | type[TrainingJob] = Job) -> set[str]:
+    """Which of `job_ids` have a row in `table` (jobs, or training jobs), in any state."""
     found: set[str] = set()
     for start in range(0, len(job_ids), 500):  # bounded IN lists
-        found.update(session.scalars(select(Job.id).where(Job.id.in_(job_ids[start : start + 500]))))
+        found.update(session.scalars(select(table.id).where(table.id.in_(job_ids[start : start + 500]))))
     return found

@@ -4,6 +4,8 @@ import logging
 import re
 
 from imagebatch.core.storage import BlobStore
+from imagebatch.core.training import TRAINING_ROOT
+from imagebatch.db.models import Job, TrainingJob
 from imagebatch.db.session import session_scope
 from imagebatch.db.views import existing_jobs
 
@@ -15,27 +17,34 @@ _JOB_FOLDER = re.compile(r"^[0-9a-f]{32}$")
 
 
 def sweep_uploads(store: BlobStore, grace: float) -> list[str]:
-    """Delete the top-level job folders with no job row, untouched for `grace` seconds; their names.
+    """Delete the upload folders no job or training job owns, untouched for `grace` seconds; their keys.
 
-    An upload writes under '<job id>/' before the job row exists (the row is committed only once
-    the body is complete), and the API removes those files when a request fails; a process
-    killed mid-body cannot, so they wait here. An upload still going keeps writing, so a folder
-    idle for longer than UPLOAD_ORPHAN_GRACE belongs to a request that is gone.
+    An upload writes under '<job id>/' (a training job's under 'training/<job id>/') before its row
+    exists (the row is committed only once the body is complete, the manifest written), and the
+    API removes those files when a request fails; a process killed mid-body cannot, so they wait
+    here. An upload still going keeps writing, so a folder idle for longer than UPLOAD_ORPHAN_GRACE
+    belongs to a request that is gone.
     """
-    names = [name for name in store.top_level() if _JOB_FOLDER.match(name)]
+    removed = _sweep(store, "", Job, grace) + _sweep(store, TRAINING_ROOT, TrainingJob, grace)
+    if removed:
+        logger.warning("removed the blobs of %d upload(s) that no job owns (idle over %.0fs)", len(removed), grace)
+    return removed
+
+
+def _sweep(store: BlobStore, parent: str, table: type[Job] | type[TrainingJob], grace: float) -> list[str]:
+    names = [name for name in store.children(parent) if _JOB_FOLDER.match(name)]
     if not names:
         return []
     with session_scope() as session:
-        owned = existing_jobs(session, names)
+        owned = existing_jobs(session, names, table)
     removed = []
     for name in names:
+        prefix = f"{parent}{name}"
         if name in owned:
             continue
-        idle = store.idle_seconds(name)
+        idle = store.idle_seconds(prefix)
         if idle is None or idle < grace:
             continue
-        store.delete_prefix(f"{name}/")
-        removed.append(name)
-    if removed:
-        logger.warning("removed the blobs of %d upload(s) that no job owns (idle over %.0fs)", len(removed), grace)
+        store.delete_prefix(f"{prefix}/")
+        removed.append(prefix)
     return removed
