@@ -1,5 +1,7 @@
 """What the worker stores beside an image for browsers (a thumbnail, a preview) and where: the API only streams them."""
 
+from collections.abc import Iterable
+
 # Pillow's names of the formats every current browser shows in an <img>, with their media types.
 # MPO is the multi-picture JPEG many cameras write; browsers show its first picture.
 BROWSER_FORMATS = {
@@ -29,6 +31,23 @@ def pack_key(job_id: str, start: int, name: str) -> str:
     Under the job's prefix, so deleting the job removes it; uploads are '<job id>/<index:06d><ext>'.
     """
     return f"{job_id}/renditions/{start:09d}-{name}.bin"
+
+
+def pack_renditions(key: str, images: Iterable[tuple[int, dict[str, bytes | None]]]) -> tuple[bytes, dict[int, dict]]:
+    """The pack stored at `key` for (image id, {kind: JPEG bytes or None}) pairs, and each image's row
+    reference into it: {"key": key, kind: [offset, length], ...} (rendition_span reads it back)."""
+    parts: list[bytes] = []
+    refs: dict[int, dict] = {}
+    offset = 0
+    for image_id, by_kind in images:
+        ref: dict = {"key": key}
+        for kind, data in by_kind.items():
+            if data is not None:
+                ref[kind] = [offset, len(data)]
+                parts.append(data)
+                offset += len(data)
+        refs[image_id] = ref
+    return b"".join(parts), refs
 
 
 def rendition_span(ref: dict | None, kind: str) -> tuple[str, int, int] | None:

@@ -39,9 +39,9 @@ def _sweep(store: BlobStore, parent: str, table: type[Job] | type[TrainingJob], 
         owned = existing_jobs(session, names, table)
     removed = []
     for name in names:
-        prefix = f"{parent}{name}"
         if name in owned:
             continue
+        prefix = f"{parent}{name}"
         idle = store.idle_seconds(prefix)
         if idle is None or idle < grace:
             continue

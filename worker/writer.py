@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from imagebatch.core.renditions import pack_key
+from imagebatch.core.renditions import pack_key, pack_renditions
 from imagebatch.core.results import RESULT_COLUMNS, stored_result
 from imagebatch.core.storage import get_store
 from imagebatch.db import lifecycle
@@ -87,21 +87,14 @@ def store_renditions(
     the pack its own delivery wrote, whatever other deliveries of the chunk wrote or left.
     """
     key = pack_key(job_id, start, uuid.uuid4().hex[:12])
-    parts: list[bytes] = []
-    refs: dict[int, dict] = {}
-    offset = 0
-    for image, outcome in zip(claimed, decoded, strict=True):
-        if not isinstance(outcome, DecodedImage) or outcome.renditions is None:
-            continue
-        ref: dict = {"key": key}
-        for kind, data in (("thumbnail", outcome.renditions.thumbnail), ("preview", outcome.renditions.preview)):
-            if data is not None:
-                ref[kind] = [offset, len(data)]
-                parts.append(data)
-                offset += len(data)
-        refs[image.id] = ref
-    if parts:
-        get_store().write_bytes(key, b"".join(parts))
+    made = [
+        (image.id, {"thumbnail": outcome.renditions.thumbnail, "preview": outcome.renditions.preview})
+        for image, outcome in zip(claimed, decoded, strict=True)
+        if isinstance(outcome, DecodedImage) and outcome.renditions is not None
+    ]
+    pack, refs = pack_renditions(key, made)
+    if pack:
+        get_store().write_bytes(key, pack)
     return refs
 
 

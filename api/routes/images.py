@@ -120,11 +120,12 @@ def _stored(image: Image, what: str) -> Response:
         except FileNotFoundError:
             raise HTTPException(404, f"no {what}: its stored pack is gone") from None
         return Response(data, media_type=renditions.MEDIA_TYPE, headers=_CACHE)
-    make_key = renditions.thumbnail_key if what == "thumbnail" else renditions.preview_key
-    key = make_key(image.job_id, image.idx)
-    if image.renditions is not None or not store.exists(key):
-        raise HTTPException(404, f"no {what} stored (jobs processed before thumbnails were stored have none)")
-    return StreamingResponse(store.iter_blocks(key), media_type=renditions.MEDIA_TYPE, headers=_CACHE)
+    if image.renditions is None:  # processed before packs: an object of its own, if any
+        make_key = renditions.thumbnail_key if what == "thumbnail" else renditions.preview_key
+        key = make_key(image.job_id, image.idx)
+        if store.exists(key):
+            return StreamingResponse(store.iter_blocks(key), media_type=renditions.MEDIA_TYPE, headers=_CACHE)
+    raise HTTPException(404, f"no {what} stored (jobs processed before thumbnails were stored have none)")
 
 
 @router.get(

@@ -1,5 +1,8 @@
 """Helpers for the db tests: make a job, read its rows back, build a chunk's result rows."""
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,3 +56,31 @@ def finish(db: Sessions, job_id: str, claimed: list[lifecycle.ClaimedImage]) -> 
         lifecycle.write_chunk_results(session=session, rows=ok_rows(claimed))
     with db.begin() as session:
         return lifecycle.finalize_job(session=session, job_id=job_id)
+
+
+# A training job's options as the API stores them (db tests need only a valid row).
+OPTIONS = {"name": "colours", "base_model": "resnet18", "mode": "transfer", "epochs": 3}
+
+
+def add_training(db: Sessions, job_id: str = "t1", **extra) -> None:
+    with db.begin() as session:
+        lifecycle.create_training_job(
+            session=session,
+            job_id=job_id,
+            options=OPTIONS,
+            classes=["red", "blue"],
+            image_count=10,
+            data_prefix=f"training/{job_id}/",
+            **extra,
+        )
+
+
+def scope_on(db: Sessions) -> Callable[[], AbstractContextManager[Session]]:
+    """A session_scope stand-in on the test database: for code under test that opens its own sessions."""
+
+    @contextmanager
+    def scope() -> Iterator[Session]:
+        with db.begin() as session:
+            yield session
+
+    return scope

@@ -5,23 +5,9 @@ from datetime import timedelta
 from imagebatch.db import lifecycle
 from imagebatch.db.lifecycle import Claim
 from imagebatch.db.models import TrainingJob, utcnow
-from tests.db.helpers import Sessions
+from tests.db.helpers import Sessions, add_training
 
 LEASE = 30.0
-OPTIONS = {"name": "colours", "base_model": "resnet18", "mode": "transfer", "epochs": 3}
-
-
-def add_training(db: Sessions, job_id: str = "t1", **extra) -> None:
-    with db.begin() as session:
-        lifecycle.create_training_job(
-            session=session,
-            job_id=job_id,
-            options=OPTIONS,
-            classes=["red", "blue"],
-            image_count=10,
-            data_prefix=f"training/{job_id}/",
-            **extra,
-        )
 
 
 def claim(db: Sessions, job_id: str = "t1", by: str = "run-a", now=None, max_attempts: int = 3) -> Claim:

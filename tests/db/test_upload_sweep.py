@@ -3,29 +3,20 @@
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
 from imagebatch.core.storage import BlobStore
 from imagebatch.worker import upload_sweeper
-from tests.db.helpers import add_job
-from tests.db.test_lifecycle_training import add_training
+from tests.db.helpers import add_job, add_training, scope_on
 
 GRACE = 60.0
 
 
 @pytest.fixture(autouse=True)
 def _sweeps_use_the_test_database(db, monkeypatch) -> None:
-    @contextmanager
-    def scope() -> Iterator[Session]:
-        with db.begin() as session:
-            yield session
-
-    monkeypatch.setattr(upload_sweeper, "session_scope", scope)
+    monkeypatch.setattr(upload_sweeper, "session_scope", scope_on(db))
 
 
 def _folder(root: Path, key: str, idle: float) -> Path:

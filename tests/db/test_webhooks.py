@@ -3,19 +3,17 @@
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 
 from imagebatch.core import webhooks as http
 from imagebatch.core.config import settings
 from imagebatch.db import lifecycle, views, webhooks
 from imagebatch.db.models import Job, utcnow
-from tests.db.helpers import add_job, job_of
+from tests.db.helpers import add_job, job_of, scope_on
 
 
 @pytest.fixture
@@ -42,12 +40,7 @@ def receiver() -> Iterator[tuple[str, list[dict]]]:
 
 @pytest.fixture(autouse=True)
 def _deliveries_use_the_test_database(db, monkeypatch) -> None:
-    @contextmanager
-    def scope() -> Iterator[Session]:
-        with db.begin() as session:
-            yield session
-
-    monkeypatch.setattr(webhooks, "session_scope", scope)
+    monkeypatch.setattr(webhooks, "session_scope", scope_on(db))
     monkeypatch.setattr(settings, "ALLOW_PRIVATE_URLS", True)
     monkeypatch.setattr(settings, "WEBHOOK_SECRET", "test-secret")
 

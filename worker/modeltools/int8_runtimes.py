@@ -15,11 +15,11 @@ import onnx
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    import openvino as ov
-
 from imagebatch.worker.modeltools.export import INPUT_NAME, onnx_model
 from imagebatch.worker.modeltools.int8_engine import Int8Model, Outputs
+
+if TYPE_CHECKING:
+    import openvino as ov
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,23 @@ class OpenVinoModel(Int8Model):
 
     def __init__(self, model: object, streams: int = 1) -> None:
         self.model, self.streams = model, streams
-        # One CPU stream runs one request at a time: requests beyond it queue, even from other threads (two
-        # 1-thread forward slots measured 221 img/s together, as one). A stream per slot runs them side by side.
-        config = {"INFERENCE_NUM_THREADS": threads() * streams, "NUM_STREAMS": streams}
-        self.compiled = openvino_core().compile_model(model, "CPU", config)
+        # Read now (threads() is the creating thread's torch setting), compiled on first use: a worker
+        # loads a model and at once asks for it with_streams(slots), which would otherwise compile twice.
+        self._threads = threads()
+        self._compiled: ov.CompiledModel | None = None
+        self._compiling = threading.Lock()
         self._local = threading.local()
+
+    @property
+    def compiled(self) -> "ov.CompiledModel":
+        with self._compiling:
+            if self._compiled is None:
+                # One CPU stream runs one request at a time: requests beyond it queue, even from other threads
+                # (two 1-thread forward slots measured 221 img/s together, as one). A stream per slot runs them
+                # side by side.
+                config = {"INFERENCE_NUM_THREADS": self._threads * self.streams, "NUM_STREAMS": self.streams}
+                self._compiled = openvino_core().compile_model(self.model, "CPU", config)
+            return self._compiled
 
     @classmethod
     def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor]) -> "OpenVinoModel":
