@@ -23,7 +23,10 @@ def parser() -> argparse.ArgumentParser:
         "--offline-precision",
         default=None,
         choices=[p for p in PRECISIONS if p != "int8"],
-        help="the offline script's precision (default: the service's; bf16 when the service runs int8)",
+        help=(
+            "the offline script's precision (default: the service's; when the service runs int8, "
+            "bf16 where the CPU has it natively, else fp32)"
+        ),
     )
     p.add_argument("--mix", default=d.mix, choices=("bench", "photos"), help="bench: generated photos; photos: real")
     p.add_argument("--images", type=int, default=d.images, help="generated images (default %(default)s)")

@@ -26,7 +26,7 @@ from bench.run import prepare_weights
 from imagebatch.worker.fold import fold_batchnorm
 from imagebatch.worker.modeltools.calibration import calibration_set
 from imagebatch.worker.modeltools.int8 import engine_class, quantize_model
-from imagebatch.worker.modeltools.int8_engine import Outputs
+from imagebatch.worker.modeltools.int8_engine import Int8Unsupported, Outputs
 from imagebatch.worker.samples import write_sample_photos
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,12 @@ def main() -> None:
     net = load_model(o.model, device="cpu").net
     cal, held_out, cal_sha = images(o.model, o.calibration, o.evaluation, o.batch_size)
     names = ["fp32", *(n for n in o.candidates if n != "fp32")]
-    candidates = [build(n, net, cal) for n in names]
+    candidates = []
+    for name in names:
+        try:
+            candidates.append(build(name, net, cal))
+        except Int8Unsupported as exc:  # pt2e on a CPU without VNNI
+            logger.warning("%s left out: %s", name, exc)
     measure(candidates, held_out, o.rounds)
     facts = {
         "model": o.model,

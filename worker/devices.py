@@ -49,6 +49,23 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def cpu_has_vnni() -> bool:
+    """AVX-512 VNNI, AVX-VNNI or AMX: an int8 dot-product instruction. Without one, x86 int8 kernels
+    multiply uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit pairwise sums saturate
+    (full-range weights lose accuracy there)."""
+    if getattr(torch.cpu, "_is_vnni_supported", lambda: False)() or torch.cpu._is_amx_tile_supported():
+        return True
+    return "avx_vnni" in _cpu_flags()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((set(line.split(":", 1)[1].split()) for line in cpuinfo if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
 def detect_capabilities() -> Capabilities:
     cuda = torch.cuda.is_available()
     return Capabilities(

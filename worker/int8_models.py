@@ -21,6 +21,7 @@ class Int8Served:
 
     model: Int8Model  # called like the float net: (logits, embedding)
     engine: str
+    recipe: dict[str, bool]  # the engine's CPU-dependent settings (ONNX Runtime's 7-bit weights without VNNI)
     calibration: str  # which images: the project's sample photos, or the custom model's training sample
     calibration_sha256: str  # of the preprocessed float32 calibration tensors, in order
     calibration_images: int
@@ -29,6 +30,7 @@ class Int8Served:
     def record(self) -> dict:
         return {
             "int8_engine": self.engine,
+            "int8_recipe": self.recipe,
             "calibration_set": self.calibration,
             "calibration_sha256": self.calibration_sha256,
             "calibration_images": self.calibration_images,
@@ -61,11 +63,24 @@ def _custom_calibration(model: LoadedModel, folder: Path) -> tuple[str, Calibrat
 class Int8Models:
     """One int8 model per served model in this process; the on-disk cache spares other processes the quantization."""
 
-    def __init__(self, engine: str, calibration_images: int, cache_root: Path | None = None, streams: int = 1) -> None:
-        """`streams`: forwards this process runs at once (its forward slots), each to run side by side."""
+    def __init__(
+        self,
+        engine: str,
+        calibration_images: int,
+        cache_root: Path | None = None,
+        streams: int = 1,
+        vnni: bool | None = None,
+    ) -> None:
+        """`streams`: forwards this process runs at once (its forward slots), each to run side by side.
+        `vnni`: whether the CPU has an int8 dot product (detected when None)."""
+        from imagebatch.worker.devices import cpu_has_vnni
         from imagebatch.worker.modeltools.int8 import engine_class
 
-        engine_class(engine)  # an unknown IMAGEBATCH_INT8_ENGINE stops the worker at start-up, naming it
+        # An unknown IMAGEBATCH_INT8_ENGINE stops the worker at start-up, naming it; one that refuses this
+        # CPU leaves the worker serving float jobs, and its int8 jobs fail saying why.
+        self.vnni = cpu_has_vnni() if vnni is None else vnni
+        if reason := engine_class(engine).refusal(self.vnni):
+            logger.warning("int8 jobs will fail on this worker: %s", reason)
         self.engine, self.calibration_images, self.cache_root = engine, calibration_images, cache_root
         self.streams = streams
         self._built: dict[tuple[str, str], Int8Served] = {}
@@ -91,6 +106,7 @@ class Int8Models:
     def _build(self, model: LoadedModel) -> Int8Served:
         try:
             from imagebatch.worker.modeltools.int8_cache import cached_quantize
+            from imagebatch.worker.modeltools.int8_engine import Int8Unsupported
         except ImportError as exc:  # the engines are optional extras of the worker
             raise ModelUnavailable(f"int8 is not installed on this worker ({exc}): install imagebatch[worker]") from exc
         with tempfile.TemporaryDirectory(prefix="imagebatch-calibration-") as tmp:
@@ -106,8 +122,11 @@ class Int8Models:
                 weights_sha256=model.weights_sha256,
                 engine=self.engine,
                 root=self.cache_root,
+                vnni=self.vnni,
             )
-        except Exception as exc:  # engine import, an unsupported CPU or a failed conversion: the job says why
+        except Int8Unsupported as exc:
+            raise ModelUnavailable(f"this worker cannot run int8: {exc}") from exc
+        except Exception as exc:  # engine import or a failed conversion: the job says why
             logger.exception("int8 quantization of %s with %s failed", model.key, self.engine)
             raise ModelUnavailable(
                 f"this worker cannot run int8 with engine {self.engine} ({type(exc).__name__}: {str(exc)[:300]}); "
@@ -115,4 +134,6 @@ class Int8Models:
             ) from exc
         logger.info("int8 %s ready for %s (%s)", self.engine, model.key, "cache hit" if cached.hit else "quantized")
         model_for_slots = cached.model.with_streams(self.streams)
-        return Int8Served(model_for_slots, self.engine, name, calibration.sha256, calibration.size, cached.path)
+        return Int8Served(
+            model_for_slots, self.engine, cached.recipe, name, calibration.sha256, calibration.size, cached.path
+        )

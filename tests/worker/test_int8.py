@@ -12,13 +12,17 @@ the benchmark's 64 photos) and embeddings keep their direction (cosine >= 0.99, 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
+from imagebatch.worker.devices import cpu_has_vnni
 from imagebatch.worker.modeltools.calibration import CalibrationSet, calibration_set
 from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class, quantize_model
-from imagebatch.worker.modeltools.int8_engine import Int8Model
-from imagebatch.worker.modeltools.int8_runtimes import OpenVinoModel
+from imagebatch.worker.modeltools.int8_engine import Int8Model, Int8Unsupported
+from imagebatch.worker.modeltools.int8_runtimes import OpenVinoModel, OrtModel
 from tests.harness.photosets import calibration_photos, held_out_photos
 
 ENGINES = ("openvino", "onnxruntime", "pt2e")
@@ -48,10 +52,12 @@ def fp32(resnet18, held_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def quantized(request: pytest.FixtureRequest, resnet18, calibration: CalibrationSet) -> Int8Model:
+    if engine_class(request.param).refusal(cpu_has_vnni()):
+        pytest.skip(f"{request.param} refuses a CPU without VNNI (test_pt2e_refuses_a_cpu_without_vnni)")
     return quantize_model(resnet18.net, calibration.batches, engine=request.param)
 
 
-def test_int8_agrees_with_fp32(quantized: Int8Model, held_out: torch.Tensor, fp32) -> None:
+def assert_agrees(quantized: Int8Model, held_out: torch.Tensor, fp32) -> None:
     ref_probs, ref_embedding = fp32
     logits, embedding = quantized(held_out)
     probs = logits.softmax(-1)
@@ -65,6 +71,42 @@ def test_int8_agrees_with_fp32(quantized: Int8Model, held_out: torch.Tensor, fp3
     assert float((probs - ref_probs).abs().max()) <= MAX_DP
     cosine = torch.nn.functional.cosine_similarity(embedding, ref_embedding)
     assert float(cosine.min()) >= MIN_COSINE
+
+
+def test_int8_agrees_with_fp32(quantized: Int8Model, held_out: torch.Tensor, fp32) -> None:
+    assert_agrees(quantized, held_out, fp32)
+
+
+def int8_weight_bound(model: OrtModel) -> int:
+    """The largest |value| among the quantized model's int8 weights."""
+    graph = onnx.load_from_string(model.model_bytes).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(weights) >= 20, "ResNet-18 has 20 convolutions and a classifier"
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+
+
+@pytest.mark.parametrize("quantized", ["onnxruntime"], indirect=True)
+def test_onnxruntime_uses_full_range_weights_only_with_vnni(quantized: Int8Model) -> None:
+    """Without VNNI, x86's uint8 x int8 multiply-add saturates its 16-bit pair sums: 7-bit weights avoid it."""
+    assert isinstance(quantized, OrtModel)
+    assert int8_weight_bound(quantized) == (127 if cpu_has_vnni() else 64)
+
+
+def test_onnxruntime_recipe_for_a_cpu_without_vnni_agrees_with_fp32(
+    resnet18, calibration: CalibrationSet, held_out: torch.Tensor, fp32
+) -> None:
+    """The 7-bit recipe, made on whatever CPU runs the test: it must lose no more than the checks allow."""
+    if not cpu_has_vnni():
+        pytest.skip("this CPU lacks VNNI: test_int8_agrees_with_fp32[onnxruntime] already runs this recipe")
+    seven_bit = quantize_model(resnet18.net, calibration.batches, engine="onnxruntime", vnni=False)
+    assert isinstance(seven_bit, OrtModel) and int8_weight_bound(seven_bit) == 64
+    assert_agrees(seven_bit, held_out, fp32)
+
+
+def test_pt2e_refuses_a_cpu_without_vnni(resnet18, calibration: CalibrationSet) -> None:
+    refused = "pt2e int8 engine needs a CPU with VNNI.*IMAGEBATCH_INT8_ENGINE=openvino"
+    with pytest.raises(Int8Unsupported, match=refused):
+        quantize_model(resnet18.net, calibration.batches, engine="pt2e", vnni=False)
 
 
 def test_any_batch_size_gives_the_same_rows(quantized: Int8Model, held_out: torch.Tensor) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from imagebatch.worker.modeltools.calibration import CalibrationSet, calibration_set
 from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class
-from imagebatch.worker.modeltools.int8_cache import META, cached_quantize
+from imagebatch.worker.modeltools.int8_cache import META, CacheKey, cached_quantize
 from tests.harness.photosets import calibration_photos
 
 
@@ -24,9 +24,9 @@ def quantize_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     engine = engine_class(DEFAULT_ENGINE)
     original = engine.quantize.__func__
 
-    def counting(cls, net, batches):
+    def counting(cls, net, batches, recipe):
         calls.append(cls.engine)
-        return original(cls, net, batches)
+        return original(cls, net, batches, recipe)
 
     monkeypatch.setattr(engine, "quantize", classmethod(counting))
     return calls
@@ -80,3 +80,10 @@ def test_damaged_entry_is_quantized_again(resnet18, calibration, quantize_calls,
     assert not again.hit and len(quantize_calls) == 2
     assert artefact.stat().st_size > 1000
     assert cached(resnet18, calibration, tmp_path).hit
+
+
+def test_the_recipe_is_part_of_the_key() -> None:
+    """One cache volume may serve workers on CPUs with and without VNNI, which ONNX Runtime quantizes differently."""
+    keys = [CacheKey.of("resnet18", "a" * 64, "onnxruntime", "b" * 64, {"reduce_range": r}) for r in (False, True)]
+    assert keys[0].entry_name() != keys[1].entry_name()
+    assert keys[1].as_json()["recipe"] == {"reduce_range": True}

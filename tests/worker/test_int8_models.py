@@ -30,6 +30,7 @@ def test_built_in_model_is_calibrated_on_the_sample_photos_and_recorded(int8_mod
     expected = calibration_set(write_sample_photos(tmp_path, 32), resnet18.transform)
     assert served.record() == {
         "int8_engine": "openvino",
+        "int8_recipe": {},
         "calibration_set": "imagebatch sample photos (worker/samples.py, first 32)",
         "calibration_sha256": expected.sha256,
         "calibration_images": 32,
@@ -73,3 +74,10 @@ def test_custom_model_without_a_calibration_sample_cannot_run_int8(int8_models, 
 def test_an_unknown_engine_stops_the_worker_at_start_up() -> None:
     with pytest.raises(ValueError, match="unknown int8 engine 'tflite'"):
         Int8Models("tflite", 32)
+
+
+def test_an_engine_that_refuses_the_cpu_fails_int8_jobs_saying_why(resnet18, tmp_path: Path) -> None:
+    without_vnni = Int8Models("pt2e", 32, cache_root=tmp_path, vnni=False)
+    with pytest.raises(ModelUnavailable, match="cannot run int8: the pt2e int8 engine needs a CPU with VNNI"):
+        without_vnni.get(resnet18)
+    assert not any(tmp_path.iterdir())  # nothing was quantized

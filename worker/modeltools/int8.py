@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from imagebatch.worker.modeltools.int8_engine import Int8Model
+from imagebatch.worker.devices import cpu_has_vnni
+from imagebatch.worker.modeltools.int8_engine import Int8Model, Int8Unsupported, Recipe
 from imagebatch.worker.modeltools.int8_pt2e import Pt2eModel
 from imagebatch.worker.modeltools.int8_runtimes import OpenVinoModel, OrtModel
 
@@ -29,10 +30,25 @@ def engine_class(engine: str) -> type[Int8Model]:
         raise ValueError(f"unknown int8 engine {engine!r}: choose one of {', '.join(sorted(ENGINES))}") from None
 
 
+def engine_recipe(engine: str, vnni: bool | None = None) -> tuple[type[Int8Model], Recipe]:
+    """The engine and the recipe it quantizes with on this CPU (`vnni`: whether it has an int8 dot product,
+    detected when None); Int8Unsupported when the engine refuses such a CPU."""
+    cls = engine_class(engine)
+    vnni = cpu_has_vnni() if vnni is None else vnni
+    if reason := cls.refusal(vnni):
+        raise Int8Unsupported(reason)
+    return cls, cls.recipe(vnni)
+
+
 def quantize_model(
-    net: nn.Module, calibration_batches: Sequence[torch.Tensor], engine: str = DEFAULT_ENGINE
+    net: nn.Module,
+    calibration_batches: Sequence[torch.Tensor],
+    engine: str = DEFAULT_ENGINE,
+    vnni: bool | None = None,
 ) -> Int8Model:
-    """An int8 version of `net` calibrated on `calibration_batches` (float32 N×3×H×W, normalised)."""
+    """An int8 version of `net` calibrated on `calibration_batches` (float32 N×3×H×W, normalised), made
+    as for a CPU with (or without) VNNI: this one's when `vnni` is None."""
     if not calibration_batches:
         raise ValueError("int8 calibration needs at least one batch of images")
-    return engine_class(engine).quantize(net, calibration_batches)
+    cls, recipe = engine_recipe(engine, vnni)
+    return cls.quantize(net, calibration_batches, recipe)

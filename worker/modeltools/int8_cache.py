@@ -1,6 +1,6 @@
-"""On-disk cache of quantized models, keyed by weights, engine, calibration set and library versions.
+"""On-disk cache of quantized models, keyed by weights, engine, recipe, calibration set and library versions.
 
-Layout: <root>/<model>/<weights sha256[:16]>-<engine>-<calibration sha256[:16]>-<versions hash[:8]>/
+Layout: <root>/<model>/<weights sha256[:16]>-<engine>-<calibration sha256[:16]>-<recipe and versions hash[:8]>/
 holding the engine's artefact and meta.json (the full key). The root defaults to
 $TORCH_HOME/imagebatch-int8, beside the hub's weights, so every worker on a host (or sharing that
 volume) quantizes a model once. Entries are written to a temporary directory and renamed into place,
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from imagebatch.worker.modeltools.calibration import CalibrationSet
-from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class
-from imagebatch.worker.modeltools.int8_engine import Int8Model
+from imagebatch.worker.modeltools.int8 import DEFAULT_ENGINE, engine_class, engine_recipe
+from imagebatch.worker.modeltools.int8_engine import Int8Model, Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +59,20 @@ class CacheKey:
     engine: str
     calibration_sha256: str
     versions: tuple[tuple[str, str], ...]
+    recipe: tuple[tuple[str, bool], ...] = ()  # the engine's CPU-dependent settings (one cache may serve many CPUs)
     format: int = FORMAT
 
     @classmethod
-    def of(cls, model: str, weights_sha256: str, engine: str, calibration_sha256: str) -> "CacheKey":
-        return cls(model, weights_sha256, engine, calibration_sha256, tuple(sorted(library_versions(engine).items())))
+    def of(cls, model: str, weights_sha256: str, engine: str, calibration_sha256: str, recipe: Recipe) -> "CacheKey":
+        versions = tuple(sorted(library_versions(engine).items()))
+        return cls(model, weights_sha256, engine, calibration_sha256, versions, tuple(sorted(recipe.items())))
 
     def entry_name(self) -> str:
-        versions = hashlib.sha256(json.dumps([self.versions, self.format]).encode()).hexdigest()
+        versions = hashlib.sha256(json.dumps([self.versions, self.recipe, self.format]).encode()).hexdigest()
         return f"{self.weights_sha256[:16]}-{self.engine}-{self.calibration_sha256[:16]}-{versions[:8]}"
 
     def as_json(self) -> dict:
-        return asdict(self) | {"versions": dict(self.versions)}
+        return asdict(self) | {"versions": dict(self.versions), "recipe": dict(self.recipe)}
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class CachedModel:
     model: Int8Model
     path: Path  # the entry's directory
     hit: bool  # loaded from the cache rather than quantized now
+    recipe: Recipe  # what the engine quantized with on this CPU
 
 
 @contextmanager
@@ -121,19 +124,22 @@ def cached_quantize(
     weights_sha256: str,
     engine: str = DEFAULT_ENGINE,
     root: Path | None = None,
+    vnni: bool | None = None,
 ) -> CachedModel:
-    """The int8 model for (weights, engine, calibration): loaded from the cache, or quantized and stored."""
-    key = CacheKey.of(model_name, weights_sha256, engine, calibration.sha256)
+    """The int8 model for (weights, engine, calibration) on this CPU: loaded from the cache, or quantized and
+    stored; Int8Unsupported when the engine refuses this CPU (`vnni`: whether it has VNNI, detected when None)."""
+    cls, recipe = engine_recipe(engine, vnni)
+    key = CacheKey.of(model_name, weights_sha256, engine, calibration.sha256, recipe)
     entry = (root or default_root()) / model_name / key.entry_name()
     with _locked(entry.with_name(entry.name + ".lock")):
         if entry.is_dir() and (model := _load(key, entry)) is not None:
             logger.info("int8 %s for %s loaded from %s", engine, model_name, entry)
-            return CachedModel(model, entry, hit=True)
+            return CachedModel(model, entry, hit=True, recipe=recipe)
         started = time.perf_counter()
-        model = engine_class(engine).quantize(net, calibration.batches)
+        model = cls.quantize(net, calibration.batches, recipe)
         seconds = time.perf_counter() - started
         _store(
             key, model, entry, {"quantize_seconds": round(seconds, 2), "calibration_images": list(calibration.sources)}
         )
         logger.info("quantized %s with %s in %.1fs; cached in %s", model_name, engine, seconds, entry)
-        return CachedModel(model, entry, hit=False)
+        return CachedModel(model, entry, hit=False, recipe=recipe)

@@ -14,6 +14,11 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096
 Outputs = tuple[torch.Tensor, torch.Tensor]
+Recipe = dict[str, bool]  # an engine's settings that depend on the CPU: in the cache key and the job's record
+
+
+class Int8Unsupported(ValueError):
+    """This engine will not quantize for this CPU; the message says why and what to use instead."""
 
 
 class Int8Model(ABC):
@@ -27,9 +32,19 @@ class Int8Model(ABC):
     artefact: ClassVar[str]  # file name of the saved model inside a cache entry's directory
 
     @classmethod
+    def recipe(cls, vnni: bool) -> Recipe:
+        """The settings this engine quantizes with for a CPU with (or without) an int8 dot product."""
+        return {}
+
+    @classmethod
+    def refusal(cls, vnni: bool) -> str | None:
+        """Why this engine must not serve int8 on such a CPU, or None."""
+        return None
+
+    @classmethod
     @abstractmethod
-    def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor]) -> "Int8Model":
-        """Calibrate on `batches` and convert `net` (left unchanged)."""
+    def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor], recipe: Recipe) -> "Int8Model":
+        """Calibrate on `batches` and convert `net` (left unchanged) with `recipe` (from recipe())."""
 
     @classmethod
     @abstractmethod

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imagebatch.worker.modeltools.int8_engine import Int8Model, Outputs, batch_dim, plain_copy
+from imagebatch.worker.modeltools.int8_engine import Int8Model, Outputs, Recipe, batch_dim, plain_copy
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,19 @@ class Pt2eModel(Int8Model):
         self.runner = torch._inductor.aoti_load_package(str(package))
 
     @classmethod
-    def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor]) -> "Pt2eModel":
+    def refusal(cls, vnni: bool) -> str | None:
+        if vnni:
+            return None
+        # Measured on an AVX2-only EPYC: top-1 moved on a clearly decided photo with the quantizer's
+        # full-range weights and with its reduce_range ones alike.
+        return (
+            "the pt2e int8 engine needs a CPU with VNNI (avx512_vnni, avx_vnni or amx) and this one has none: "
+            "without it oneDNN's uint8 x int8 products saturate and int8 results drift from fp32; "
+            "set IMAGEBATCH_INT8_ENGINE=openvino, which corrects for that"
+        )
+
+    @classmethod
+    def quantize(cls, net: nn.Module, batches: Sequence[torch.Tensor], recipe: Recipe) -> "Pt2eModel":
         program = pt2e_program(net, batches)
         with tempfile.TemporaryDirectory() as tmp:
             package = Path(tmp) / cls.artefact

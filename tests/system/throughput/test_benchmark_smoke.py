@@ -1,4 +1,4 @@
-"""The benchmark end to end at a tiny size (int8 service, bf16 offline script): every pipeline measured,
+"""The benchmark end to end at a tiny size (int8 service, bf16 or fp32 offline script): every pipeline measured,
 the JSON complete and consistent."""
 
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imagebatch.worker.devices import cpu_has_native_bf16
 from tests.conftest import REPO
 from tests.harness.services import ADMIN_PG_URL, DB_SUFFIX, clean_env, libpq_url
 
@@ -62,7 +63,11 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
     assert result["ceiling_e2e_over_seed_loop"] == pytest.approx(
         result["decode_forward_ceiling_img_s"] / result["seed_loop_img_s"]
     )
-    assert (result["precision_resolved"], result["offline_precision"]) == ("int8", "bf16")
+    # The int8 service's baseline runs at bf16 where the CPU computes it natively; elsewhere bf16 is emulated
+    # (the offline script ran 4.75 img/s on an AVX2-only EPYC, below even the fp32 one-image loop's 23.8) and a
+    # competent user runs fp32.
+    best_float = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert (result["precision_resolved"], result["offline_precision"]) == ("int8", best_float)
     assert result["reproducibility"]["int8_engine"] == "openvino"
     assert result["random_weights"] is False  # it used the weights it was given
     assert result["job_state"] == "completed" and result["job_counts"]["succeeded"] == 16
