@@ -53,9 +53,8 @@ def cpu_has_vnni() -> bool:
     """AVX-512 VNNI, AVX-VNNI or AMX: an int8 dot-product instruction. Without one, x86 int8 kernels
     multiply uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit pairwise sums saturate
     (full-range weights lose accuracy there)."""
-    if getattr(torch.cpu, "_is_vnni_supported", lambda: False)() or torch.cpu._is_amx_tile_supported():
-        return True
-    return "avx_vnni" in _cpu_flags()
+    checks = ("_is_vnni_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks) or "avx_vnni" in _cpu_flags()
 
 
 def _cpu_flags() -> set[str]:

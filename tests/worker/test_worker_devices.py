@@ -1,9 +1,11 @@
 """Device and precision selection for every branch, with hardware capabilities written by hand."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from imagebatch.worker.devices import Capabilities, Precision, resolve_device, resolve_precision
+from imagebatch.worker.devices import Capabilities, Precision, cpu_has_vnni, resolve_device, resolve_precision
 
 CPU_PLAIN = Capabilities(cuda=False, cpu_bf16=False)
 CPU_BF16 = Capabilities(cuda=False, cpu_bf16=True)
@@ -77,3 +79,11 @@ def test_autocast_contexts_match_the_resolved_precision() -> None:
     with Precision("fp32", "fp32", "cpu").autocast():
         assert (x @ x).dtype == torch.float32
     assert Precision("auto", "fp16", "cuda").dtype == torch.float16
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
+def test_vnni_detection_agrees_with_the_cpu_flags() -> None:
+    """torch's checks and the kernel's flag list, read independently here, tell the same story."""
+    text = Path("/proc/cpuinfo").read_text()
+    flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
+    assert cpu_has_vnni() == bool(flags & {"avx512_vnni", "avx_vnni", "amx_tile", "amx_int8"})
