@@ -101,15 +101,11 @@ def service_model(ctx: "WorkerContext", o: BenchOptions):
 def offline_precision(ctx: "WorkerContext", o: BenchOptions, model):
     from imagebatch.worker.devices import resolve_precision
 
-    requested = o.offline_precision or (_best_float(ctx) if o.precision == "int8" else o.precision)
+    # An int8 service's baseline is the best float precision, which is what `auto` resolves to on a CPU: bf16
+    # (issue 12) where the CPU computes it natively, else fp32 (bf16 autocast is emulated there: the offline
+    # script ran 4.75 img/s at bf16 on an AVX2-only EPYC, below even the one-image fp32 loop's 23.8).
+    requested = o.offline_precision or ("auto" if o.precision == "int8" else o.precision)
     return resolve_precision(requested, model.device, ctx.capabilities)
-
-
-def _best_float(ctx: "WorkerContext") -> str:
-    """The float precision a competent user would run the int8 job's baseline at: bf16 (issue 12) where the
-    CPU computes it natively, else fp32 (bf16 autocast is emulated there: the offline script ran 4.75 img/s
-    at bf16 on an AVX2-only EPYC, below even the one-image fp32 loop's 23.8)."""
-    return "bf16" if ctx.capabilities.cpu_bf16 else "fp32"
 
 
 def int8_maker(ctx: "WorkerContext", model, precision):

@@ -93,7 +93,12 @@ class WorkerContext:
             split=split,
             models=ModelRegistry(device, plan),
             custom_models=CustomModelCache(device, plan, settings.CUSTOM_MODEL_CACHE),
-            int8=Int8Models(settings.INT8_ENGINE, settings.INT8_CALIBRATION_IMAGES, streams=split.forward_slots),
+            int8=Int8Models(
+                settings.INT8_ENGINE,
+                settings.INT8_CALIBRATION_IMAGES,
+                streams=split.forward_slots,
+                vnni=capabilities.cpu_vnni,
+            ),
             gate=ForwardGate(split.forward_slots),
             fetcher=fetcher,
             decode_pool=pool,

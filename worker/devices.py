@@ -19,6 +19,7 @@ class Capabilities:
     cuda: bool
     cuda_bf16: bool = False
     cpu_bf16: bool = False
+    cpu_vnni: bool = False  # an int8 dot product: the int8 engines' recipe, or refusal, depends on it
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def detect_capabilities() -> Capabilities:
         cuda=cuda,
         cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
         cpu_bf16=cpu_has_native_bf16(),
+        cpu_vnni=cpu_has_vnni(),
     )
 
 
