@@ -135,48 +135,69 @@ def decode_beside_forward(
     precision: Precision,
     batch_size: int,
     make_net: Callable[[int], Forward] | None = None,
+    min_forwards: int = 3,
+    max_seconds: float = 600.0,
 ) -> dict[str, float]:
     """Decode on one thread while forwards run on another (one torch thread each): the two rates when both
     cores are busy, as in the service, against decode_only and the model bound measured each alone.
 
-    Each rate is taken over the same wall-clock window. Their loaded ceiling, `cores / (1/decode +
-    1/forward)` per image, is what any pipeline could reach here while the two stages share the machine.
+    The decode thread goes through `paths` at least once and then round again until at least
+    `min_forwards` forwards have ended inside its window, however slow a forward is next to a
+    decode (TimeoutError after `max_seconds`). The decode rate is over that window; the forward
+    rate is taken between the first and the last forward ending inside it (whole forwards only).
+    Their loaded ceiling, `cores / (1/decode + 1/forward)` per image, is what any pipeline could
+    reach here while the two stages share the machine.
     """
+    if min_forwards < 2:
+        raise ValueError("a forward rate needs at least two forwards ending in the window")
     decode = ctx.decoder(model, "fast")
     x = torch.randn(batch_size, 3, 224, 224).to(memory_format=torch.channels_last)
-    stop, forwards = threading.Event(), [0]
+    stop = threading.Event()
+    ended: list[float] = []  # perf_counter() at the end of each forward
+    failed: list[BaseException] = []
 
     def run_forwards() -> None:
-        with torch.inference_mode(), precision.autocast():
-            while not stop.is_set():
-                net(x)
-                forwards[0] += 1
+        try:
+            with torch.inference_mode(), precision.autocast():
+                while not stop.is_set():
+                    net(x)
+                    ended.append(time.perf_counter())
+        except BaseException as exc:  # handed to the decode thread, which would otherwise wait for ever
+            failed.append(exc)
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)
+    runner = threading.Thread(target=run_forwards, daemon=True)  # a stuck forward must not hold the process
     try:
         net = make_net(1) if make_net else model.inference_net  # built on one thread (the int8 runtimes read it)
         with torch.inference_mode(), precision.autocast():
             net(x)  # warm-up
-        runner = threading.Thread(target=run_forwards)
         runner.start()
-        t0 = time.perf_counter()
-        for path in paths:
-            outcome = ctx.reader.read_image(f"file:{path}", decode)
+        t0, decoded = time.perf_counter(), 0
+        while decoded < len(paths) or sum(t > t0 for t in ended) < min_forwards:
+            if failed:
+                raise RuntimeError("the forward thread failed") from failed[0]
+            if time.perf_counter() - t0 > max_seconds:
+                raise TimeoutError(f"{len(ended)} forward(s) ended in {max_seconds:.0f}s of decoding; is one stuck?")
+            outcome = ctx.reader.read_image(f"file:{paths[decoded % len(paths)]}", decode)
             assert isinstance(outcome, DecodedImage), outcome
-        decoded_s = time.perf_counter() - t0
-        done_at_decode_end = forwards[0]
-        stop.set()
-        runner.join()
+            decoded += 1
+        t1 = time.perf_counter()
     finally:
+        stop.set()
+        if runner.is_alive():
+            runner.join(timeout=max_seconds)
         torch.set_num_threads(threads_before)
-    decode_rate = _rate(len(paths), decoded_s)
-    forward_rate = _rate(done_at_decode_end * batch_size, decoded_s)
+    inside = [t for t in ended if t0 < t <= t1]
+    decode_rate = _rate(decoded, t1 - t0)
+    forward_rate = _rate((len(inside) - 1) * batch_size, inside[-1] - inside[0])
     cores = os.cpu_count() or 1
     return {
         "decode_img_s": decode_rate,
         "forward_img_s": forward_rate,
         "ceiling_img_s": cores / (1 / decode_rate + 1 / forward_rate),
+        "decoded": decoded,
+        "forwards": len(inside),
     }
 
 

@@ -63,6 +63,10 @@ def test_tiny_benchmark_run_writes_every_figure(tmp_path: Path, torch_home: Path
     assert result["ceiling_e2e_over_seed_loop"] == pytest.approx(
         result["decode_forward_ceiling_img_s"] / result["seed_loop_img_s"]
     )
+    # Both cores busy: whole forwards inside the decode window, even where one int8 forward outlasts every decode.
+    busy = result["both_busy"]
+    assert busy["forwards"] >= 3 and busy["decoded"] >= 32, busy
+    assert busy["ceiling_img_s"] == pytest.approx(cores / (1 / busy["decode_img_s"] + 1 / busy["forward_img_s"]))
     # The int8 service's baseline runs at bf16 where the CPU computes it natively; elsewhere bf16 is emulated
     # (the offline script ran 4.75 img/s on an AVX2-only EPYC, below even the fp32 one-image loop's 23.8) and a
     # competent user runs fp32.
