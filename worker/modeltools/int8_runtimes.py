@@ -6,9 +6,9 @@ import io
 import logging
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import onnx
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def _numpy(batch: torch.Tensor) -> np.ndarray:
     return batch.detach().to(torch.float32).contiguous().numpy()
@@ -32,6 +34,33 @@ def _export_fp32(net: nn.Module, batches: Sequence[torch.Tensor], directory: Pat
     path = directory / "fp32.onnx"
     onnx.save_model(onnx_model(net, int(batches[0].shape[-1])), str(path))
     return path
+
+
+class FirstCallAlone:
+    """Runs the first call through it alone in the process; later calls run side by side.
+
+    OpenVINO's Python binding (pybind11) sets up its numpy support on the first array it converts,
+    inside a function-local static whose guard a thread keeps while it waits for the GIL: two threads
+    converting their first arrays at once can each hold what the other waits for, and the whole
+    process freezes with them (seen in a worker whose two chunks entered their first int8 forward
+    together: no chunk, heartbeat or consumer ran again). After one call has run to the end, that
+    set-up is done.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def run(self, call: Callable[[], T]) -> T:
+        if self._done.is_set():
+            return call()
+        with self._lock:  # the waiting threads hold no binding state, only this lock
+            result = call()
+            self._done.set()
+            return result
+
+
+_OPENVINO_FIRST_CALL = FirstCallAlone()
 
 
 @functools.cache
@@ -187,6 +216,10 @@ class OpenVinoModel(Int8Model):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        result = request.infer(_numpy(x))
-        # Copies: the request reuses its output buffers on the next call.
-        return torch.from_numpy(result[0].copy()), torch.from_numpy(result[1].copy())
+
+        def infer() -> Outputs:
+            result = request.infer(_numpy(x))
+            # Copies: the request reuses its output buffers on the next call.
+            return torch.from_numpy(result[0].copy()), torch.from_numpy(result[1].copy())
+
+        return _OPENVINO_FIRST_CALL.run(infer)
