@@ -26,6 +26,7 @@ class SweepReport:
     timed_out: int = 0
     enqueued_jobs: list[str] = field(default_factory=list)
     sent: list[Chunk] = field(default_factory=list)
+    dead_workers: int = 0  # heartbeat rows of silent workers removed
 
 
 def _stale_chunks(session: Session, cutoff: datetime) -> list[Chunk]:
@@ -84,7 +85,8 @@ def enqueue_abandoned(*, session: Session, now: datetime, grace: float) -> tuple
 
 
 def requeue_orphans(*, session: Session, now: datetime, idle: float, queue_empty: Callable[[str], bool]) -> list[Chunk]:
-    """Pending chunks of jobs idle for `idle` seconds while their model's queue is empty.
+    """Pending chunks of jobs idle for `idle` seconds while their model's queue is empty
+    (`idle` 0: of every active job, as when a worker was just found dead).
 
     Covers chunk messages lost outside the database: a broker without persistence, a message
     fetched by a worker that hung or died before claiming it, or one fetched just as Redis went
@@ -117,8 +119,9 @@ def requeue_orphans(*, session: Session, now: datetime, idle: float, queue_empty
             continue
         resent = resent_chunks(job_id, model, total, size, pending)
         chunks += resent
+        why = f"idle {idle:.0f}s" if idle else "a worker died"
         logger.warning(
-            "job %s: idle %.0fs with pending images and an empty queue; resent %d chunk(s)", job_id, idle, len(resent)
+            "job %s: pending images behind an empty queue (%s); resent %d chunk(s)", job_id, why, len(resent)
         )
     return chunks
 
@@ -138,7 +141,11 @@ def sweep(
     """One pass of every check in the caller's transaction; the chunks to resend go out in one batch.
 
     `dead_after`: rows held by a worker whose heartbeat is older than that many seconds are
-    requeued (None: only the deadline applies).
+    requeued (None: only the deadline applies). A pass that finds such a worker dead does not wait
+    `orphan_after` either: the messages it had fetched but not claimed yet are lost with it on a
+    broker that never redelivers them (the embedded SQLite one) or come back only after the
+    visibility timeout (Redis), so every pending chunk behind an empty queue is resent at once (a
+    duplicate of a message a live worker still holds finds its rows claimed and does nothing).
 
     The chunks are sent before the caller commits: a send that succeeds with a commit that fails only
     duplicates a message, which claims make harmless; a send that fails rolls the pass back.
@@ -148,14 +155,15 @@ def sweep(
     if dead_after is not None:  # chunks of workers whose heartbeat stopped, long before their deadline
         cutoff = dead_cutoff(now, dead_after)
         dead, timed_out = requeue_dead_claims(session=session, cutoff=cutoff, max_attempts=max_attempts)
-        forget_dead_workers(session=session, cutoff=cutoff)
+        report.dead_workers = forget_dead_workers(session=session, cutoff=cutoff)
         report.timed_out += timed_out
         report.sent += dead
         report.requeued += [(chunk.job_id, chunk.start, chunk.stop) for chunk in dead]
     report.enqueued_jobs, abandoned = enqueue_abandoned(session=session, now=now, grace=grace)
     report.sent += abandoned
     if queue_empty is not None:
-        orphans = requeue_orphans(session=session, now=now, idle=orphan_after, queue_empty=queue_empty)
+        idle = 0.0 if report.dead_workers else orphan_after
+        orphans = requeue_orphans(session=session, now=now, idle=idle, queue_empty=queue_empty)
         report.sent += orphans
         report.requeued += [(chunk.job_id, chunk.start, chunk.stop) for chunk in orphans]
     finalize_idle_jobs(session=session)

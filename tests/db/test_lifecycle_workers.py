@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from imagebatch.core.chunks import Chunk
@@ -25,7 +26,7 @@ def _beat(db, worker: str, ago: float = 0) -> None:
 
 
 def _sweep(db, sent: list, **options) -> lifecycle.SweepReport:
-    options = {"deadline": 900, "max_attempts": 3, "grace": 30, "orphan_after": 600, "dead_after": DEAD_AFTER}
+    options = {"deadline": 900, "max_attempts": 3, "grace": 30, "orphan_after": 600, "dead_after": DEAD_AFTER} | options
     with db.begin() as session:
         return lifecycle.sweep(session=session, send=sent.extend, **options)
 
@@ -61,6 +62,35 @@ def test_a_silent_workers_chunk_is_requeued_and_a_live_ones_is_left(db):
     # A second sweep finds nothing: exactly one sweeper wins each row.
     again: list = []
     _sweep(db, again)
+    assert again == []
+
+
+def _enqueued(db, job_id: str) -> None:
+    with db.begin() as session:
+        assert lifecycle.mark_enqueued(session=session, job_id=job_id, now=utcnow() - timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("queue_empty", [True, False])
+def test_a_dead_worker_has_pending_chunks_behind_an_empty_queue_resent_without_waiting(db, queue_empty):
+    # The job runs on a live worker (claimed a moment ago, so not idle); rows 4-8 are pending, their
+    # message fetched by the worker that then died before claiming them.
+    add_job(db, "j", total=12)
+    _enqueued(db, "j")
+    _beat(db, "dead", ago=DEAD_AFTER + 5)
+    _beat(db, "alive")
+    _claim(db, "j", 0, 4, "alive")
+    sent: list = []
+    report = _sweep(db, sent, queue_empty=lambda model: queue_empty)
+    assert report.dead_workers == 1 and _workers(db) == ["alive"]
+    if queue_empty:
+        assert sent == [Chunk("j", "resnet18", 4, 8, 0), Chunk("j", "resnet18", 8, 12, 0)]
+        assert report.requeued == [("j", 4, 8), ("j", 8, 12)]
+    else:  # a message may still wait in the queue for those rows: the idle rule decides later
+        assert sent == []
+    assert statuses(db, "j") == ["running"] * 4 + ["pending"] * 8
+    # Without a death the same job is left to the idle rule (orphan_after): nothing is resent.
+    again: list = []
+    assert _sweep(db, again, queue_empty=lambda model: True).dead_workers == 0
     assert again == []
 
 

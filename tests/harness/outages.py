@@ -93,7 +93,7 @@ def redis_loses_a_message(setup: Setup, database_url: str, images: int = 32, orp
         outcome.notes["dropped_chunk"] = json.loads(dropped)["headers"]["argsrepr"] if dropped else None
         stack.start_worker("resnet18")
         finish(outcome, stack, client, database_url, job_id, timeout=120)
-        outcome.notes["resends"] = stack.logs("worker0", tail=None).count("and an empty queue; resent")
+        outcome.notes["resends"] = stack.logs("worker0", tail=None).count("behind an empty queue (")
     outcome.seconds = time.monotonic() - began
     return outcome
 
