@@ -16,7 +16,7 @@ from imagebatch.worker.modeltools.int8_runtimes import OpenVinoModel, openvino_c
 def main(model_xml: str, threads: int) -> int:
     torch.set_num_threads(1)
     model = OpenVinoModel(openvino_core().read_model(model_xml), streams=2)
-    model.compiled  # compiled before the race: only the first conversions run side by side
+    assert model.compiled is not None  # compiled before the race: only the first conversions run side by side
     start, finished = threading.Barrier(threads), []
     batch = torch.randn(2, 3, 16, 16)
 
