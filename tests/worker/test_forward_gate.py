@@ -7,6 +7,7 @@ import time
 import pytest
 
 from imagebatch.worker.prefetch import CpuSplit, ForwardGate, cpu_split
+from tests.harness.occupancy import Occupancy
 
 
 def test_forwards_never_overlap_and_waiters_are_counted() -> None:
@@ -60,25 +61,19 @@ def test_a_failing_forward_releases_the_gate() -> None:
 
 def test_a_gate_with_two_slots_lets_two_forwards_run_at_once() -> None:
     gate = ForwardGate(slots=2)
-    inside, peak, lock = [0], [0], threading.Lock()
-    start = threading.Barrier(4)
+    occupancy, start = Occupancy(), threading.Barrier(4)
 
     def chunk() -> None:
         start.wait()
         with gate.turn():
-            with lock:
-                inside[0] += 1
-                peak[0] = max(peak[0], inside[0])
-            time.sleep(0.1)
-            with lock:
-                inside[0] -= 1
+            occupancy.stay(0.1)
 
     threads = [threading.Thread(target=chunk) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert peak[0] == 2 and gate.stats.max_inside == 2  # two at once, never three
+    assert occupancy.peak == 2 and gate.stats.max_inside == 2  # two at once, never three
     assert gate.stats.turns == 4 and gate.stats.waiting == 0
 
 

@@ -2,8 +2,6 @@
 
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import pytest
 import torch
 
 from imagebatch.worker.modeltools.int8_runtimes import FirstCallAlone
+from tests.harness.occupancy import Occupancy
 from tests.harness.services import clean_env
 from tests.worker.conftest import REPO
 
@@ -57,25 +56,19 @@ def test_first_openvino_calls_from_many_threads_at_once_all_return(tmp_path: Pat
 
 def test_the_first_call_runs_alone_and_later_ones_side_by_side() -> None:
     first_call = FirstCallAlone()
-    inside, most = [0], [0]
-    lock = threading.Lock()
+    occupancy = Occupancy()
 
     def call() -> int:
-        with lock:
-            inside[0] += 1
-            most[0] = max(most[0], inside[0])
-        time.sleep(0.2)
-        with lock:
-            inside[0] -= 1
+        occupancy.stay(0.2)
         return 7
 
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda _: first_call.run(call), range(4))) == [7] * 4
-    assert most[0] < 4  # the first ran alone, so never all four inside at once
-    most[0] = 0
+    assert occupancy.peak < 4  # the first ran alone, so never all four inside at once
+    occupancy.peak = 0
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda _: first_call.run(call), range(4))) == [7] * 4
-    assert most[0] == 4  # afterwards nothing holds them apart
+    assert occupancy.peak == 4  # afterwards nothing holds them apart
 
 
 def test_a_first_call_that_fails_leaves_the_next_one_first() -> None:
