@@ -44,6 +44,17 @@ def checkpoint_sha256(torch_home: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in checkpoints.glob("*.pth")}
 
 
+@pytest.fixture(scope="package")
+def worker_ctx():
+    """A worker context on the CPU from this process's settings, as worker.main builds one."""
+    from imagebatch.core.config import settings
+    from imagebatch.worker.context import WorkerContext
+
+    ctx = WorkerContext.build(settings, device="cpu")
+    yield ctx
+    ctx.close()
+
+
 @pytest.fixture(scope="session")
 def resnet18(torch_home: Path):
     """The worker's own loaded resnet18 on the CPU, read through torchvision from torch_home."""

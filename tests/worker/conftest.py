@@ -16,7 +16,6 @@ from PIL import Image
 from skimage import data as skdata
 
 from imagebatch.core.catalog import MODELS
-from imagebatch.core.config import settings
 from imagebatch.worker.context import WorkerContext
 from imagebatch.worker.reader import Reader
 from tests.harness.services import clean_env, private_redis, scratch_database
@@ -27,14 +26,6 @@ PG_SCRATCH_DB = "imagebatch_worker_test"
 REDIS_DB = 12  # this test area's own Redis database
 
 ORIENTATION = 0x0112
-
-
-@pytest.fixture(scope="package")
-def worker_ctx() -> Iterator[WorkerContext]:
-    """A worker context on the CPU from this process's settings, as worker.main builds one."""
-    ctx = WorkerContext.build(settings, device="cpu")
-    yield ctx
-    ctx.close()
 
 
 @pytest.fixture(scope="package")
